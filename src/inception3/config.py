@@ -1,0 +1,91 @@
+"""Every constant of the original recipe, named once, with where it came from.
+
+Sources, abbreviated below:
+  [model]  tensorflow/models inception/inception/slim/inception_model.py (the original trainer's net)
+  [slim]   tensorflow/models research/slim/nets/inception_v3.py (TF-Slim, the end-point names)
+  [train]  inception/inception/inception_train.py
+  [imgp]   inception/inception/image_processing.py
+  [inc]    inception/inception/inception_model.py (losses, moving averages)
+  [dist]   inception/inception/inception_distributed_train.py
+  [build]  inception/inception/data/build_image_data.py
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- model ---------------------------------------------------------------------------------
+IMAGE_SIZE = 299  # [imgp] FLAGS.image_size
+MIN_IMAGE_SIZE = 75  # [slim] smallest input the network's VALID convolutions accept
+CONV_INIT_STD = 0.1  # [model] arg_scope(ops.conv2d, stddev=0.1); truncated at 2 std
+AUX_CONV_INIT_STD = 0.01  # [model] aux_logits conv 768, stddev=0.01
+AUX_LOGITS_INIT_STD = 0.001  # [model] aux_logits fc, stddev=0.001
+LOGITS_INIT_STD = 0.01  # [model] logits fc, ops.fc's default stddev=0.01
+TRUNCATION_STDS = 2.0  # tf.truncated_normal re-draws values beyond 2 std
+BATCH_NORM_DECAY = 0.9997  # [inc] BATCHNORM_MOVING_AVERAGE_DECAY
+BATCH_NORM_EPSILON = 0.001  # [model] batch_norm_params epsilon
+DROPOUT_KEEP_PROB = 0.8  # [model] inception_v3(dropout_keep_prob=0.8)
+MIN_DEPTH = 16  # [slim] inception_v3(min_depth=16)
+DEPTH_MULTIPLIER = 1.0  # [slim] inception_v3(depth_multiplier=1.0)
+NUM_CLASSES = 1000  # ImageNet; the original used 1001 with class 0 as background
+
+# --- loss ----------------------------------------------------------------------------------
+LABEL_SMOOTHING = 0.1  # [inc] loss(): label_smoothing=0.1
+AUX_LOSS_WEIGHT = 0.4  # [inc] loss(): aux logits weight=0.4
+WEIGHT_DECAY = 0.00004  # [model] arg_scope([ops.conv2d, ops.fc], weight_decay=0.00004)
+
+# --- optimizer and schedule ---------------------------------------------------------------
+RMSPROP_DECAY = 0.9  # [train] RMSPROP_DECAY
+RMSPROP_MOMENTUM = 0.9  # [train] RMSPROP_MOMENTUM
+RMSPROP_EPSILON = 1.0  # [train] RMSPROP_EPSILON
+INITIAL_LEARNING_RATE = 0.1  # [train] FLAGS.initial_learning_rate
+NUM_EPOCHS_PER_DECAY = 30.0  # [train] FLAGS.num_epochs_per_decay
+LEARNING_RATE_DECAY_FACTOR = 0.16  # [train] FLAGS.learning_rate_decay_factor
+DIST_INITIAL_LEARNING_RATE = 0.045  # [dist] FLAGS.initial_learning_rate
+DIST_NUM_EPOCHS_PER_DECAY = 2.0  # [dist] FLAGS.num_epochs_per_decay
+DIST_LEARNING_RATE_DECAY_FACTOR = 0.94  # [dist] FLAGS.learning_rate_decay_factor
+FINE_TUNE_LEARNING_RATE = 0.001  # inception README, flowers fine-tuning example
+BATCH_SIZE = 32  # [train] FLAGS.batch_size (global, split across towers)
+MAX_STEPS = 10_000_000  # [train] FLAGS.max_steps
+
+# --- moving averages -----------------------------------------------------------------------
+MOVING_AVERAGE_DECAY = 0.9999  # [inc] MOVING_AVERAGE_DECAY, with num_updates=global_step
+
+# --- input pipeline ------------------------------------------------------------------------
+MIN_OBJECT_COVERED = 0.1  # [imgp] distort_image: min_object_covered=0.1
+ASPECT_RATIO_RANGE = (0.75, 1.33)  # [imgp] aspect_ratio_range
+AREA_RANGE = (0.05, 1.0)  # [imgp] area_range
+MAX_CROP_ATTEMPTS = 100  # [imgp] max_attempts
+BRIGHTNESS_MAX_DELTA = 32.0 / 255.0  # [imgp] distort_color
+SATURATION_RANGE = (0.5, 1.5)  # [imgp] distort_color
+HUE_MAX_DELTA = 0.2  # [imgp] distort_color
+CONTRAST_RANGE = (0.5, 1.5)  # [imgp] distort_color
+EVAL_CENTRAL_FRACTION = 0.875  # [imgp] eval_image: central_crop(0.875)
+INPUT_QUEUE_MEMORY_FACTOR = 16  # [imgp] shuffle buffer ~ 16 x 1024 examples
+SHUFFLE_BUFFER = 1024 * INPUT_QUEUE_MEMORY_FACTOR  # [imgp] min_queue_examples
+
+# --- dataset build -------------------------------------------------------------------------
+TRAIN_SHARDS = 1024  # [build] FLAGS.train_shards (ImageNet)
+VALIDATION_SHARDS = 128  # [build] FLAGS.validation_shards (ImageNet)
+LABEL_OFFSET_TF = 1  # [build] label index 0 is the unused background class
+
+# --- logging and evaluation ----------------------------------------------------------------
+LOG_EVERY_STEPS = 10  # [train] `if step % 10 == 0`: the loss line
+SUMMARY_EVERY_STEPS = 100  # [train] `if step % 100 == 0`: summaries
+CHECKPOINT_EVERY_STEPS = 5000  # [train] `if step % 5000 == 0`: checkpoint
+EVAL_INTERVAL_SECS = 300  # inception_eval.py FLAGS.eval_interval_secs
+TOP_K = 5  # inception_eval.py: recall @ 5
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's shape: what must match between a checkpoint and the model that loads it."""
+
+    num_classes: int = NUM_CLASSES
+    aux_logits: bool = True
+    dropout_keep_prob: float = DROPOUT_KEEP_PROB
+    depth_multiplier: float = DEPTH_MULTIPLIER
+    min_depth: int = MIN_DEPTH
+    image_size: int = IMAGE_SIZE
+    batch_norm_decay: float = BATCH_NORM_DECAY
+    batch_norm_epsilon: float = BATCH_NORM_EPSILON
