@@ -1,0 +1,239 @@
+"""Records -> batches of uint8 images: decoding and cropping in CPU worker processes.
+
+Which records form each batch is planned in the main process from (seed, epoch) alone; workers
+only decode. The random crop of a record is drawn from a generator seeded by (seed, epoch,
+record number), and `torch.utils.data.DataLoader` returns batches in plan order, so the batches
+are the same for any number of workers, and `state_dict()` — the count of records this rank has
+consumed — is all it takes to resume exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+from google.protobuf.message import DecodeError
+from torch.utils.data import DataLoader
+
+from inception3.data.augment import crop_and_resize, eval_image, open_image, sample_distorted_box
+from inception3.data.dataset import DatasetInfo, SplitRecords, epoch_order, rank_records
+from inception3.data.example import ImageRecord
+from inception3.data.records import CorruptRecordError, corrupt_record
+from inception3.errors import Inception3Error
+
+_LOADER_STATE_KEYS = ("position", "seed", "world_size", "records", "skipped_records")
+
+
+@dataclass
+class Batch:
+    """Images cropped and resized but not yet distorted, with their 0-based labels."""
+
+    images: torch.Tensor  # uint8 [B, 3, S, S]
+    labels: torch.Tensor  # int64 [B]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One batch to decode: record numbers and the epoch each was drawn in (for its crop seed)."""
+
+    records: np.ndarray
+    epochs: np.ndarray
+
+
+class _BatchDecoder:
+    """Decodes a `_Job` into (images, labels, skipped, error); runs in the loader's workers.
+
+    Errors travel back as text rather than exceptions so that the main process raises one
+    Inception3Error with a one-line message, whatever the worker count.
+    """
+
+    def __init__(self, records: SplitRecords, info: DatasetInfo, image_size: int, *, train: bool,
+                 seed: int, skip_corrupt: bool) -> None:
+        self.records = records
+        self.image_size = image_size
+        self.label_offset = info.label_offset
+        self.num_classes = info.num_classes
+        self.train = train
+        self.seed = seed
+        self.skip_corrupt = skip_corrupt
+
+    def __getitem__(self, job: _Job) -> tuple[torch.Tensor, torch.Tensor, int, str | None]:
+        images, labels, skipped = [], [], 0
+        for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
+            try:
+                image, label = self._decode(record, epoch)
+            except CorruptRecordError as error:
+                if not self.skip_corrupt:
+                    return torch.empty(0), torch.empty(0), skipped, str(error)
+                skipped += 1
+                continue
+            except Inception3Error as error:
+                return torch.empty(0), torch.empty(0), skipped, str(error)
+            images.append(image)
+            labels.append(label)
+        size = self.image_size
+        stacked = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
+        return stacked, torch.tensor(labels, dtype=torch.int64), skipped, None
+
+    def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
+        file, index = self.records.locate(record)
+        data = file.read(index)
+        try:
+            parsed = ImageRecord.parse(data)
+        except (DecodeError, KeyError, IndexError, ValueError) as error:
+            raise corrupt_record(file.path, index, f"not an image Example: {error!r}") from error
+        label = parsed.label - self.label_offset
+        if not 0 <= label < self.num_classes:
+            raise Inception3Error(
+                f"{file.path}: record {index} has label {parsed.label}, outside the {self.num_classes} "
+                f"classes with label offset {self.label_offset}; check the dataset's label offset "
+                "(`inception3 inspect` shows the label range)")
+        try:
+            image = open_image(parsed.encoded)
+            if self.train:
+                rng = np.random.default_rng([self.seed, epoch, record])
+                box = sample_distorted_box(image.size[1], image.size[0], parsed.boxes, rng)
+                return crop_and_resize(image, box, self.image_size), label
+            return eval_image(image, self.image_size), label
+        except (OSError, PIL.UnidentifiedImageError, ValueError, SyntaxError) as error:
+            raise corrupt_record(file.path, index, f"image does not decode: {error}") from error
+
+
+def _unwrap(item: tuple) -> tuple:
+    return item
+
+
+def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int) -> DataLoader:
+    return DataLoader(decoder, batch_size=None, sampler=jobs, num_workers=num_workers, collate_fn=_unwrap)
+
+
+def _check_rank(rank: int, world_size: int, batch_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise Inception3Error(f"rank {rank} is not within world size {world_size}")
+    if batch_size < 1:
+        raise Inception3Error(f"batch size {batch_size} per rank must be at least 1")
+
+
+class _TrainPlan:
+    """The infinite sequence of training jobs of one rank, starting at record `position`."""
+
+    def __init__(self, shard_sizes: np.ndarray, seed: int, rank: int, world_size: int, batch_size: int,
+                 position: int) -> None:
+        self.shard_sizes, self.seed, self.rank, self.world_size = shard_sizes, seed, rank, world_size
+        self.batch_size, self.position = batch_size, position
+        self.per_rank = int(shard_sizes.sum()) // world_size
+
+    def epoch_records(self, epoch: int) -> np.ndarray:
+        return rank_records(epoch_order(self.shard_sizes, self.seed, epoch), self.rank, self.world_size)
+
+    def __iter__(self) -> Iterator[_Job]:
+        position = self.position
+        epoch = position // self.per_rank
+        current = self.epoch_records(epoch)
+        while True:
+            records, epochs = [], []
+            needed = self.batch_size
+            while needed:
+                start = position - epoch * self.per_rank
+                if start == self.per_rank:
+                    epoch += 1
+                    current = self.epoch_records(epoch)
+                    continue
+                take = current[start:start + needed]
+                records.append(take)
+                epochs.append(np.full(len(take), epoch, dtype=np.int64))
+                position += len(take)
+                needed -= len(take)
+            yield _Job(np.concatenate(records), np.concatenate(epochs))
+
+
+class TrainLoader:
+    """Infinite batches of randomly cropped training images for one rank, epoch after epoch.
+
+    Each epoch every rank takes every `world_size`-th record of the shuffled order (so the ranks
+    never overlap); batches run on across epoch boundaries. With `skip_corrupt`, corrupt records
+    are left out of their batch (which is then shorter) and counted in `skipped_records`.
+    """
+
+    def __init__(self, info: DatasetInfo, batch_size: int, image_size: int, *, split: str = "train",
+                 rank: int = 0, world_size: int = 1, seed: int = 0, num_workers: int = 2,
+                 skip_corrupt: bool = False) -> None:
+        _check_rank(rank, world_size, batch_size)
+        self.info, self.batch_size, self.image_size = info, batch_size, image_size
+        self.rank, self.world_size, self.seed, self.num_workers = rank, world_size, seed, num_workers
+        self.records = SplitRecords(info.data_dir, split)
+        if len(self.records) < world_size:
+            raise Inception3Error(f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
+                                  f"by {world_size} ranks")
+        self.decoder = _BatchDecoder(self.records, info, image_size, train=True, seed=seed,
+                                     skip_corrupt=skip_corrupt)
+        self.position = 0
+        self.skipped_records = 0
+
+    @property
+    def epoch(self) -> float:
+        """Epochs completed so far by this rank, fractional."""
+        return self.position / (len(self.records) // self.world_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        plan = _TrainPlan(self.records.shard_sizes, self.seed, self.rank, self.world_size, self.batch_size,
+                          self.position)
+        for images, labels, skipped, error in _data_loader(self.decoder, plan, self.num_workers):
+            if error is not None:
+                raise Inception3Error(error)
+            self.position += self.batch_size
+            self.skipped_records += skipped
+            if len(labels):
+                yield Batch(images, labels)
+
+    def state_dict(self) -> dict:
+        """The exact position (plain ints): records consumed by this rank, and what it depends on."""
+        return {"position": self.position, "seed": self.seed, "world_size": self.world_size,
+                "records": len(self.records), "skipped_records": self.skipped_records}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict()`; the seed, world size and dataset size must be the same."""
+        missing = [key for key in _LOADER_STATE_KEYS if key not in state]
+        if missing:
+            raise Inception3Error(f"loader state lacks {', '.join(missing)}; it is not a TrainLoader state")
+        mine = self.state_dict()
+        for key in ("seed", "world_size", "records"):
+            if int(state[key]) != mine[key]:
+                raise Inception3Error(f"cannot resume the data position: it was saved with "
+                                      f"{key}={state[key]}, this run has {key}={mine[key]}")
+        self.position = int(state["position"])
+        self.skipped_records = int(state["skipped_records"])
+
+
+class EvalLoader:
+    """One pass over a split: rank r takes records r, r + world_size, ...; every record once overall.
+
+    Images get the evaluation crop (central 0.875, bilinear resize); the last batch may be short.
+    """
+
+    def __init__(self, info: DatasetInfo, batch_size: int, image_size: int, *, split: str = "validation",
+                 rank: int = 0, world_size: int = 1, num_workers: int = 2) -> None:
+        _check_rank(rank, world_size, batch_size)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.records = SplitRecords(info.data_dir, split)
+        self.decoder = _BatchDecoder(self.records, info, image_size, train=False, seed=0, skip_corrupt=False)
+        self.mine = np.arange(rank, len(self.records), world_size, dtype=np.int64)
+
+    @property
+    def num_examples(self) -> int:
+        """Records this rank evaluates."""
+        return len(self.mine)
+
+    def __len__(self) -> int:
+        return -(-len(self.mine) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        chunks = [self.mine[i:i + self.batch_size] for i in range(0, len(self.mine), self.batch_size)]
+        jobs = [_Job(chunk, np.zeros(len(chunk), dtype=np.int64)) for chunk in chunks]
+        for images, labels, _, error in _data_loader(self.decoder, jobs, self.num_workers):
+            if error is not None:
+                raise Inception3Error(error)
+            yield Batch(images, labels)

@@ -1,0 +1,149 @@
+"""TFRecord files: framing with masked CRC-32C, checked on every read, and an index of offsets.
+
+A TFRecord file is a sequence of records, each
+    uint64 length (little-endian) | uint32 masked_crc32c(length) | data | uint32 masked_crc32c(data)
+exactly as TensorFlow's `tf.io.TFRecordWriter` writes it (no compression).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import google_crc32c
+import numpy as np
+
+from inception3.errors import Inception3Error
+
+_HEADER = struct.Struct("<QI")
+_FOOTER = struct.Struct("<I")
+_MASK_DELTA = 0xA282EAD8
+
+
+class CorruptRecordError(Inception3Error):
+    """A record whose framing, checksum or contents are wrong, or a file cut short."""
+
+
+def corrupt_record(path: Path | str, index: int, what: str) -> CorruptRecordError:
+    """The error for record `index` of shard `path`, in one line that says what to do."""
+    return CorruptRecordError(f"{path}: record {index} is corrupt ({what}); rebuild or replace this shard, "
+                              "or pass skip_corrupt to skip and count such records")
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C rotated right by 15 bits plus a constant, modulo 2**32."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame(data: bytes) -> bytes:
+    """One record's bytes on disk: header, data, footer."""
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", masked_crc32c(length)) + data + _FOOTER.pack(masked_crc32c(data))
+
+
+def write_records(path: Path, records: Iterable[bytes]) -> int:
+    """Write records to `path` atomically (temporary file, fsync, rename); returns how many."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    with open(tmp, "wb") as f:
+        for data in records:
+            f.write(frame(data))
+            count += 1
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+def _read_record(f: BinaryIO, path: Path | str, index: int, check_crc: bool) -> bytes | None:
+    """Read the record at the file's position; None at a clean end of file."""
+    header = f.read(_HEADER.size)
+    if not header:
+        return None
+    if len(header) < _HEADER.size:
+        raise corrupt_record(path, index, "file ends inside a record header")
+    length, length_crc = _HEADER.unpack(header)
+    if check_crc and masked_crc32c(header[:8]) != length_crc:
+        raise corrupt_record(path, index, "length checksum mismatch")
+    body = f.read(length + _FOOTER.size)
+    if len(body) < length + _FOOTER.size:
+        raise corrupt_record(path, index, "file ends inside a record")
+    data = body[:length]
+    if check_crc and masked_crc32c(data) != _FOOTER.unpack(body[length:])[0]:
+        raise corrupt_record(path, index, "data checksum mismatch")
+    return data
+
+
+def iter_records(path: Path, *, check_crc: bool = True) -> Iterator[bytes]:
+    """Every record of a TFRecord file, in order; CorruptRecordError names the first bad one."""
+    with open(path, "rb") as f:
+        index = 0
+        while (data := _read_record(f, path, index, check_crc)) is not None:
+            yield data
+            index += 1
+
+
+def index_records(path: Path) -> np.ndarray:
+    """Byte offsets of every record in a file (int64), found by reading only the headers.
+
+    Checks each length's checksum and that the file ends exactly after the last record, so a
+    truncated shard is reported here, before training starts.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    offsets: list[int] = []
+    with open(path, "rb") as f:
+        offset = 0
+        while offset < size:
+            f.seek(offset)
+            header = f.read(_HEADER.size)
+            index = len(offsets)
+            if len(header) < _HEADER.size:
+                raise corrupt_record(path, index, "file ends inside a record header")
+            length, length_crc = _HEADER.unpack(header)
+            if masked_crc32c(header[:8]) != length_crc:
+                raise corrupt_record(path, index, "length checksum mismatch")
+            end = offset + _HEADER.size + length + _FOOTER.size
+            if end > size:
+                raise corrupt_record(path, index, "file ends inside a record")
+            offsets.append(offset)
+            offset = end
+    return np.asarray(offsets, dtype=np.int64)
+
+
+class RecordFile:
+    """Random access to the records of one TFRecord file by index, given its offsets."""
+
+    def __init__(self, path: Path, offsets: np.ndarray | None = None) -> None:
+        self.path = Path(path)
+        self.offsets = index_records(self.path) if offsets is None else offsets
+        self._file: BinaryIO | None = None
+        self._pid = 0  # the process that opened _file: a forked worker must not share its position
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def read(self, index: int, *, check_crc: bool = True) -> bytes:
+        """The data of record `index`, checksums checked; CorruptRecordError when it is damaged."""
+        if self._file is None or self._pid != os.getpid():
+            self._file = open(self.path, "rb")  # noqa: SIM115 - kept open across reads, closed in close()
+            self._pid = os.getpid()
+        self._file.seek(int(self.offsets[index]))
+        data = _read_record(self._file, self.path, index, check_crc)
+        if data is None:
+            raise corrupt_record(self.path, index, "file ends before the record")
+        return data
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict:
+        """Pickle without the open file, so a RecordFile can be sent to loader worker processes."""
+        return {"path": self.path, "offsets": self.offsets, "_file": None, "_pid": 0}
