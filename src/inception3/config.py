@@ -68,6 +68,8 @@ SHUFFLE_BUFFER = 1024 * INPUT_QUEUE_MEMORY_FACTOR  # [imgp] min_queue_examples
 TRAIN_SHARDS = 1024  # [build] FLAGS.train_shards (ImageNet)
 VALIDATION_SHARDS = 128  # [build] FLAGS.validation_shards (ImageNet)
 LABEL_OFFSET_TF = 1  # [build] label index 0 is the unused background class
+BUILD_SHUFFLE_SEED = 12345  # [build] random.seed(12345) before shuffling the file list
+REENCODE_JPEG_QUALITY = 100  # [build] ImageCoder: tf.image.encode_jpeg(quality=100) for PNG/CMYK
 
 # --- logging and evaluation ----------------------------------------------------------------
 LOG_EVERY_STEPS = 10  # [train] `if step % 10 == 0`: the loss line
