@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from inception3.errors import Inception3Error
 
@@ -31,7 +32,70 @@ def _version() -> str:
     return f"inception3 {__version__}"
 
 
-_COMMANDS: list = []
+def _add_build(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "build", help="convert class folders of images into sharded TFRecord files",
+        description="Convert a folder of class sub-folders into TFRecord shards of tf.train.Example "
+                    "(the original's keys, readable by TensorFlow) plus dataset.json. Images that are not "
+                    "RGB JPEG are converted; unreadable ones are skipped and listed. Each shard appears "
+                    "atomically; re-running an interrupted build keeps the complete shards.")
+    parser.add_argument("--train-dir", type=Path, required=True,
+                        help="folder with one sub-folder of images per class")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--validation-dir", type=Path, help="validation images, same class sub-folders")
+    group.add_argument("--validation-fraction", type=float,
+                       help="hold out this fraction of the (shuffled) training images for validation")
+    parser.add_argument("--output-dir", type=Path, required=True, help="where the shards are written")
+    parser.add_argument("--labels-file", type=Path,
+                        help="class folder names, one per line, in label order "
+                             "(default: the sorted folder names)")
+    parser.add_argument("--train-shards", type=int,
+                        help="number of training shards (default: 1 per 1024 images)")
+    parser.add_argument("--validation-shards", type=int,
+                        help="number of validation shards (default: 1 per 1024 images)")
+    parser.add_argument("--workers", type=int, help="processes converting images (default: all cores)")
+    parser.add_argument("--bounding-boxes", type=Path, metavar="CSV|XML_DIR",
+                        help="CSV 'filename,xmin,ymin,xmax,ymax' (fractions of the image size) or "
+                             "ImageNet's folder of XML annotations")
+    parser.add_argument("--label-offset", type=int, choices=(0, 1), default=0,
+                        help="0: store 0-based labels (default); 1: the original's 1-based labels "
+                             "(0 = background), recorded in dataset.json either way")
+    parser.set_defaults(run=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from inception3.data.build import build_dataset
+
+    report = build_dataset(args.train_dir, args.output_dir, validation_dir=args.validation_dir,
+                           validation_fraction=args.validation_fraction, labels_file=args.labels_file,
+                           train_shards=args.train_shards, validation_shards=args.validation_shards,
+                           workers=args.workers, bounding_boxes=args.bounding_boxes,
+                           label_offset=args.label_offset)
+    print(report.summary())
+    return 0
+
+
+def _add_inspect(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "inspect", help="summarise a shard directory (ours or TensorFlow-built); --verify checks it",
+        description="Records per split and shard, the label range and the label offset in use, bounding "
+                    "boxes and image sizes. --verify checks every CRC and decodes every image, listing bad "
+                    "records by shard and index. Exit code 1 when problems are found.")
+    parser.add_argument("data_dir", type=Path, metavar="DIR", help="directory holding the shards")
+    parser.add_argument("--verify", action="store_true", help="check every checksum and decode every image")
+    parser.add_argument("--limit", type=int, help="read at most this many records per split")
+    parser.set_defaults(run=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from inception3.data.inspect import format_inspection, inspect_dataset
+
+    report = inspect_dataset(args.data_dir, verify=args.verify, limit=args.limit)
+    print(format_inspection(report))
+    return 1 if report.problems else 0
+
+
+_COMMANDS: list = [_add_build, _add_inspect]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

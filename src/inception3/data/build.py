@@ -1,0 +1,339 @@
+"""Image folders -> sharded TFRecord files of tf.train.Example, plus `dataset.json`.
+
+As the original `build_image_data.py`: classes are the labels file's lines or the sorted
+sub-folder names, the file list is shuffled with a fixed seed and cut into contiguous shards.
+Unlike it: labels are stored with a recorded offset (0-based by default), every image is checked
+and converted to RGB JPEG where needed, unreadable files are skipped and reported rather than
+killing the build, each shard appears atomically, and re-running an interrupted build keeps the
+shards already complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import Value
+from pathlib import Path
+
+from tqdm import tqdm
+
+from inception3.config import BUILD_SHUFFLE_SEED
+from inception3.data.augment import Box
+from inception3.data.boxes import read_bounding_boxes
+from inception3.data.dataset import DATASET_FORMAT, DATASET_JSON, shard_name
+from inception3.data.example import ImageRecord
+from inception3.data.images import BadImageError, prepare_image
+from inception3.data.records import write_records
+from inception3.errors import Inception3Error
+
+RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
+STATE_DIR = ".inception3-build"  # per-shard results of an unfinished build; removed when it completes
+
+
+@dataclass(frozen=True)
+class _ShardTask:
+    path: Path
+    state_path: Path
+    files: tuple[tuple[str, int, str], ...]  # (file path, stored label, class name)
+    boxes: dict[str, tuple[Box, ...]]
+
+
+@dataclass
+class ShardResult:
+    """What went into one shard; kept beside an unfinished build so a re-run need not redo it."""
+
+    name: str
+    records: int = 0
+    boxes: int = 0
+    heights: list[int] = field(default_factory=list)
+    widths: list[int] = field(default_factory=list)
+    converted: list[tuple[str, str]] = field(default_factory=list)  # (file, what it was)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+
+
+@dataclass
+class BuildReport:
+    """The outcome of a build: records per split, converted and skipped files, reused shards."""
+
+    output_dir: Path
+    records: dict[str, int]
+    shards: dict[str, int]
+    converted: list[tuple[str, str]]
+    skipped: list[tuple[str, str]]
+    reused_shards: int
+    seconds: float
+
+    def summary(self) -> str:
+        """What `inception3 build` prints: counts, then every converted and skipped file."""
+        splits = ", ".join(f"{n} {split} records in {self.shards[split]} shards"
+                           for split, n in self.records.items())
+        lines = [f"wrote {splits} to {self.output_dir} in {self.seconds:.1f} s"
+                 + (f" ({self.reused_shards} shards kept from an earlier run)" if self.reused_shards else "")]
+        if self.converted:
+            lines.append(f"converted {len(self.converted)} images to RGB JPEG:")
+            lines += [f"  {file} (was {what})" for file, what in self.converted]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable images:")
+            lines += [f"  {file}: {why}" for file, why in self.skipped]
+        return "\n".join(lines)
+
+
+_progress = None  # a worker process's handle on the parent's image counter, for the progress bar
+
+
+def _init_worker(counter) -> None:
+    global _progress
+    _progress = counter
+
+
+def _write_shard(task: _ShardTask) -> ShardResult:
+    """Check, convert and write the images of one shard; bad files are listed, never fatal."""
+    result = ShardResult(task.path.name)
+
+    def records():
+        for file, label, class_name in task.files:
+            try:
+                image = prepare_image(Path(file))
+            except BadImageError as error:
+                result.skipped.append((file, str(error)))
+            else:
+                boxes = task.boxes.get(Path(file).stem, ())
+                result.records += 1
+                result.boxes += len(boxes)
+                result.heights.append(image.height)
+                result.widths.append(image.width)
+                if image.converted_from:
+                    result.converted.append((file, image.converted_from))
+                yield ImageRecord(encoded=image.jpeg, label=label, height=image.height, width=image.width,
+                                  filename=Path(file).name, text=class_name, synset=class_name,
+                                  boxes=boxes).serialize()
+            if _progress is not None:
+                with _progress.get_lock():
+                    _progress.value += 1
+
+    write_records(task.path, records())
+    _atomic_write_text(task.state_path, json.dumps(asdict(result)))
+    return result
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _class_names(train_dir: Path, labels_file: Path | None) -> list[str]:
+    if labels_file is not None:
+        if not Path(labels_file).is_file():
+            raise Inception3Error(f"{labels_file}: no such labels file; it lists one class folder name "
+                                  "per line")
+        names = [line.strip() for line in Path(labels_file).read_text().splitlines() if line.strip()]
+        if len(set(names)) != len(names):
+            raise Inception3Error(f"{labels_file}: a class is listed twice")
+    else:
+        names = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise Inception3Error(f"{train_dir}: no class sub-folders; put each class's images in its own folder")
+    return names
+
+
+def _list_files(image_dir: Path, class_names: list[str], label_offset: int) -> list[tuple[str, int, str]]:
+    if not image_dir.is_dir():
+        raise Inception3Error(f"{image_dir}: no such directory of class folders")
+    files = []
+    for label, name in enumerate(class_names):
+        folder = image_dir / name
+        if not folder.is_dir():
+            raise Inception3Error(f"{folder}: class '{name}' has no folder; fix the labels file or the "
+                                  "folders")
+        files += [(str(p), label + label_offset, name) for p in sorted(folder.iterdir())
+                  if p.is_file() and not p.name.startswith(".")]
+    return files
+
+
+def _plan(train_dir: Path, validation_dir: Path | None, validation_fraction: float | None,
+          class_names: list[str], label_offset: int) -> dict[str, list[tuple[str, int, str]]]:
+    """Files per split, shuffled with the original's fixed seed."""
+    files = _list_files(train_dir, class_names, label_offset)
+    if not files:
+        raise Inception3Error(f"{train_dir}: the class folders hold no files")
+    random.Random(BUILD_SHUFFLE_SEED).shuffle(files)
+    splits = {"train": files}
+    if validation_dir is not None:
+        validation = _list_files(Path(validation_dir), class_names, label_offset)
+        random.Random(BUILD_SHUFFLE_SEED).shuffle(validation)
+        splits["validation"] = validation
+    elif validation_fraction:
+        if not 0.0 < validation_fraction < 1.0:
+            raise Inception3Error(f"--validation-fraction {validation_fraction} must be between 0 and 1")
+        held_out = max(1, round(len(files) * validation_fraction))
+        splits = {"train": files[held_out:], "validation": files[:held_out]}
+    return splits
+
+
+def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | None = None,
+                  validation_fraction: float | None = None, labels_file: Path | None = None,
+                  train_shards: int | None = None, validation_shards: int | None = None,
+                  workers: int | None = None, bounding_boxes: Path | None = None,
+                  label_offset: int = 0, progress: bool | None = None) -> BuildReport:
+    """Convert class folders into shards and `dataset.json` in `output_dir`; see the module doc.
+
+    `train_shards` / `validation_shards` default to one shard per `RECORDS_PER_SHARD` files;
+    `workers` (processes) defaults to all cores; `label_offset` 1 writes the original's 1-based
+    labels. `progress` None shows a progress bar only on a terminal.
+    """
+    start = time.monotonic()
+    train_dir, output_dir = Path(train_dir), Path(output_dir)
+    if validation_dir is not None and validation_fraction is not None:
+        raise Inception3Error("give either --validation-dir or --validation-fraction, not both")
+    if label_offset not in (0, 1):
+        raise Inception3Error(f"label offset {label_offset} must be 0 (0-based) or 1 (TensorFlow's 1-based)")
+    if not train_dir.is_dir():
+        raise Inception3Error(f"{train_dir}: no such directory of class folders")
+    class_names = _class_names(train_dir, labels_file)
+    splits = _plan(train_dir, validation_dir, validation_fraction, class_names, label_offset)
+    boxes = read_bounding_boxes(bounding_boxes) if bounding_boxes is not None else {}
+    wanted = {"train": train_shards, "validation": validation_shards}
+    shard_counts = {}
+    for split, files in splits.items():
+        count = wanted[split] or max(1, math.ceil(len(files) / RECORDS_PER_SHARD))
+        if count < 1:
+            raise Inception3Error(f"--{split}-shards {count} must be at least 1")
+        shard_counts[split] = count
+
+    fingerprint = hashlib.sha256(json.dumps(
+        [splits, shard_counts, sorted(boxes.items())], sort_keys=True).encode()).hexdigest()
+    state_dir = output_dir / STATE_DIR
+    if _check_output(output_dir, state_dir, fingerprint):
+        return _completed_report(output_dir, time.monotonic() - start)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(state_dir / "plan.json", json.dumps({"fingerprint": fingerprint}))
+
+    tasks, results = [], {}
+    for split, files in splits.items():
+        n = shard_counts[split]
+        bounds = [round(i * len(files) / n) for i in range(n + 1)]
+        for i in range(n):
+            name = shard_name(split, i, n)
+            state_path = state_dir / f"{name}.json"
+            if (output_dir / name).exists() and state_path.exists():
+                results[name] = ShardResult(**json.loads(state_path.read_text()))
+                continue
+            chunk = tuple(files[bounds[i]:bounds[i + 1]])
+            stems = [Path(f).stem for f, _, _ in chunk]
+            tasks.append(_ShardTask(output_dir / name, state_path, chunk,
+                                    {stem: boxes[stem] for stem in stems if stem in boxes}))
+    reused = len(results)
+    for result in _run_tasks(tasks, workers or len(os.sched_getaffinity(0)), progress):
+        results[result.name] = result
+
+    report = _write_dataset_json(output_dir, class_names, label_offset, splits, shard_counts, results, {
+        "fingerprint": fingerprint, "train_dir": str(train_dir),
+        "validation_dir": str(validation_dir) if validation_dir is not None else None,
+        "validation_fraction": validation_fraction,
+        "labels_file": str(labels_file) if labels_file is not None else None,
+        "bounding_boxes": str(bounding_boxes) if bounding_boxes is not None else None,
+        "shuffle_seed": BUILD_SHUFFLE_SEED, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    shutil.rmtree(state_dir)
+    report.reused_shards = reused
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
+    """True when this exact build is already complete; an unfinished one of the same plan is resumed.
+
+    Raises Inception3Error rather than mix with, or overwrite, another build's files.
+    """
+    plan_path = state_dir / "plan.json"
+    if plan_path.exists():
+        if json.loads(plan_path.read_text()).get("fingerprint") != fingerprint:
+            raise Inception3Error(f"{output_dir}: holds an unfinished build of other images or shard counts; "
+                                  "use an empty --output-dir, or repeat the original command to finish it")
+        return False
+    meta_path = output_dir / DATASET_JSON
+    if meta_path.exists():
+        if json.loads(meta_path.read_text()).get("build", {}).get("fingerprint") == fingerprint:
+            return True
+        raise Inception3Error(f"{output_dir}: already holds a dataset built from other images or shard "
+                              f"counts ({DATASET_JSON}); use an empty --output-dir")
+    if output_dir.exists() and any(output_dir.glob("*-of-*")):
+        raise Inception3Error(f"{output_dir}: already holds shards; use an empty --output-dir")
+    return False
+
+
+def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):
+    """Write the shards, `workers` processes at a time, with an images/s progress bar."""
+    total = sum(len(t.files) for t in tasks)
+    disable = not sys.stderr.isatty() if progress is None else not progress
+    with tqdm(total=total, unit="img", desc="build", disable=disable) as bar:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                result = _write_shard(task)
+                bar.update(result.records + len(result.skipped))
+                yield result
+            return
+        counter = Value("q", 0)
+        with ProcessPoolExecutor(min(workers, len(tasks)), initializer=_init_worker,
+                                 initargs=(counter,)) as pool:
+            pending = {pool.submit(_write_shard, task) for task in tasks}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                bar.update(counter.value - bar.n)
+                for future in done:
+                    yield future.result()
+            bar.update(counter.value - bar.n)
+
+
+def _write_dataset_json(output_dir: Path, class_names: list[str], label_offset: int,
+                        splits: dict[str, list], shard_counts: dict[str, int],
+                        results: dict[str, ShardResult], build: dict) -> BuildReport:
+    meta_splits, converted, skipped = {}, [], []
+    for split in splits:
+        names = [shard_name(split, i, shard_counts[split]) for i in range(shard_counts[split])]
+        shard_results = [results[name] for name in names]
+        heights = [h for r in shard_results for h in r.heights]
+        widths = [w for r in shard_results for w in r.widths]
+        meta_splits[split] = {
+            "records": sum(r.records for r in shard_results),
+            "shards": {r.name: r.records for r in shard_results},
+            "bounding_boxes": sum(r.boxes for r in shard_results),
+            "image_height": _stats(heights), "image_width": _stats(widths),
+        }
+        converted += [tuple(c) for r in shard_results for c in r.converted]
+        skipped += [tuple(s) for r in shard_results for s in r.skipped]
+    build["converted"] = [{"file": f, "was": what} for f, what in converted]
+    build["skipped"] = [{"file": f, "reason": why} for f, why in skipped]
+    meta = {"format": DATASET_FORMAT, "class_names": class_names, "label_offset": label_offset,
+            "splits": meta_splits, "build": build}
+    _atomic_write_text(output_dir / DATASET_JSON, json.dumps(meta, indent=1) + "\n")
+    return BuildReport(output_dir, {s: m["records"] for s, m in meta_splits.items()}, dict(shard_counts),
+                       converted, skipped, 0, 0.0)
+
+
+def _completed_report(output_dir: Path, seconds: float) -> BuildReport:
+    """The report of a build found complete: every shard kept, nothing converted again."""
+    meta = json.loads((output_dir / DATASET_JSON).read_text())
+    splits = meta["splits"]
+    converted = [(c["file"], c["was"]) for c in meta["build"]["converted"]]
+    skipped = [(c["file"], c["reason"]) for c in meta["build"]["skipped"]]
+    return BuildReport(output_dir, {s: m["records"] for s, m in splits.items()},
+                       {s: len(m["shards"]) for s, m in splits.items()}, converted, skipped,
+                       sum(len(m["shards"]) for m in splits.values()), seconds)
+
+
+def _stats(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"min": 0, "max": 0, "mean": 0.0}
+    return {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 1)}
