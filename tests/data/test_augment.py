@@ -1,0 +1,140 @@
+"""The preprocessing ops: the crop sampler's rules, the eval crop, the batched colour distortion."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from inception3.data.augment import (
+    adjust_contrast,
+    adjust_saturation_hue,
+    central_crop,
+    crop_and_resize,
+    distort_batch,
+    eval_image,
+    open_image,
+    sample_distorted_box,
+    scale_to_unit,
+)
+
+
+def _boxes(height, width, boxes, draws=2000, seed=0, **options):
+    rng = np.random.default_rng(seed)
+    return np.array([sample_distorted_box(height, width, boxes, rng, **options) for _ in range(draws)])
+
+
+def test_sampled_crops_respect_area_and_aspect_ranges_and_stay_inside():
+    height, width = 375, 500
+    crops = _boxes(height, width, [])
+    top, left, h, w = crops.T
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + h <= height).all() and (left + w <= width).all()
+    area = h * w / (height * width)
+    sampled = area < 1.0  # the whole image is the fall-back and also a legal full-area draw
+    assert area.min() >= 0.05 - 1e-9 and area.max() <= 1.0
+    aspect = w[sampled] / h[sampled]
+    # lrint rounding of the width moves the ratio by at most half a pixel over the height
+    assert aspect.min() >= 0.75 - 0.5 / h[sampled].min() and aspect.max() <= 1.33 + 0.5 / h[sampled].min()
+    assert sampled.mean() > 0.9, "most draws succeed at the first attempts"
+    assert 0.3 < area.mean() < 0.7, "areas spread over the range"
+
+
+def test_every_crop_covers_at_least_a_tenth_of_the_object():
+    height, width = 300, 400
+    box = (0.1, 0.7, 0.3, 0.9)  # ymin, xmin, ymax, xmax: a 60x80 object in the top-right
+    oy0, ox0, oy1, ox1 = 30, 280, 90, 360
+    crops = _boxes(height, width, [box], draws=1000)
+    top, left, h, w = crops.T
+    inter = (np.clip(np.minimum(left + w, ox1) - np.maximum(left, ox0), 0, None)
+             * np.clip(np.minimum(top + h, oy1) - np.maximum(top, oy0), 0, None))
+    assert (inter / ((oy1 - oy0) * (ox1 - ox0)) >= 0.1).all()
+    assert (left + w / 2).mean() > width / 2, "crops are pulled towards the object"
+
+
+def test_impossible_constraints_fall_back_to_the_whole_image():
+    crops = _boxes(200, 200, [(0.0, 0.0, 1.0, 1.0)], draws=20, min_object_covered=0.9,
+                   area_range=(0.05, 0.1))
+    assert (crops == [0, 0, 200, 200]).all()
+
+
+def test_sampler_is_a_function_of_its_generator():
+    first = _boxes(100, 150, [], draws=50, seed=3)
+    assert (first == _boxes(100, 150, [], draws=50, seed=3)).all()
+    assert (first != _boxes(100, 150, [], draws=50, seed=4)).any()
+
+
+def test_eval_crop_equals_hand_computed_reference():
+    image = torch.arange(3 * 32 * 32, dtype=torch.int64).reshape(3, 32, 32) % 251
+    image = image.to(torch.uint8)
+    cropped = central_crop(image)
+    assert cropped.shape == (3, 28, 28)  # margin 32 // 16 = 2 pixels a side
+    assert torch.equal(cropped, image[:, 2:30, 2:30])
+    # Halving with half-pixel centres samples between pixel pairs: the mean of each 2x2 block,
+    # rounded half to even.
+    blocks = cropped.numpy().astype(np.float64).reshape(3, 14, 2, 14, 2).mean(axis=(2, 4))
+    reference = torch.from_numpy(np.round(blocks).astype(np.uint8))
+    assert torch.equal(eval_image(image, 14), reference)
+    pil = PIL.Image.fromarray(image.permute(1, 2, 0).numpy())
+    assert torch.equal(eval_image(pil, 14), reference)
+
+
+def test_tf_central_crop_margins_for_odd_sizes():
+    image = torch.zeros(3, 299, 250, dtype=torch.uint8)
+    assert central_crop(image).shape == (3, 299 - 2 * 18, 250 - 2 * 15)
+
+
+def test_crop_and_resize_with_reduced_decoding_matches_full_decoding():
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 255, (30, 40, 3)), np.ones((40, 40, 1))).astype(np.uint8)  # 1200x1600
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(smooth).save(buffer, format="JPEG", quality=95)
+    box = (100, 200, 1000, 1200)  # top, left, height, width: 1000 px for 75 -> decoded at 1/8
+    fast = crop_and_resize(open_image(buffer.getvalue()), box, 75)
+    full = PIL.Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    slow = torch.from_numpy(np.array(full.resize((75, 75), PIL.Image.BILINEAR, box=(200, 100, 1400, 1100))))
+    assert fast.shape == (3, 75, 75) and fast.dtype == torch.uint8
+    assert (fast.float() - slow.permute(2, 0, 1).float()).abs().mean() < 4.0
+
+
+def test_scale_to_unit_maps_0_and_255_to_minus_one_and_one():
+    images = torch.tensor([0, 255, 51], dtype=torch.uint8).reshape(1, 3, 1, 1)
+    assert scale_to_unit(images).flatten().tolist() == pytest.approx([-1.0, 1.0, 51 / 127.5 - 1])
+
+
+def test_saturation_and_hue_follow_tensorflow_semantics():
+    red = torch.tensor([0.8, 0.2, 0.2]).reshape(1, 3, 1, 1)
+    one, zero = torch.ones(1), torch.zeros(1)
+    assert torch.allclose(adjust_saturation_hue(red, one, zero), red, atol=1e-6)
+    assert torch.allclose(adjust_saturation_hue(red, zero, zero).flatten(), torch.full((3,), 0.8))
+    green = adjust_saturation_hue(red, one, torch.tensor([1 / 3]))
+    assert torch.allclose(green.flatten(), torch.tensor([0.2, 0.8, 0.2]), atol=1e-5)
+    doubled = adjust_saturation_hue(red, torch.tensor([2.0]), zero)  # s 0.75 -> clipped to 1
+    assert torch.allclose(doubled.flatten(), torch.tensor([0.8, 0.0, 0.0]), atol=1e-6)
+
+
+def test_contrast_scales_around_each_channel_mean():
+    images = torch.tensor([0.2, 0.4, 0.6, 0.8]).reshape(1, 1, 2, 2).repeat(1, 3, 1, 1)
+    out = adjust_contrast(images, torch.tensor([0.5]))
+    assert torch.allclose(out[0, 0].flatten(), torch.tensor([0.35, 0.45, 0.55, 0.65]))
+
+
+def test_distort_batch_is_reproducible_bounded_and_distorts():
+    rng = np.random.default_rng(1)
+    images = torch.from_numpy(rng.integers(0, 256, (8, 3, 16, 16), dtype=np.uint8))
+    first = distort_batch(images, torch.Generator().manual_seed(5))
+    again = distort_batch(images, torch.Generator().manual_seed(5))
+    assert first.shape == (8, 3, 16, 16) and first.dtype == torch.float32
+    assert torch.equal(first, again)
+    assert first.min() >= -1.0 and first.max() <= 1.0
+    assert not torch.allclose(first, scale_to_unit(images), atol=0.05)
+
+
+def test_distort_batch_flips_about_half_the_images():
+    ramp = torch.arange(16, dtype=torch.uint8).mul(16).expand(64, 3, 16, 16).contiguous()
+    out = distort_batch(ramp, torch.Generator().manual_seed(0))
+    flipped = out[:, :, :, 0].mean(dim=(1, 2)) > out[:, :, :, -1].mean(dim=(1, 2))
+    assert 16 < int(flipped.sum()) < 48
