@@ -1,0 +1,178 @@
+"""`inception3 build`: folders -> shards and back, bad images, bounding boxes, resuming a crashed build."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+from imagefolders import CLASSES, make_folder, write_jpeg
+
+import inception3.data.build as build_module
+from inception3.cli import main
+from inception3.data.build import build_dataset
+from inception3.data.dataset import load_dataset_info, split_shards
+from inception3.data.example import ImageRecord
+from inception3.data.records import iter_records
+from inception3.errors import Inception3Error
+
+
+def _records(shard_dir, split):
+    return [ImageRecord.parse(data) for path in split_shards(shard_dir, split) for data in iter_records(path)]
+
+
+def test_folder_to_shards_gives_back_every_image_and_label(tmp_path):
+    made = make_folder(tmp_path / "images", per_class=3)
+    report = build_dataset(tmp_path / "images", tmp_path / "out", validation_fraction=0.34, train_shards=2,
+                           validation_shards=1, workers=2, progress=False)
+    assert report.records == {"train": 6, "validation": 3} and not report.skipped and not report.converted
+    records = _records(tmp_path / "out", "train") + _records(tmp_path / "out", "validation")
+    assert sorted(r.filename for r in records) == sorted(made)
+    for record in records:
+        name, _ = made[record.filename]
+        assert (record.label, record.text) == (CLASSES.index(name), name)
+        original = (tmp_path / "images" / name / record.filename).read_bytes()
+        assert record.encoded == original, "RGB JPEGs are stored as they were"
+        with PIL.Image.open(io.BytesIO(record.encoded)) as image:
+            assert image.size == (record.width, record.height)
+    meta = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert meta["splits"]["train"]["shards"] == {"train-00000-of-00002": 3, "train-00001-of-00002": 3}
+    assert meta["label_offset"] == 0 and meta["class_names"] == list(CLASSES)
+    assert load_dataset_info(tmp_path / "out").split_sizes == {"train": 6, "validation": 3}
+
+
+def test_labels_file_sets_the_class_order_and_offset_1_writes_1_based_labels(tmp_path):
+    make_folder(tmp_path / "images", per_class=1)
+    (tmp_path / "labels.txt").write_text("cat\nant\nbee\n")
+    build_dataset(tmp_path / "images", tmp_path / "out", labels_file=tmp_path / "labels.txt", workers=1,
+                  label_offset=1, progress=False)
+    labels = {r.text: r.label for r in _records(tmp_path / "out", "train")}
+    assert labels == {"cat": 1, "ant": 2, "bee": 3}
+    assert load_dataset_info(tmp_path / "out").label_offset == 1
+
+
+def _bad_image_corpus(root):
+    """One file of every kind the original met, plus the ones that cannot be read at all."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    folder = root / "odd"
+    folder.mkdir(parents=True)
+    PIL.Image.fromarray(pixels).convert("CMYK").save(folder / "cmyk.jpg", format="JPEG")
+    PIL.Image.fromarray(pixels).save(folder / "png_in_disguise.jpg", format="PNG")
+    PIL.Image.fromarray(pixels).convert("L").save(folder / "grey.jpg", format="JPEG")
+    palette = PIL.Image.fromarray(pixels).convert("P")
+    palette.save(folder / "palette_alpha.png", transparency=int(np.asarray(palette)[0, 0]))
+    PIL.Image.fromarray(pixels).save(folder / "image.gif")
+    PIL.Image.fromarray(pixels).save(folder / "image.bmp")
+    PIL.Image.fromarray(pixels).save(folder / "image.webp")
+    rgba = np.dstack([pixels, np.full((40, 50), 128, dtype=np.uint8)])
+    PIL.Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
+    whole = write_jpeg(folder / "fine.jpg", pixels)
+    (folder / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (folder / "notes.jpg").write_bytes(b"this is not an image")
+
+
+def test_bad_images_are_converted_or_skipped_and_listed_never_fatal(tmp_path):
+    _bad_image_corpus(tmp_path / "images")
+    report = build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    converted = {path.rsplit("/", 1)[1]: what for path, what in report.converted}
+    assert converted == {"cmyk.jpg": "JPEG CMYK", "png_in_disguise.jpg": "PNG RGB", "grey.jpg": "JPEG L",
+                         "palette_alpha.png": "PNG P", "image.gif": "GIF P", "image.bmp": "BMP RGB",
+                         "image.webp": "WEBP RGB", "alpha.png": "PNG RGBA"}
+    assert sorted(path.rsplit("/", 1)[1] for path, _ in report.skipped) == ["notes.jpg", "truncated.jpg"]
+    records = _records(tmp_path / "out", "train")
+    assert len(records) == 9 and report.records == {"train": 9}
+    for record in records:
+        with PIL.Image.open(io.BytesIO(record.encoded)) as image:
+            assert (image.format, image.mode) == ("JPEG", "RGB")
+    meta = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert len(meta["build"]["skipped"]) == 2 and len(meta["build"]["converted"]) == 8
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    rgba = np.zeros((16, 16, 4), dtype=np.uint8)  # fully transparent black
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    PIL.Image.fromarray(rgba, "RGBA").save(tmp_path / "images" / "a" / "clear.png")
+    build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    (record,) = _records(tmp_path / "out", "train")
+    assert np.asarray(PIL.Image.open(io.BytesIO(record.encoded))).min() >= 250
+
+
+def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypatch):
+    make_folder(tmp_path / "images", per_class=3)
+    options = {"train_shards": 3, "workers": 1, "progress": False}
+    build_dataset(tmp_path / "images", tmp_path / "clean", **options)
+    order = [r.filename for r in _records(tmp_path / "clean", "train")]
+
+    real = build_module.prepare_image
+
+    def crash_on_the_fifth_image(path):
+        if path.name == order[4]:
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(build_module, "prepare_image", crash_on_the_fifth_image)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(tmp_path / "images", tmp_path / "out", **options)
+    out = tmp_path / "out"
+    assert (out / "train-00000-of-00003").exists() and not (out / "train-00001-of-00003").exists()
+    assert not (out / "dataset.json").exists()
+    kept = (out / "train-00000-of-00003").stat().st_mtime_ns
+
+    monkeypatch.setattr(build_module, "prepare_image", real)
+    report = build_dataset(tmp_path / "images", out, **options)
+    assert report.reused_shards == 1
+    assert (out / "train-00000-of-00003").stat().st_mtime_ns == kept
+    for i in range(3):
+        name = f"train-0000{i}-of-00003"
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    shards = [f"train-0000{i}-of-00003" for i in range(3)]
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", *shards], "no temporary files left"
+    assert build_dataset(tmp_path / "images", out, **options).reused_shards == 3, "a finished build is kept"
+
+
+def test_a_different_build_into_the_same_directory_is_refused(tmp_path):
+    make_folder(tmp_path / "images", per_class=2)
+    build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    with pytest.raises(Inception3Error, match="use an empty --output-dir"):
+        build_dataset(tmp_path / "images", tmp_path / "out", train_shards=2, workers=1, progress=False)
+
+
+def test_bounding_boxes_from_csv_and_from_imagenet_xml(tmp_path):
+    make_folder(tmp_path / "images", per_class=1)
+    (tmp_path / "boxes.csv").write_text("ant0.jpg,0.1,0.2,0.5,0.6\nant0.jpg,0.0,0.0,1.0,1.0\n")
+    build_dataset(tmp_path / "images", tmp_path / "csv", bounding_boxes=tmp_path / "boxes.csv", workers=1,
+                  progress=False)
+    boxes = {r.filename: r.boxes for r in _records(tmp_path / "csv", "train")}
+    assert boxes["bee0.jpg"] == ()
+    assert np.allclose(boxes["ant0.jpg"], [(0.2, 0.1, 0.6, 0.5), (0.0, 0.0, 1.0, 1.0)])
+
+    (tmp_path / "xml" / "bee").mkdir(parents=True)
+    (tmp_path / "xml" / "bee" / "bee0.xml").write_text(
+        "<annotation><size><width>90</width><height>75</height></size>"
+        "<object><bndbox><xmin>9</xmin><ymin>15</ymin><xmax>45</xmax><ymax>90</ymax></bndbox></object>"
+        "</annotation>")
+    build_dataset(tmp_path / "images", tmp_path / "xmlout", bounding_boxes=tmp_path / "xml", workers=1,
+                  progress=False)
+    boxes = {r.filename: r.boxes for r in _records(tmp_path / "xmlout", "train")}
+    assert np.allclose(boxes["bee0.jpg"], [(0.2, 0.1, 1.0, 0.5)]), "pixels -> fractions, clipped to 1"
+
+
+def test_a_malformed_box_csv_names_the_line(tmp_path):
+    make_folder(tmp_path / "images", per_class=1)
+    (tmp_path / "boxes.csv").write_text("ant0.jpg,0.1,0.2,0.5,0.6\nbee0.jpg,0.5,0.2,0.1,0.6\n")
+    with pytest.raises(Inception3Error, match=r"boxes.csv:2: box"):
+        build_dataset(tmp_path / "images", tmp_path / "out", bounding_boxes=tmp_path / "boxes.csv")
+
+
+def test_cli_build_reports_and_exits_0_and_bad_input_exits_2(tmp_path, capsys):
+    make_folder(tmp_path / "images", per_class=1)
+    (tmp_path / "images" / "ant" / "broken.jpg").write_bytes(b"\xff\xd8 nothing")
+    code = main(["build", "--train-dir", str(tmp_path / "images"), "--output-dir", str(tmp_path / "out"),
+                 "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "wrote 3 train records in 1 shards" in out and "broken.jpg" in out
+    assert main(["build", "--train-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "x")]) == 2
+    assert "none: no such directory" in capsys.readouterr().err

@@ -1,0 +1,41 @@
+"""`inception3 inspect`: the summary a user reads when the labels are suspect, and --verify."""
+
+from __future__ import annotations
+
+import shutil
+
+from inception3.cli import main
+from inception3.data.inspect import format_inspection, inspect_dataset
+
+
+def test_summary_lists_splits_shards_labels_and_offset(built):
+    report = inspect_dataset(built, progress=False)
+    text = format_inspection(report)
+    assert "train: 9 records in 3 shards (3..3 per shard)" in text
+    assert "validation: 3 records in 2 shards" in text
+    assert "label offset 0" in text and "stored labels 0..2" in text
+    assert "image height 75..78" in text
+    assert not report.problems
+
+
+def test_tensorflow_built_shards_get_a_label_offset_hint(built, tmp_path):
+    copy = tmp_path / "tf"
+    shutil.copytree(built, copy)
+    (copy / "dataset.json").unlink()
+    text = format_inspection(inspect_dataset(copy, progress=False))
+    assert "no dataset.json" in text and "looks 0-based" in text
+
+
+def test_verify_reports_a_corrupted_byte_by_shard_and_record(built, tmp_path, capsys):
+    copy = tmp_path / "bad"
+    shutil.copytree(built, copy)
+    shard = copy / "train-00002-of-00003"
+    raw = bytearray(shard.read_bytes())
+    raw[raw.rfind(b"\xff\xd8\xff") + 200] ^= 0x10  # inside the last record's JPEG
+    shard.write_bytes(bytes(raw))
+    assert main(["inspect", str(copy)]) == 0, "without --verify checksums are not read"
+    capsys.readouterr()
+    assert main(["inspect", str(copy), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "verified: 1 bad records" in out
+    assert "train-00002-of-00003: record 2: (data checksum mismatch)" in out
