@@ -95,7 +95,27 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
-_COMMANDS: list = [_add_build, _add_inspect]
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report", help="plot a run's training loss, learning rate and evaluation precision into a PNG",
+        description="Read the TensorBoard event files that inception3 train wrote in RUN and the JSON lines "
+                    "that inception3 eval appended to RUN/eval/<split>.jsonl, and draw the training losses, "
+                    "the learning rate and the top-1/top-5 precision over steps into one PNG. Whatever is "
+                    "there is plotted, so it works during training too.")
+    parser.add_argument("run_dir", type=Path, metavar="RUN", help="the training directory (--train-dir)")
+    parser.add_argument("--output", type=Path, metavar="PNG", help="where to write the PNG "
+                        "(default: RUN/report.png)")
+    parser.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from inception3.report import write_report
+
+    print(f"wrote {write_report(args.run_dir, args.output)}")
+    return 0
+
+_COMMANDS: list = [_add_build, _add_inspect, _add_report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
