@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import io
 
 import numpy as np
@@ -14,9 +15,9 @@ from inception3.data.augment import (
     adjust_saturation_hue,
     central_crop,
     crop_and_resize,
+    decode_image,
     distort_batch,
     eval_image,
-    open_image,
     sample_distorted_box,
     scale_to_unit,
 )
@@ -87,17 +88,38 @@ def test_tf_central_crop_margins_for_odd_sizes():
     assert central_crop(image).shape == (3, 299 - 2 * 18, 250 - 2 * 15)
 
 
-def test_crop_and_resize_with_reduced_decoding_matches_full_decoding():
-    rng = np.random.default_rng(0)
-    smooth = np.kron(rng.integers(0, 255, (30, 40, 3)), np.ones((40, 40, 1))).astype(np.uint8)  # 1200x1600
+def _smooth_jpeg(height: int, width: int) -> bytes:
+    """A photo-like JPEG: random colours blended smoothly over the frame."""
+    cells = np.random.default_rng(0).integers(0, 255, (height // 100, width // 100, 3)).astype(np.uint8)
     buffer = io.BytesIO()
-    PIL.Image.fromarray(smooth).save(buffer, format="JPEG", quality=95)
-    box = (100, 200, 1000, 1200)  # top, left, height, width: 1000 px for 75 -> decoded at 1/8
-    fast = crop_and_resize(open_image(buffer.getvalue()), box, 75)
-    full = PIL.Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-    slow = torch.from_numpy(np.array(full.resize((75, 75), PIL.Image.BILINEAR, box=(200, 100, 1400, 1100))))
-    assert fast.shape == (3, 75, 75) and fast.dtype == torch.uint8
-    assert (fast.float() - slow.permute(2, 0, 1).float()).abs().mean() < 4.0
+    PIL.Image.fromarray(cells).resize((width, height), PIL.Image.BICUBIC).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def _reference_crop(encoded: bytes, box, size: int) -> torch.Tensor:
+    top, left, height, width = box
+    full = PIL.Image.open(io.BytesIO(encoded)).convert("RGB")
+    resized = full.resize((size, size), PIL.Image.BILINEAR, box=(left, top, left + width, top + height))
+    return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("box", [(100, 200, 1000, 1200), (10, 20, 120, 100)], ids=["reduced", "full"])
+def test_crop_and_resize_matches_pillow_on_the_fully_decoded_image(box):
+    encoded = _smooth_jpeg(1200, 1600)  # the first crop is 1000 px for 75: decoded at 1/8
+    ours = crop_and_resize(encoded, box, 75)
+    assert ours.shape == (3, 75, 75) and ours.dtype == torch.uint8
+    difference = (ours.float() - _reference_crop(encoded, box, 75).float()).abs().mean()
+    assert difference < 2.5, "DCT scaling filters a little differently, nothing more"
+
+
+def test_decode_image_reads_jpeg_and_other_formats_as_rgb():
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buffer, "PNG")
+    assert torch.equal(decode_image(buffer.getvalue()), torch.from_numpy(pixels).permute(2, 0, 1))
+    grey = io.BytesIO()
+    PIL.Image.fromarray(pixels[..., 0]).save(grey, "JPEG")
+    assert decode_image(grey.getvalue()).shape == (3, 20, 30)
 
 
 def test_scale_to_unit_maps_0_and_255_to_minus_one_and_one():
@@ -138,3 +160,21 @@ def test_distort_batch_flips_about_half_the_images():
     out = distort_batch(ramp, torch.Generator().manual_seed(0))
     flipped = out[:, :, :, 0].mean(dim=(1, 2)) > out[:, :, :, -1].mean(dim=(1, 2))
     assert 16 < int(flipped.sum()) < 48
+
+
+def test_saturation_and_hue_agree_with_colorsys_on_random_pixels():
+    rng = np.random.default_rng(2)
+    pixels = rng.random((6, 3, 5, 7)).astype(np.float32)
+    pixels[:, 1, 0] = pixels[:, 0, 0]  # ties between channels
+    pixels[:, :, 1] = 0.5  # grey
+    saturation = rng.uniform(0.5, 1.5, 6).astype(np.float32)
+    hue = rng.uniform(-0.2, 0.2, 6).astype(np.float32)
+    ours = adjust_saturation_hue(*(torch.from_numpy(a) for a in (pixels, saturation, hue)))
+    reference = np.empty_like(pixels)
+    for i in range(6):
+        for y in range(5):
+            for x in range(7):
+                h, s, v = colorsys.rgb_to_hsv(*pixels[i, :, y, x])
+                shifted = ((h + hue[i]) % 1.0, min(s * saturation[i], 1.0), v)
+                reference[i, :, y, x] = colorsys.hsv_to_rgb(*shifted)
+    assert np.allclose(ours.numpy(), reference, atol=1e-5)

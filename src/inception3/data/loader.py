@@ -18,7 +18,13 @@ import torch
 from google.protobuf.message import DecodeError
 from torch.utils.data import DataLoader
 
-from inception3.data.augment import crop_and_resize, eval_image, open_image, sample_distorted_box
+from inception3.data.augment import (
+    crop_and_resize,
+    decode_image,
+    eval_image,
+    image_size,
+    sample_distorted_box,
+)
 from inception3.data.dataset import DatasetInfo, SplitRecords, epoch_order, rank_records
 from inception3.data.example import ImageRecord
 from inception3.data.records import CorruptRecordError, corrupt_record
@@ -92,13 +98,13 @@ class _BatchDecoder:
                 f"classes with label offset {self.label_offset}; check the dataset's label offset "
                 "(`inception3 inspect` shows the label range)")
         try:
-            image = open_image(parsed.encoded)
             if self.train:
+                height, width = image_size(parsed.encoded)
                 rng = np.random.default_rng([self.seed, epoch, record])
-                box = sample_distorted_box(image.size[1], image.size[0], parsed.boxes, rng)
-                return crop_and_resize(image, box, self.image_size), label
-            return eval_image(image, self.image_size), label
-        except (OSError, PIL.UnidentifiedImageError, ValueError, SyntaxError) as error:
+                box = sample_distorted_box(height, width, parsed.boxes, rng)
+                return crop_and_resize(parsed.encoded, box, self.image_size), label
+            return eval_image(decode_image(parsed.encoded), self.image_size), label
+        except (OSError, RuntimeError, PIL.UnidentifiedImageError, ValueError, SyntaxError) as error:
             raise corrupt_record(file.path, index, f"image does not decode: {error}") from error
 
 
