@@ -120,7 +120,7 @@ def draw_shape(shape: str, seed: int, index: int) -> ShapeImage:
     PIL.ImageDraw.Draw(mask_image).polygon([tuple(p) for p in polygon], fill=255)
     mask = np.asarray(mask_image) > 0
     pixels[mask] = _shape_colour(rng, base)
-    pixels += rng.normal(0.0, rng.uniform(3.0, 15.0), size=pixels.shape).astype(np.float32)
+    pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * np.float32(rng.uniform(3.0, 12.0))
     image = PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB")
     low, high = polygon.min(axis=0), polygon.max(axis=0)
     box = (max(0.0, low[0]), max(0.0, low[1]), min(float(width), high[0]), min(float(height), high[1]))
