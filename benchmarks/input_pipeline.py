@@ -5,8 +5,9 @@ Both read the same photo-sized JPEGs (made here: smooth random scenes with senso
 quality 90, about ImageNet's bytes per pixel), with the same number of loader worker processes and
 the same batch size, in one run. Both do the full training preprocessing: decode, random crop,
 resize to 299, flip, colour distortion, scale. inception3's flip, colour and scale run on the batch
-in the main process (on the accelerator when there is one; here the CPU). Each pipeline is timed
-over `--epochs` passes after one warm-up pass; images/s per core divides by the cores available.
+in the main process (on the accelerator when there is one; here the CPU). After one warm-up pass
+each, the two are timed pass by pass in turn for `--epochs` passes each; images/s per core divides
+by the cores available. A second table times each stage alone in one process.
 
     python benchmarks/input_pipeline.py [--images 512] [--width 500] [--height 375] [--workers 2]
 """
@@ -71,31 +72,46 @@ def _baseline_transform() -> transforms.Compose:
     ])
 
 
-def _time_torchvision(root: Path, batch: int, workers: int, epochs: int) -> float:
+def _torchvision_passes(root: Path, batch: int, workers: int):
+    """One pass of the baseline per `next()`, its workers started and stopped with each pass."""
     dataset = torchvision.datasets.ImageFolder(str(root), transform=_baseline_transform())
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=True)
-    for _ in loader:  # warm-up pass: workers started, files in the page cache
-        pass
-    start = time.perf_counter()
-    for _ in range(epochs):
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers)
+    while True:
+        count = 0
         for images, _labels in loader:
             assert images.shape[1:] == (3, IMAGE_SIZE, IMAGE_SIZE)
-    return time.perf_counter() - start
+            count += len(images)
+        yield count
 
 
-def _time_inception3(shards: Path, count: int, batch: int, workers: int, epochs: int) -> tuple[float, int]:
-    """Seconds for `epochs` passes (rounded up to whole batches) and the images they held."""
+def _inception3_passes(shards: Path, count: int, batch: int, workers: int):
+    """One pass (rounded up to whole batches) of inception3's pipeline per `next()`, workers started
+    and stopped with each pass (so none prefetch while the other pipeline is timed); each pass
+    resumes where the last stopped."""
     loader = TrainLoader(load_dataset_info(shards), batch, IMAGE_SIZE, num_workers=workers)
     generator = torch.Generator().manual_seed(0)
-    batches = iter(loader)
-    per_epoch = -(-count // batch)
-    for _ in range(per_epoch):  # warm-up pass
-        distort_batch(next(batches).images, generator)
-    start = time.perf_counter()
-    for _ in range(epochs * per_epoch):
-        images = distort_batch(next(batches).images, generator)
-        assert images.shape[1:] == (3, IMAGE_SIZE, IMAGE_SIZE)
-    return time.perf_counter() - start, epochs * per_epoch * batch
+    while True:
+        done = 0
+        batches = iter(loader)
+        for _ in range(-(-count // batch)):
+            images = distort_batch(next(batches).images, generator)
+            assert images.shape[1:] == (3, IMAGE_SIZE, IMAGE_SIZE)
+            done += len(images)
+        batches.close()
+        yield done
+
+
+def _time_interleaved(passes: dict, rounds: int) -> dict[str, float]:
+    """Images/s of each pipeline, timed pass by pass in turn so that outside load hits all alike."""
+    for run in passes.values():  # warm-up: workers started, files in the page cache
+        next(run)
+    seconds, images = dict.fromkeys(passes, 0.0), dict.fromkeys(passes, 0)
+    for _ in range(rounds):
+        for name, run in passes.items():
+            start = time.perf_counter()
+            images[name] += next(run)
+            seconds[name] += time.perf_counter() - start
+    return {name: images[name] / seconds[name] for name in passes}
 
 
 def _pillow_crop(encoded: bytes, box: tuple[int, int, int, int]) -> PIL.Image.Image:
@@ -145,7 +161,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=375)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--epochs", type=int, default=2, help="timed passes over the images")
+    parser.add_argument("--epochs", type=int, default=3, help="timed passes over the images, each")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(1)
@@ -153,16 +169,18 @@ def main() -> None:
         root, shards = Path(tmp) / "images", Path(tmp) / "shards"
         size = _make_images(root, args.images, args.height, args.width)
         build_dataset(root, shards, train_shards=1, workers=args.workers, progress=False)
-        theirs = _time_torchvision(root, args.batch, args.workers, args.epochs)
-        ours, ours_images = _time_inception3(shards, args.images, args.batch, args.workers, args.epochs)
-        theirs_rate, ours_rate = args.epochs * args.images / theirs, ours_images / ours
+        rates = _time_interleaved({
+            "torchvision ImageFolder + transforms": _torchvision_passes(root, args.batch, args.workers),
+            "inception3 TrainLoader + distort_batch": _inception3_passes(shards, args.images, args.batch,
+                                                                         args.workers),
+        }, args.epochs)
         print(f"{args.images} JPEGs {args.width}x{args.height} (mean {size / args.images / 1024:.0f} KiB), "
               f"batch {args.batch}, {args.workers} workers, {cores} cores, main process 1 thread, "
-              f"torch {torch.__version__}, {args.epochs} timed passes")
+              f"torch {torch.__version__}, {args.epochs} timed passes each, interleaved")
         print(f"{'pipeline':<44} {'images/s':>9} {'per core':>9} {'ratio':>6}")
-        for name, rate in (("torchvision ImageFolder + transforms", theirs_rate),
-                           ("inception3 TrainLoader + distort_batch", ours_rate)):
-            print(f"{name:<44} {rate:>9.1f} {rate / cores:>9.1f} {rate / theirs_rate:>5.2f}x")
+        baseline = rates["torchvision ImageFolder + transforms"]
+        for name, rate in rates.items():
+            print(f"{name:<44} {rate:>9.1f} {rate / cores:>9.1f} {rate / baseline:>5.2f}x")
         print(f"\n{'stage (one process, one thread)':<52} {'ms/image':>9}")
         for name, ms in _stage_costs(shards, root):
             print(f"{name:<52} {ms:>9.2f}")

@@ -178,3 +178,25 @@ def test_saturation_and_hue_agree_with_colorsys_on_random_pixels():
                 shifted = ((h + hue[i]) % 1.0, min(s * saturation[i], 1.0), v)
                 reference[i, :, y, x] = colorsys.hsv_to_rgb(*shifted)
     assert np.allclose(ours.numpy(), reference, atol=1e-5)
+
+
+def test_distort_batch_equals_the_original_sequence_of_ops():
+    """Flip, brightness, (saturation, hue, contrast) or (contrast, saturation, hue), clip, scale."""
+    rng = np.random.default_rng(4)
+    images = torch.from_numpy(rng.integers(0, 256, (12, 3, 9, 11), dtype=np.uint8))
+    draws = torch.rand(12, 6, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    expected = []
+    for image, draw in zip(images, draws.tolist(), strict=True):
+        flip, contrast_first, brightness, saturation, hue, contrast = draw
+        x = image.float()[None] / 255.0
+        x = x.flip(-1) if flip < 0.5 else x
+        x = x + (-32 / 255 + 64 / 255 * brightness)
+        saturation, hue = torch.tensor([0.5 + saturation]), torch.tensor([-0.2 + 0.4 * hue])
+        contrast = torch.tensor([0.5 + contrast])
+        if contrast_first < 0.5:
+            x = adjust_saturation_hue(adjust_contrast(x, contrast), saturation, hue)
+        else:
+            x = adjust_contrast(adjust_saturation_hue(x, saturation, hue), contrast)
+        expected.append(x.clamp(0.0, 1.0) * 2.0 - 1.0)
+    ours = distort_batch(images, torch.Generator().manual_seed(8))
+    assert torch.allclose(ours, torch.cat(expected), atol=1e-5)

@@ -16,7 +16,7 @@ import numpy as np
 import PIL.Image
 import torch
 from google.protobuf.message import DecodeError
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
 from inception3.data.augment import (
     crop_and_resize,
@@ -67,7 +67,12 @@ class _BatchDecoder:
         self.skip_corrupt = skip_corrupt
 
     def __getitem__(self, job: _Job) -> tuple[torch.Tensor, torch.Tensor, int, str | None]:
-        images, labels, skipped = [], [], 0
+        size = self.image_size
+        images = torch.empty((len(job.records), 3, size, size), dtype=torch.uint8)
+        if get_worker_info() is not None:
+            images.share_memory_()  # written in place and handed over, instead of copied to shared memory
+        labels: list[int] = []
+        skipped = 0
         for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
             try:
                 image, label = self._decode(record, epoch)
@@ -78,11 +83,9 @@ class _BatchDecoder:
                 continue
             except Inception3Error as error:
                 return torch.empty(0), torch.empty(0), skipped, str(error)
-            images.append(image)
+            images[len(labels)].copy_(image)
             labels.append(label)
-        size = self.image_size
-        stacked = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
-        return stacked, torch.tensor(labels, dtype=torch.int64), skipped, None
+        return images[:len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
 
     def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
         file, index = self.records.locate(record)
