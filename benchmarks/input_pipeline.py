@@ -9,7 +9,7 @@ in the main process (on the accelerator when there is one; here the CPU). After 
 each, the two are timed pass by pass in turn for `--epochs` passes each; images/s per core divides
 by the cores available. A second table times each stage alone in one process.
 
-    python benchmarks/input_pipeline.py [--images 512] [--width 500] [--height 375] [--workers 2]
+    python benchmarks/input_pipeline.py [--images 1024] [--width 500] [--height 375] [--workers 2]
 """
 
 from __future__ import annotations
@@ -156,12 +156,12 @@ def _stage_costs(shards: Path, root: Path, repeats: int = 64) -> list[tuple[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--width", type=int, default=500)
     parser.add_argument("--height", type=int, default=375)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--epochs", type=int, default=3, help="timed passes over the images, each")
+    parser.add_argument("--epochs", type=int, default=2, help="timed passes over the images, each")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(1)
