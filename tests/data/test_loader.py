@@ -113,3 +113,22 @@ def test_tensorflow_style_one_based_labels_come_out_0_based(tmp_path):
     batch = next(iter(EvalLoader(info, 3, 75, split="train", num_workers=0)))
     by_level = {level: ["ant", "bee", "cat"].index(name) for name, level in made.values()}
     assert batch.labels.tolist() == [by_level[level] for level in level_of(batch.images)]
+
+
+def test_an_image_folder_can_be_read_without_building_shards(tmp_path):
+    made = make_folder(tmp_path / "train", per_class=2)
+    make_folder(tmp_path / "validation", per_class=1)
+    info = load_dataset_info(tmp_path)
+    assert info.class_names == ("ant", "bee", "cat") and info.label_offset == 0
+    assert info.split_sizes == {"train": 6, "validation": 3}
+    levels = {level: ["ant", "bee", "cat"].index(name) for name, level in made.values()}
+    batches = _take(TrainLoader(info, 3, 75, num_workers=0), 2)
+    seen = sum((level_of(b.images) for b in batches), [])
+    assert sorted(seen) == sorted(levels)
+    assert sum((b.labels.tolist() for b in batches), []) == [levels[level] for level in seen]
+    assert sum(len(b.labels) for b in EvalLoader(info, 2, 75, num_workers=0)) == 3
+
+
+def test_an_empty_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(Inception3Error, match="no shards, no dataset.json and no class folders"):
+        load_dataset_info(tmp_path)

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from inception3.config import SHUFFLE_BUFFER
-from inception3.data.records import RecordFile
+from inception3.data.example import ImageRecord
+from inception3.data.records import CorruptRecordError, RecordFile, corrupt_record
 from inception3.errors import Inception3Error
 
 DATASET_JSON = "dataset.json"
@@ -75,11 +77,13 @@ def split_shards(data_dir: Path, split: str) -> list[Path]:
 
 def load_dataset_info(data_dir: Path, label_offset: int | None = None,
                       num_classes: int | None = None) -> DatasetInfo:
-    """Read `data_dir/dataset.json`, or describe a TensorFlow-built directory from the arguments.
+    """Read `data_dir/dataset.json`, or describe a TensorFlow-built directory or an image folder.
 
-    For shards without dataset.json, `label_offset` must be given (1 for TensorFlow's build
-    scripts) and the classes come from `data_dir/labels.txt` (one name per line, in label order) or
-    from `num_classes`. Given values that contradict dataset.json are an error, not overridden.
+    An image folder (class folders, or train/ and validation/ folders of class folders) is read
+    directly, labels in sorted folder order or `labels.txt` order. For shards without dataset.json,
+    `label_offset` must be given (1 for TensorFlow's build scripts) and the classes come from
+    `data_dir/labels.txt` (one name per line, in label order) or from `num_classes`. Given values
+    that contradict dataset.json are an error, not overridden.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -87,6 +91,11 @@ def load_dataset_info(data_dir: Path, label_offset: int | None = None,
     meta_path = data_dir / DATASET_JSON
     if meta_path.exists():
         return _from_json(meta_path, label_offset, num_classes)
+    if _is_image_folder(data_dir):
+        return _folder_info(data_dir)
+    if not any(data_dir.glob("*-of-*")):
+        raise Inception3Error(f"{data_dir}: holds no shards, no {DATASET_JSON} and no class folders; "
+                              "build shards with `inception3 build` or pass a folder of class folders")
     if label_offset is None:
         raise Inception3Error(
             f"{data_dir}: no {DATASET_JSON}, so the label offset is unknown; pass --label-offset 1 for "
@@ -152,10 +161,97 @@ class SplitRecords:
         shard = int(np.searchsorted(self.starts, record, side="right")) - 1
         return self.files[shard], record - int(self.starts[shard])
 
-    def read(self, record: int) -> bytes:
-        """The bytes of global record `record`, checksums checked (CorruptRecordError otherwise)."""
+    def where(self, record: int) -> str:
+        """`SHARD: record I`, for messages."""
         file, index = self.locate(record)
-        return file.read(index)
+        return f"{file.path}: record {index}"
+
+    def corrupt(self, record: int, what: str) -> CorruptRecordError:
+        file, index = self.locate(record)
+        return corrupt_record(file.path, index, what)
+
+    def image(self, record: int) -> ImageRecord:
+        """Global record `record`, checksums checked; CorruptRecordError when it is damaged."""
+        file, index = self.locate(record)
+        try:
+            return ImageRecord.parse(file.read(index))
+        except (DecodeError, KeyError, IndexError, ValueError) as error:
+            raise corrupt_record(file.path, index, f"not an image Example: {error!r}") from error
+
+
+class FolderRecords:
+    """An image folder read directly, without shards: record i is the i-th file in label order.
+
+    A convenience for small experiments; labels are the class folders' indices (offset 0).
+    """
+
+    def __init__(self, root: Path, class_names: tuple[str, ...]) -> None:
+        self.files: list[tuple[Path, int]] = []
+        for label, name in enumerate(class_names):
+            folder = Path(root) / name
+            if folder.is_dir():
+                self.files += [(p, label) for p in sorted(folder.iterdir())
+                               if p.is_file() and not p.name.startswith(".")]
+        if not self.files:
+            raise Inception3Error(f"{root}: the class folders hold no images")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def shard_sizes(self) -> np.ndarray:
+        return np.array([len(self.files)], dtype=np.int64)
+
+    def where(self, record: int) -> str:
+        return str(self.files[record][0])
+
+    def corrupt(self, record: int, what: str) -> CorruptRecordError:
+        return CorruptRecordError(f"{self.where(record)}: unreadable image ({what}); remove or replace it")
+
+    def image(self, record: int) -> ImageRecord:
+        path, label = self.files[record]
+        try:
+            return ImageRecord(encoded=path.read_bytes(), label=label, filename=path.name)
+        except OSError as error:
+            raise self.corrupt(record, str(error)) from error
+
+
+def _folder_root(data_dir: Path, split: str) -> Path | None:
+    """Where an image folder keeps `split`: DIR/<split>/<class>/..., or DIR/<class>/... for train."""
+    if (data_dir / split).is_dir() and any(p.is_dir() for p in (data_dir / split).iterdir()):
+        return data_dir / split
+    if split == "train" and not any((data_dir / s).is_dir() for s in SPLITS):
+        return data_dir
+    return None
+
+
+def _is_image_folder(data_dir: Path) -> bool:
+    return not any(data_dir.glob("*-of-*")) and any(p.is_dir() and not p.name.startswith(".")
+                                                     for p in data_dir.iterdir())
+
+
+def _folder_info(data_dir: Path) -> DatasetInfo:
+    train = _folder_root(data_dir, "train")
+    if train is None:
+        raise Inception3Error(f"{data_dir}: an image folder needs class folders, or train/<class>/ folders")
+    labels_path = data_dir / LABELS_FILE
+    if labels_path.exists():
+        names = tuple(line.strip() for line in labels_path.read_text().splitlines() if line.strip())
+    else:
+        names = tuple(sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    sizes = {split: len(FolderRecords(root, names)) for split in SPLITS
+             if (root := _folder_root(data_dir, split)) is not None}
+    return DatasetInfo(data_dir, names, 0, sizes)
+
+
+def open_split(info: DatasetInfo, split: str) -> SplitRecords | FolderRecords:
+    """The records of `split`: its shards, or, for an image folder, its files."""
+    if _is_image_folder(info.data_dir) and not (info.data_dir / DATASET_JSON).exists():
+        root = _folder_root(info.data_dir, split)
+        if root is None:
+            raise Inception3Error(f"{info.data_dir}: no '{split}' folder of class folders")
+        return FolderRecords(root, info.class_names)
+    return SplitRecords(info.data_dir, split)
 
 
 def epoch_order(shard_sizes: np.ndarray, seed: int, epoch: int,

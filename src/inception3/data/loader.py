@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import PIL.Image
 import torch
-from google.protobuf.message import DecodeError
 from torch.utils.data import DataLoader, get_worker_info
 
 from inception3.data.augment import (
@@ -25,9 +24,15 @@ from inception3.data.augment import (
     image_size,
     sample_distorted_box,
 )
-from inception3.data.dataset import DatasetInfo, SplitRecords, epoch_order, rank_records
-from inception3.data.example import ImageRecord
-from inception3.data.records import CorruptRecordError, corrupt_record
+from inception3.data.dataset import (
+    DatasetInfo,
+    FolderRecords,
+    SplitRecords,
+    epoch_order,
+    open_split,
+    rank_records,
+)
+from inception3.data.records import CorruptRecordError
 from inception3.errors import Inception3Error
 
 _LOADER_STATE_KEYS = ("position", "seed", "world_size", "records", "skipped_records")
@@ -56,8 +61,8 @@ class _BatchDecoder:
     Inception3Error with a one-line message, whatever the worker count.
     """
 
-    def __init__(self, records: SplitRecords, info: DatasetInfo, image_size: int, *, train: bool,
-                 seed: int, skip_corrupt: bool) -> None:
+    def __init__(self, records: SplitRecords | FolderRecords, info: DatasetInfo, image_size: int, *,
+                 train: bool, seed: int, skip_corrupt: bool) -> None:
         self.records = records
         self.image_size = image_size
         self.label_offset = info.label_offset
@@ -88,16 +93,11 @@ class _BatchDecoder:
         return images[:len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
 
     def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
-        file, index = self.records.locate(record)
-        data = file.read(index)
-        try:
-            parsed = ImageRecord.parse(data)
-        except (DecodeError, KeyError, IndexError, ValueError) as error:
-            raise corrupt_record(file.path, index, f"not an image Example: {error!r}") from error
+        parsed = self.records.image(record)
         label = parsed.label - self.label_offset
         if not 0 <= label < self.num_classes:
             raise Inception3Error(
-                f"{file.path}: record {index} has label {parsed.label}, outside the {self.num_classes} "
+                f"{self.records.where(record)} has label {parsed.label}, outside the {self.num_classes} "
                 f"classes with label offset {self.label_offset}; check the dataset's label offset "
                 "(`inception3 inspect` shows the label range)")
         try:
@@ -108,7 +108,7 @@ class _BatchDecoder:
                 return crop_and_resize(parsed.encoded, box, self.image_size), label
             return eval_image(decode_image(parsed.encoded), self.image_size), label
         except (OSError, RuntimeError, PIL.UnidentifiedImageError, ValueError, SyntaxError) as error:
-            raise corrupt_record(file.path, index, f"image does not decode: {error}") from error
+            raise self.records.corrupt(record, f"image does not decode: {error}") from error
 
 
 def _unwrap(item: tuple) -> tuple:
@@ -173,7 +173,7 @@ class TrainLoader:
         _check_rank(rank, world_size, batch_size)
         self.info, self.batch_size, self.image_size = info, batch_size, image_size
         self.rank, self.world_size, self.seed, self.num_workers = rank, world_size, seed, num_workers
-        self.records = SplitRecords(info.data_dir, split)
+        self.records = open_split(info, split)
         if len(self.records) < world_size:
             raise Inception3Error(f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
                                   f"by {world_size} ranks")
@@ -227,7 +227,7 @@ class EvalLoader:
                  rank: int = 0, world_size: int = 1, num_workers: int = 2) -> None:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.records = SplitRecords(info.data_dir, split)
+        self.records = open_split(info, split)
         self.decoder = _BatchDecoder(self.records, info, image_size, train=False, seed=0, skip_corrupt=False)
         self.mine = np.arange(rank, len(self.records), world_size, dtype=np.int64)
 
