@@ -194,7 +194,9 @@ def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | N
     labels. `progress` None shows a progress bar only on a terminal.
     """
     start = time.monotonic()
-    train_dir, output_dir = Path(train_dir), Path(output_dir)
+    # Absolute paths: a re-run may spell them differently and must still find its own unfinished build.
+    train_dir, output_dir = Path(train_dir).resolve(), Path(output_dir)
+    validation_dir = Path(validation_dir).resolve() if validation_dir is not None else None
     if validation_dir is not None and validation_fraction is not None:
         raise Inception3Error("give either --validation-dir or --validation-fraction, not both")
     if label_offset not in (0, 1):
