@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
+from imagefolders import make_folder
+
 from inception3.cli import main
+from inception3.data.build import build_dataset
 from inception3.data.inspect import format_inspection, inspect_dataset
 
 
@@ -39,3 +43,16 @@ def test_verify_reports_a_corrupted_byte_by_shard_and_record(built, tmp_path, ca
     out = capsys.readouterr().out
     assert "verified: 1 bad records" in out
     assert "train-00002-of-00003: record 2: (data checksum mismatch)" in out
+
+
+def test_labels_that_do_not_fit_the_recorded_offset_are_a_problem(tmp_path, capsys):
+    make_folder(tmp_path / "images", per_class=1)
+    build_dataset(tmp_path / "images", tmp_path / "out", workers=1, label_offset=1, progress=False)
+    meta_path = tmp_path / "out" / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    meta["label_offset"] = 0  # the mistake a 1-based dataset described as 0-based makes
+    meta_path.write_text(json.dumps(meta))
+    assert main(["inspect", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "stored labels 1..3" in out
+    assert "train: 1 records have labels outside 0..2 (3 classes, offset 0)" in out
