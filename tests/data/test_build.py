@@ -176,3 +176,14 @@ def test_cli_build_reports_and_exits_0_and_bad_input_exits_2(tmp_path, capsys):
     assert code == 0 and "wrote 3 train records in 1 shards" in out and "broken.jpg" in out
     assert main(["build", "--train-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "x")]) == 2
     assert "none: no such directory" in capsys.readouterr().err
+
+
+def test_a_validation_folder_becomes_the_validation_split(tmp_path):
+    make_folder(tmp_path / "train", per_class=2)
+    made = make_folder(tmp_path / "val", per_class=1)
+    report = build_dataset(tmp_path / "train", tmp_path / "out", validation_dir=tmp_path / "val",
+                           validation_shards=2, workers=1, progress=False)
+    assert report.records == {"train": 6, "validation": 3} and report.shards["validation"] == 2
+    validation = _records(tmp_path / "out", "validation")
+    assert sorted((r.filename, r.label) for r in validation) == sorted(
+        (name, CLASSES.index(cls)) for name, (cls, _) in made.items())
