@@ -1,0 +1,190 @@
+"""Checkpoints that survive a crash at any instant, and the model they hold.
+
+Layout: `RUN/checkpoints/ckpt-00001000.pt`, one file per save, plus `RUN/checkpoints/latest`, a
+text file naming the newest complete one. Each file is written under a temporary name, flushed,
+fsynced and renamed into place; only then is `latest` replaced the same way. A kill at any moment
+leaves either the old or the new checkpoint complete, and `latest` never names a partial file.
+
+Files hold only tensors, numbers, strings, lists and dicts, so `torch.load(weights_only=True)`
+reads them without unpickling arbitrary objects. A checkpoint dict holds:
+"format", "step", "final", "model_config", "model", "ema", "optimizer", "data", "rng",
+"config", "class_names", "image_size".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig
+from inception3.errors import Inception3Error
+from inception3.model import InceptionV3, _base_size
+
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = "inception3/1"
+LATEST = "latest"
+KEPT = "kept"  # names of checkpoints never pruned, one a line (final ones, and those marked)
+_NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+
+
+def checkpoint_name(step: int) -> str:
+    """File name of the checkpoint at `step`: zero-padded so names sort by step."""
+    return f"ckpt-{step:08d}.pt"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write via `write(file)` to a temporary sibling, fsync it, rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _kept_names(directory: Path) -> set[str]:
+    kept = directory / KEPT
+    return set(kept.read_text().split()) if kept.exists() else set()
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict, *, keep: int = 5, final: bool = False,
+                    mark: bool = False) -> Path:
+    """Write `state` as the checkpoint of `step` atomically, point `latest` at it, prune old ones.
+
+    Keeps the newest `keep` checkpoints (all when `keep` is 0) plus every final or `mark`ed one;
+    only files this module wrote are ever removed. Returns the checkpoint's path.
+    """
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {**state, "format": FORMAT, "step": int(step), "final": bool(final)}
+    path = directory / checkpoint_name(step)
+    _write_atomic(path, lambda f: torch.save(state, f))
+    if final or mark:
+        kept = sorted(_kept_names(directory) | {path.name})
+        _write_atomic(directory / KEPT, lambda f: f.write(("\n".join(kept) + "\n").encode()))
+    _write_atomic(directory / LATEST, lambda f: f.write(f"{path.name}\n".encode()))
+    if keep > 0:
+        kept = _kept_names(directory)
+        prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
+        for old in prunable[:max(0, len(prunable) - (keep - 1))]:
+            old.unlink()
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as (step, path), oldest first (temporary files are not listed)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint: the one `latest` names, else the highest step on disk."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    pointer = directory / LATEST
+    if pointer.exists():
+        path = directory / pointer.read_text().strip()
+        if _NAME.match(path.name) and path.exists():
+            return path
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint (or any weights-only torch file) onto the CPU, without arbitrary unpickling."""
+    path = Path(path)
+    if not path.is_file():
+        raise Inception3Error(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, foreign pickle, not a torch file at all
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise Inception3Error(f"{path}: cannot be read as a weights-only checkpoint ({first[:200]}); "
+                              "it may be truncated or hold arbitrary Python objects") from None
+    if not isinstance(state, dict):
+        raise Inception3Error(f"{path}: holds a {type(state).__name__}, not a checkpoint or state dict")
+    return state
+
+
+def is_final(state: dict) -> bool:
+    """Whether training wrote this checkpoint at its end (max_steps reached)."""
+    return bool(state.get("final", False))
+
+
+def _aux_kernel(image_size: int) -> int:
+    side = _base_size(image_size)
+    return min(5, (side - min(5, side)) // 3 + 1)
+
+
+def _plain_config(weights: dict[str, torch.Tensor]) -> ModelConfig:
+    """The ModelConfig of a plain InceptionV3 state dict, from its tensor shapes."""
+    logits = weights.get("Logits.Conv2d_1c_1x1.weight")
+    first = weights.get("Conv2d_1a_3x3.weight")
+    if logits is None or first is None:
+        raise Inception3Error("not an inception3 checkpoint nor an InceptionV3 state dict "
+                              "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)")
+    aux = any(key.startswith("AuxLogits.") for key in weights)
+    aux_kernel = next((int(k.split("_")[-1].split("x")[0]) for k in weights
+                       if k.startswith("AuxLogits.Conv2d_2a_")), 5)
+    image_size = next((size for size in range(IMAGE_SIZE, MIN_IMAGE_SIZE - 1, -1)
+                       if _aux_kernel(size) == aux_kernel), IMAGE_SIZE)
+    candidates = [first.shape[0] / 32] if first.shape[0] > 16 else [0.5, 0.25, 0.125, 0.0625]
+    for multiplier in candidates:
+        cfg = ModelConfig(num_classes=logits.shape[0], aux_logits=aux, depth_multiplier=multiplier,
+                          image_size=image_size)
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in InceptionV3.from_config(cfg).state_dict().items()}
+        if all(k in weights and weights[k].shape == s for k, s in shapes.items()):
+            return cfg
+    raise Inception3Error("the state dict's tensor shapes match no InceptionV3 width "
+                          f"(first conv has {first.shape[0]} channels)")
+
+
+def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
+    """The model of a checkpoint, in eval mode, with the averaged (default) or raw weights.
+
+    Also reads a plain InceptionV3 state dict; its metadata then holds only what the shapes tell.
+    Returns (model, metadata) with at least "step", "class_names", "model_config", "image_size",
+    "final", and "ema" (whether averaged weights were loaded).
+    """
+    state = load_checkpoint(path)
+    if state.get("format") == FORMAT:
+        cfg = ModelConfig(**state["model_config"])
+        weights = state["ema"] if use_ema and state.get("ema") else state["model"]
+        meta = {key: value for key, value in state.items()
+                if key not in ("model", "ema", "optimizer", "rng", "data")}
+        meta["ema"] = weights is state.get("ema")
+    else:
+        if not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise Inception3Error(f"{path}: neither an inception3 checkpoint nor a plain state dict")
+        weights = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+        cfg = _plain_config(weights)
+        meta = {"step": 0, "class_names": None, "final": False, "ema": False}
+    meta["model_config"] = dataclasses.asdict(cfg)
+    meta["image_size"] = cfg.image_size
+    model = InceptionV3.from_config(cfg)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise Inception3Error(f"{path}: weights do not fit the model they describe: "
+                              f"{str(error).splitlines()[0]}") from None
+    return model.eval(), meta
