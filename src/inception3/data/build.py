@@ -157,8 +157,10 @@ def _list_files(image_dir: Path, class_names: list[str], label_offset: int) -> l
         if not folder.is_dir():
             raise Inception3Error(f"{folder}: class '{name}' has no folder; fix the labels file or the "
                                   "folders")
+        # Anything that is not a folder is a candidate, broken links included, so that a file which
+        # cannot be read is listed in the report instead of silently left out.
         files += [(str(p), label + label_offset, name) for p in sorted(folder.iterdir())
-                  if p.is_file() and not p.name.startswith(".")]
+                  if not p.is_dir() and not p.name.startswith(".")]
     return files
 
 

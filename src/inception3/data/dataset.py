@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from inception3.config import SHUFFLE_BUFFER
-from inception3.data.example import ImageRecord
+from inception3.data.example import ImageRecord, MalformedExampleError
 from inception3.data.records import CorruptRecordError, RecordFile, corrupt_record
 from inception3.errors import Inception3Error
 
@@ -175,8 +174,8 @@ class SplitRecords:
         file, index = self.locate(record)
         try:
             return ImageRecord.parse(file.read(index))
-        except (DecodeError, KeyError, IndexError, ValueError) as error:
-            raise corrupt_record(file.path, index, f"not an image Example: {error!r}") from error
+        except MalformedExampleError as error:
+            raise corrupt_record(file.path, index, str(error)) from error
 
 
 class FolderRecords:

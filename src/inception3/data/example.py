@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+
+from inception3.errors import Inception3Error
 
 FeatureValue = Sequence[bytes] | Sequence[int] | Sequence[float]
 
@@ -85,13 +88,20 @@ def encode_example(features: Mapping[str, FeatureValue]) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
+class MalformedExampleError(Inception3Error):
+    """Bytes that are not a tf.train.Example, or an Example without a usable image and label."""
+
+
 def decode_example(data: bytes) -> dict[str, list]:
     """Parse a serialised tf.train.Example into name -> list of values (bytes, int or float).
 
-    Raises `google.protobuf.message.DecodeError` on bytes that are not an Example.
+    Raises MalformedExampleError on bytes that are not an Example.
     """
     example = Example()
-    example.ParseFromString(data)
+    try:
+        example.ParseFromString(data)
+    except (DecodeError, RecursionError) as error:
+        raise MalformedExampleError(f"not a tf.train.Example ({error})") from error
     decoded: dict[str, list] = {}
     for name, feature in example.features.feature.items():
         kind = feature.WhichOneof("kind")
@@ -146,9 +156,18 @@ class ImageRecord:
     def parse(cls, data: bytes) -> ImageRecord:
         """Read a record written by us or by TensorFlow's build scripts; missing keys get defaults.
 
-        Raises KeyError when `image/encoded` or `image/class/label` is absent.
+        Raises MalformedExampleError when `image/encoded` or `image/class/label` is absent or mistyped.
         """
-        f = decode_example(data)
+        try:
+            return cls._parse(decode_example(data))
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError, UnicodeError) as error:
+            raise MalformedExampleError(f"not an image Example ({error!r})") from error
+
+    @classmethod
+    def _parse(cls, f: dict[str, list]) -> ImageRecord:
+        encoded, label = f["image/encoded"][0], f["image/class/label"][0]
+        if not isinstance(encoded, bytes) or not isinstance(label, int):
+            raise TypeError("image/encoded must be bytes and image/class/label an integer")
 
         def text(key: str, default: str = "") -> str:
             values = f.get(key)
@@ -160,7 +179,7 @@ class ImageRecord:
 
         columns = [f.get(key, []) for key in BBOX_KEYS]
         boxes = tuple((ymin, xmin, ymax, xmax) for xmin, ymin, xmax, ymax in zip(*columns, strict=False))
-        return cls(encoded=f["image/encoded"][0], label=int(f["image/class/label"][0]),
+        return cls(encoded=encoded, label=label,
                    height=integer("image/height"), width=integer("image/width"),
                    filename=text("image/filename"), text=text("image/class/text"),
                    synset=text("image/class/synset"), format=text("image/format", "JPEG"),

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import PIL.Image
-from google.protobuf.message import DecodeError
 from tqdm import tqdm
 
 from inception3.data.augment import open_image
 from inception3.data.dataset import DATASET_JSON, split_shards
-from inception3.data.example import ImageRecord
+from inception3.data.example import ImageRecord, MalformedExampleError
 from inception3.data.records import CorruptRecordError, RecordFile
 from inception3.errors import Inception3Error
 
@@ -113,8 +112,8 @@ def _scan_shard(path: Path, summary: SplitSummary, bad: list, *, verify: bool, l
         except CorruptRecordError as error:
             bad.append((path.name, index, str(error).split(" is corrupt ")[-1]))
             continue
-        except (DecodeError, KeyError, IndexError, ValueError) as error:
-            bad.append((path.name, index, f"not an image Example ({error!r})"))
+        except MalformedExampleError as error:
+            bad.append((path.name, index, str(error)))
             continue
         except (OSError, PIL.UnidentifiedImageError, SyntaxError) as error:
             bad.append((path.name, index, f"image does not decode ({error})"))

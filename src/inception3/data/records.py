@@ -70,6 +70,9 @@ def _read_record(f: BinaryIO, path: Path | str, index: int, check_crc: bool) -> 
     length, length_crc = _HEADER.unpack(header)
     if check_crc and masked_crc32c(header[:8]) != length_crc:
         raise corrupt_record(path, index, "length checksum mismatch")
+    # A damaged length can claim terabytes: compare it with what the file holds before reading.
+    if length + _FOOTER.size > os.fstat(f.fileno()).st_size - f.tell():
+        raise corrupt_record(path, index, "file ends inside a record")
     body = f.read(length + _FOOTER.size)
     if len(body) < length + _FOOTER.size:
         raise corrupt_record(path, index, "file ends inside a record")
