@@ -140,9 +140,14 @@ def _from_json(meta_path: Path, label_offset: int | None, num_classes: int | Non
 class SplitRecords:
     """All records of one split, numbered 0..N-1 across its shards in shard order."""
 
-    def __init__(self, data_dir: Path, split: str) -> None:
+    def __init__(self, data_dir: Path, split: str, *, skip_corrupt: bool = False) -> None:
+        """`skip_corrupt`: a shard whose headers are damaged keeps the records before the damage, and
+        the ones lost are counted in `lost_records` (from dataset.json's counts; 1 per damaged shard
+        when the shards came without it)."""
         self.split = split
-        self.files = [RecordFile(p) for p in split_shards(data_dir, split)]
+        self.files = [RecordFile(p, stop_at_damage=skip_corrupt) for p in split_shards(data_dir, split)]
+        expected = _shard_counts(data_dir, split)
+        self.lost_records = sum(max(1, expected.get(f.path.name, 0) - len(f)) for f in self.files if f.damage)
         counts = np.array([len(f) for f in self.files], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
         if self.starts[-1] == 0:
@@ -183,6 +188,8 @@ class FolderRecords:
 
     A convenience for small experiments; labels are the class folders' indices (offset 0).
     """
+
+    lost_records = 0  # files are checked one by one as they are read
 
     def __init__(self, root: Path, class_names: tuple[str, ...]) -> None:
         self.files: list[tuple[Path, int]] = []
@@ -243,14 +250,22 @@ def _folder_info(data_dir: Path) -> DatasetInfo:
     return DatasetInfo(data_dir, names, 0, sizes)
 
 
-def open_split(info: DatasetInfo, split: str) -> SplitRecords | FolderRecords:
+def _shard_counts(data_dir: Path, split: str) -> dict[str, int]:
+    """Records per shard as dataset.json records them; empty for shards built without one."""
+    path = data_dir / DATASET_JSON
+    if not path.exists():
+        return {}
+    return {name: int(n) for name, n in json.loads(path.read_text())["splits"][split]["shards"].items()}
+
+
+def open_split(info: DatasetInfo, split: str, *, skip_corrupt: bool = False) -> SplitRecords | FolderRecords:
     """The records of `split`: its shards, or, for an image folder, its files."""
     if _is_image_folder(info.data_dir) and not (info.data_dir / DATASET_JSON).exists():
         root = _folder_root(info.data_dir, split)
         if root is None:
             raise Inception3Error(f"{info.data_dir}: no '{split}' folder of class folders")
         return FolderRecords(root, info.class_names)
-    return SplitRecords(info.data_dir, split)
+    return SplitRecords(info.data_dir, split, skip_corrupt=skip_corrupt)
 
 
 def epoch_order(shard_sizes: np.ndarray, seed: int, epoch: int,

@@ -164,7 +164,8 @@ class TrainLoader:
 
     Each epoch every rank takes every `world_size`-th record of the shuffled order (so the ranks
     never overlap); batches run on across epoch boundaries. With `skip_corrupt`, corrupt records
-    are left out of their batch (which is then shorter) and counted in `skipped_records`.
+    are left out of their batch (which is then shorter) and counted in `skipped_records`, as are
+    the records after a damaged header in a shard, which cannot be found.
     """
 
     def __init__(self, info: DatasetInfo, batch_size: int, image_size: int, *, split: str = "train",
@@ -173,14 +174,15 @@ class TrainLoader:
         _check_rank(rank, world_size, batch_size)
         self.info, self.batch_size, self.image_size = info, batch_size, image_size
         self.rank, self.world_size, self.seed, self.num_workers = rank, world_size, seed, num_workers
-        self.records = open_split(info, split)
+        self.records = open_split(info, split, skip_corrupt=skip_corrupt)
         if len(self.records) < world_size:
             raise Inception3Error(f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
                                   f"by {world_size} ranks")
         self.decoder = _BatchDecoder(self.records, info, image_size, train=True, seed=seed,
                                      skip_corrupt=skip_corrupt)
         self.position = 0
-        self.skipped_records = 0
+        # Records lost to damaged shard headers are left out of every epoch; counted once here.
+        self.skipped_records = self.records.lost_records
 
     @property
     def epoch(self) -> float:

@@ -91,11 +91,11 @@ def iter_records(path: Path, *, check_crc: bool = True) -> Iterator[bytes]:
             index += 1
 
 
-def index_records(path: Path) -> np.ndarray:
-    """Byte offsets of every record in a file (int64), found by reading only the headers.
+def scan_records(path: Path) -> tuple[np.ndarray, str | None]:
+    """Byte offsets (int64) of the complete records before any damage, and the damage, if any.
 
-    Checks each length's checksum and that the file ends exactly after the last record, so a
-    truncated shard is reported here, before training starts.
+    Reads only the headers: checks each length's checksum and that the file ends exactly after
+    the last record. A TFRecord file has no markers to find the records after a damaged length.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -105,26 +105,44 @@ def index_records(path: Path) -> np.ndarray:
         while offset < size:
             f.seek(offset)
             header = f.read(_HEADER.size)
-            index = len(offsets)
             if len(header) < _HEADER.size:
-                raise corrupt_record(path, index, "file ends inside a record header")
+                return np.asarray(offsets, dtype=np.int64), "file ends inside a record header"
             length, length_crc = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != length_crc:
-                raise corrupt_record(path, index, "length checksum mismatch")
+                return np.asarray(offsets, dtype=np.int64), "length checksum mismatch"
             end = offset + _HEADER.size + length + _FOOTER.size
             if end > size:
-                raise corrupt_record(path, index, "file ends inside a record")
+                return np.asarray(offsets, dtype=np.int64), "file ends inside a record"
             offsets.append(offset)
             offset = end
-    return np.asarray(offsets, dtype=np.int64)
+    return np.asarray(offsets, dtype=np.int64), None
+
+
+def index_records(path: Path) -> np.ndarray:
+    """Byte offsets of every record in a file (int64); CorruptRecordError names a damaged one.
+
+    A truncated shard is reported here, before training starts.
+    """
+    offsets, damage = scan_records(path)
+    if damage is not None:
+        raise corrupt_record(path, len(offsets), damage)
+    return offsets
 
 
 class RecordFile:
     """Random access to the records of one TFRecord file by index, given its offsets."""
 
-    def __init__(self, path: Path, offsets: np.ndarray | None = None) -> None:
+    def __init__(self, path: Path, offsets: np.ndarray | None = None, *,
+                 stop_at_damage: bool = False) -> None:
+        """`stop_at_damage`: keep the records before a damaged header (`damage` says what) instead
+        of raising CorruptRecordError."""
         self.path = Path(path)
-        self.offsets = index_records(self.path) if offsets is None else offsets
+        self.damage: str | None = None
+        if offsets is None:
+            offsets, self.damage = scan_records(self.path)
+            if self.damage is not None and not stop_at_damage:
+                raise corrupt_record(self.path, len(offsets), self.damage)
+        self.offsets = offsets
         self._file: BinaryIO | None = None
         self._pid = 0  # the process that opened _file: a forked worker must not share its position
 
@@ -149,4 +167,4 @@ class RecordFile:
 
     def __getstate__(self) -> dict:
         """Pickle without the open file, so a RecordFile can be sent to loader worker processes."""
-        return {"path": self.path, "offsets": self.offsets, "_file": None, "_pid": 0}
+        return {"path": self.path, "offsets": self.offsets, "damage": self.damage, "_file": None, "_pid": 0}
