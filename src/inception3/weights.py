@@ -1,0 +1,257 @@
+"""Other projects' Inception v3 weights in this model: torchvision, timm, TensorFlow-Slim.
+
+torchvision's `Inception3` (and timm's `InceptionV3`, which keeps its names) already uses TF-Slim's
+names for the top-level blocks (`Conv2d_1a_3x3`, `Mixed_5b`, `AuxLogits`, ...). Inside a block its
+names are its own (`branch5x5_1`, `branch3x3dbl_2`), but its convolutions are registered in TF-Slim's
+branch order, so they pair one-to-one, in order, with this model's convolutions of the same block;
+every pair's shape is checked. The classifier `fc` becomes `Logits.Conv2d_1c_1x1` (a 1×1 conv), the
+aux `fc` becomes `AuxLogits.Conv2d_2b_1x1`.
+
+Batch norm: torchvision's has a gamma, ours (TF-Slim's `scale=False`) does not. In inference
+
+    gamma · (conv(W, x) − mean) / sqrt(var + eps) + beta
+      = (conv(gamma·W, x) − gamma·mean) / sqrt(var + eps) + beta,
+
+so gamma is folded into the convolution's output channels and the moving mean, the variance and
+beta are kept: the logits are the same for any gamma (negative and zero included). The folded moving
+mean and variance describe the unscaled convolution's statistics; a fine-tuning run's moving averages
+move them on from there.
+
+Pooling: torchvision averages the Mixed blocks' 3×3 pool *including* the zero padding, TensorFlow
+(and this model) over the real pixels only. The weights are the same either way; `exact_pooling`
+switches the loaded model's pools to torchvision's so the logits are identical. That switch is a
+property of the module, not a weight: a state dict saved from the model reloads with TF pooling.
+
+TF-Slim's `inception_v3.ckpt` (1001 outputs, class 0 the background) is read through TensorFlow
+when it is installed; its variable names map by `model.slim_to_torch_key`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from inception3.config import IMAGE_SIZE, ModelConfig
+from inception3.errors import Inception3Error
+from inception3.model import InceptionV3, slim_to_torch_key
+
+TF_BACKGROUND_CLASSES = 1001  # TF-Slim's ImageNet logits: class 0 is the background
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Tensors of a `.safetensors` file or a weights-only torch file; refuses pickled code.
+
+    A checkpoint that wraps its weights (`{"state_dict": ...}`, `{"model": ...}`) is unwrapped,
+    and DataParallel's `module.` prefix removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Inception3Error(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(path)
+        except Exception as error:
+            raise Inception3Error(f"{path}: not a readable safetensors file ({error})") from None
+    else:
+        from inception3.train.checkpoint import load_checkpoint
+
+        state = load_checkpoint(path)
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not all(isinstance(v, Tensor) for v in state.values()):
+        raise Inception3Error(f"{path}: holds no plain state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _conv_modules(module: nn.Module, prefix: str) -> list[str]:
+    """Keys (without '.weight') of this model's ConvBN layers inside a block, in network order."""
+    return [f"{prefix}.{name}" if name else prefix for name, child in module.named_modules()
+            if hasattr(child, "BatchNorm")]
+
+
+def _source_convs(state: Mapping[str, Tensor], block: str) -> list[str]:
+    """torchvision's BasicConv2d prefixes inside a block, in registration (state dict) order."""
+    seen: dict[str, None] = {}
+    for key in state:
+        if key.startswith(f"{block}.") and key.endswith(".conv.weight"):
+            seen[key.removesuffix(".conv.weight")] = None
+    if f"{block}.conv.weight" in state:
+        seen[block] = None
+    return list(seen)
+
+
+def _fold(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:
+    """One torchvision BasicConv2d as our ConvBN, gamma folded into the weight (module docstring)."""
+    gamma = state[f"{source}.bn.weight"].float()
+    return {"weight": state[f"{source}.conv.weight"].float() * gamma[:, None, None, None],
+            "BatchNorm.beta": state[f"{source}.bn.bias"].clone(),
+            "BatchNorm.moving_mean": state[f"{source}.bn.running_mean"].float() * gamma,
+            "BatchNorm.moving_variance": state[f"{source}.bn.running_var"].clone()}
+
+
+def _classifier(weight: Tensor, bias: Tensor, drop_background: bool) -> tuple[Tensor, Tensor]:
+    if drop_background:
+        weight, bias = weight[1:], bias[1:]
+    return weight.reshape(*weight.shape, 1, 1).clone(), bias.clone()
+
+
+def convert_torchvision(state: Mapping[str, Tensor], model: InceptionV3, *,
+                        drop_background: bool = False) -> tuple[dict[str, Tensor], list[str]]:
+    """torchvision/timm `Inception3` tensors as `model`'s state dict, and the source keys left over."""
+    target = model.state_dict()
+    out: dict[str, Tensor] = {}
+    used: set[str] = set()
+    blocks = [name for name, child in model.named_children()
+              if child is not None and any(hasattr(m, "BatchNorm") for m in child.modules())]
+    for block in blocks:
+        ours, theirs = _conv_modules(getattr(model, block), block), _source_convs(state, block)
+        if len(ours) != len(theirs):
+            raise Inception3Error(f"block {block}: the source has {len(theirs)} convolutions, this model "
+                                  f"{len(ours)}; not an Inception v3 of torchvision's layout")
+        for mine, source in zip(ours, theirs, strict=True):
+            for key, value in _fold(state, source).items():
+                if value.shape != target[f"{mine}.{key}"].shape:
+                    raise Inception3Error(f"{source}: shape {list(value.shape)} does not fit {mine}.{key} "
+                                          f"{list(target[f'{mine}.{key}'].shape)}")
+                out[f"{mine}.{key}"] = value
+            used.update(k for k in state if k.startswith(f"{source}.conv.") or k.startswith(f"{source}.bn."))
+    heads = [("fc", "Logits.Conv2d_1c_1x1")]
+    if model.AuxLogits is not None:
+        heads.append(("AuxLogits.fc", "AuxLogits.Conv2d_2b_1x1"))
+    for source, mine in heads:
+        weight, bias = _classifier(state[f"{source}.weight"], state[f"{source}.bias"], drop_background)
+        out[f"{mine}.weight"], out[f"{mine}.bias"] = weight, bias
+        used.update((f"{source}.weight", f"{source}.bias"))
+    leftover = sorted(k for k in state if k not in used and not k.endswith("num_batches_tracked"))
+    return out, leftover
+
+
+def _in_torchvision_order(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Source keys in torchvision's registration order (safetensors files store them sorted)."""
+    from torchvision.models.inception import Inception3
+
+    with torch.device("meta"):
+        order = Inception3(aux_logits=True, init_weights=False).state_dict()
+    return {k: state[k] for k in order if k in state} | {k: v for k, v in state.items() if k not in order}
+
+
+def use_torchvision_pooling(model: InceptionV3) -> InceptionV3:
+    """Make the Mixed blocks' 3×3 average pools count the zero padding, as torchvision's do."""
+    for module in model.modules():
+        if isinstance(module, nn.AvgPool2d):
+            module.count_include_pad = True
+    return model
+
+
+def _load_inception3(source: Path | Mapping[str, Tensor], *, strict: bool, exact_pooling: bool,
+                     what: str) -> InceptionV3:
+    state = read_state_dict(Path(source)) if isinstance(source, str | Path) else dict(source)
+    if "fc.weight" not in state or "Conv2d_1a_3x3.conv.weight" not in state:
+        raise Inception3Error(f"not a {what} Inception v3 state dict (no fc.weight / "
+                              "Conv2d_1a_3x3.conv.weight)")
+    state = _in_torchvision_order(state)
+    classes = state["fc.weight"].shape[0]
+    drop_background = classes == TF_BACKGROUND_CLASSES
+    aux = "AuxLogits.fc.weight" in state
+    cfg = ModelConfig(num_classes=classes - drop_background, aux_logits=aux, image_size=IMAGE_SIZE)
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        model = InceptionV3.from_config(cfg)
+    weights, leftover = convert_torchvision(state, model, drop_background=drop_background)
+    if leftover:
+        message = (f"{what} weights not used: {', '.join(leftover[:10])}"
+                   + (" ..." if len(leftover) > 10 else ""))
+        if strict:
+            raise Inception3Error(message + " (pass strict=False to ignore them)")
+        warnings.warn(message, stacklevel=3)
+    model.load_state_dict(weights, assign=True)
+    if exact_pooling:
+        use_torchvision_pooling(model)
+    return model.eval()
+
+
+def load_torchvision(source: Path | Mapping[str, Tensor], *, strict: bool = True,
+                     exact_pooling: bool = True) -> InceptionV3:
+    """torchvision's `inception_v3` weights (a file or a state dict) as an InceptionV3 in eval mode.
+
+    Same logits as torchvision's model with `transform_input=False` (inputs in [-1, 1]). A 1001-class
+    classifier loses TF's background row. `strict`: unused source tensors are an error (else a
+    warning). `exact_pooling`: torchvision's padded average pools (module docstring).
+    """
+    return _load_inception3(source, strict=strict, exact_pooling=exact_pooling, what="torchvision")
+
+
+def load_timm(source: Path | Mapping[str, Tensor], *, strict: bool = True,
+              exact_pooling: bool = True) -> InceptionV3:
+    """timm's `inception_v3` weights (its `tf_`/`adv_`/`gluon_` variants too): torchvision's names.
+
+    timm's TF-ported weights keep 1001 classes; the background row is dropped.
+    """
+    return _load_inception3(source, strict=strict, exact_pooling=exact_pooling, what="timm")
+
+
+def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True) -> InceptionV3:
+    """TF-Slim `InceptionV3/...` variables (name -> array) as an InceptionV3 in eval mode.
+
+    Kernels go from HWIO to OIHW; the logits' background class (of 1001) is dropped. Optimizer slots,
+    `global_step` and other scopes are leftovers.
+    """
+    found: dict[str, Tensor] = {}
+    leftover = []
+    for name, value in variables.items():
+        if not name.startswith("InceptionV3/") or "/RMSProp" in name or "/Momentum" in name:
+            leftover.append(name)
+            continue
+        array = np.asarray(value, dtype=np.float32)
+        tensor = torch.from_numpy(array.transpose(3, 2, 0, 1).copy() if array.ndim == 4 else array)
+        found[slim_to_torch_key(name)] = tensor
+    logits = found.get("Logits.Conv2d_1c_1x1.weight")
+    if logits is None:
+        raise Inception3Error("no InceptionV3/Logits/Conv2d_1c_1x1/weights: not a TF-Slim Inception v3")
+    drop = logits.shape[0] == TF_BACKGROUND_CLASSES
+    if drop:
+        for key in [k for k in found if k.startswith(("Logits.", "AuxLogits.Conv2d_2b_1x1."))]:
+            found[key] = found[key][1:]
+    aux = any(k.startswith("AuxLogits.") for k in found)
+    with torch.device("meta"):
+        model = InceptionV3.from_config(ModelConfig(num_classes=logits.shape[0] - drop, aux_logits=aux))
+    target = model.state_dict()
+    missing = sorted(set(target) - set(found))
+    if missing:
+        raise Inception3Error(f"TF-Slim checkpoint lacks {', '.join(missing[:5])}"
+                              + (" ..." if len(missing) > 5 else ""))
+    leftover += sorted(set(found) - set(target))
+    if leftover:
+        message = f"TF-Slim variables not used: {', '.join(leftover[:10])}"
+        if strict:
+            raise Inception3Error(message + " (pass strict=False to ignore them)")
+        warnings.warn(message, stacklevel=2)
+    for key, value in target.items():
+        if found[key].shape != value.shape:
+            raise Inception3Error(f"TF-Slim variable for {key} has shape {list(found[key].shape)}, "
+                                  f"expected {list(value.shape)}")
+    model.load_state_dict({k: found[k] for k in target}, assign=True)
+    return model.eval()
+
+
+def load_tf_slim(checkpoint: Path, *, strict: bool = False) -> InceptionV3:
+    """TF-Slim's `inception_v3.ckpt` (a checkpoint prefix) read through TensorFlow, if installed."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise Inception3Error("reading a TensorFlow checkpoint needs TensorFlow: pip install tensorflow "
+                              "(only for this import; inception3 itself does not use it)") from None
+    try:
+        reader = tf.train.load_checkpoint(str(checkpoint))
+    except Exception as error:
+        raise Inception3Error(f"{checkpoint}: not a readable TensorFlow checkpoint ({error})") from None
+    names = reader.get_variable_to_shape_map()
+    return convert_tf_slim({name: reader.get_tensor(name) for name in names}, strict=strict)

@@ -1,0 +1,148 @@
+"""Weight import: torchvision/timm state dicts and TF-Slim variables give the same network."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torchvision.models import inception_v3
+
+from inception3.errors import Inception3Error
+from inception3.model import InceptionV3
+from inception3.weights import (
+    convert_tf_slim,
+    load_tf_slim,
+    load_timm,
+    load_torchvision,
+    read_state_dict,
+)
+
+
+@pytest.fixture(scope="module")
+def torchvision_model() -> torch.nn.Module:
+    """torchvision's Inception v3 with random weights and random, non-trivial batch norms."""
+    torch.manual_seed(0)
+    model = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.weight.data = torch.rand(n, generator=generator) * 2 - 0.5  # some negative gammas
+            module.bias.data = torch.randn(n, generator=generator) * 0.1
+            module.running_mean = torch.randn(n, generator=generator) * 0.1
+            module.running_var = torch.rand(n, generator=generator) + 0.5
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(2, 3, 83, 83, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def expected(torchvision_model, images) -> torch.Tensor:
+    with torch.no_grad():
+        return torchvision_model(images)
+
+
+def test_torchvision_weights_give_identical_logits(torchvision_model, images, expected):
+    ours = load_torchvision(torchvision_model.state_dict())
+    with torch.no_grad():
+        got = ours(images)
+    assert got.shape == (2, 1000)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_tensorflow_pooling_changes_only_the_border_averages(torchvision_model, images, expected):
+    tf_pooling = load_torchvision(torchvision_model.state_dict(), exact_pooling=False)
+    with torch.no_grad():
+        assert (tf_pooling(images) - expected).abs().max() > 1e-4
+
+
+def test_sorted_safetensors_file_loads_the_same(torchvision_model, images, expected, tmp_path):
+    path = tmp_path / "inception_v3.safetensors"
+    state = {k: v.contiguous() for k, v in sorted(torchvision_model.state_dict().items())}
+    save_file(state, path)
+    ours = load_timm(path)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), expected, atol=1e-5, rtol=0)
+
+
+def test_timm_tf_weights_with_background_class_lose_it(torchvision_model, images, expected):
+    state = dict(torchvision_model.state_dict())
+    state["fc.weight"] = torch.cat([torch.randn(1, 2048), state["fc.weight"]])
+    state["fc.bias"] = torch.cat([torch.tensor([5.0]), state["fc.bias"]])
+    for key in ("AuxLogits.fc.weight", "AuxLogits.fc.bias"):
+        state[key] = torch.cat([state[key][:1], state[key]])
+    ours = load_timm(state)
+    assert ours.config.num_classes == 1000
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), expected, atol=1e-5, rtol=0)
+
+
+def test_leftover_tensors_are_reported(torchvision_model):
+    state = dict(torchvision_model.state_dict())
+    state["extra.head.weight"] = torch.zeros(3)
+    with pytest.raises(Inception3Error, match="extra.head.weight"):
+        load_torchvision(state)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_torchvision(state, strict=False)
+    assert any("extra.head.weight" in str(w.message) for w in caught)
+
+
+def test_a_foreign_state_dict_is_refused():
+    with pytest.raises(Inception3Error, match="not a torchvision Inception v3"):
+        load_torchvision({"layer1.weight": torch.zeros(1)})
+
+
+def _slim_name(key: str) -> str:
+    parts = key.split(".")
+    parts[-1] = {"weight": "weights", "bias": "biases"}.get(parts[-1], parts[-1])
+    return "InceptionV3/" + "/".join(parts)
+
+
+def _as_tf_slim(model: InceptionV3) -> dict[str, np.ndarray]:
+    """The model's tensors as TF-Slim variables: HWIO kernels, a background class prepended."""
+    variables = {}
+    for key, value in model.state_dict().items():
+        if key.startswith(("Logits.", "AuxLogits.Conv2d_2b_1x1.")):
+            value = torch.cat([value[:1] * 0 + 9, value])
+        array = value.numpy()
+        variables[_slim_name(key)] = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array
+    return variables
+
+
+def test_tf_slim_variables_map_by_name_and_drop_the_background(torchvision_model):
+    model = load_torchvision(torchvision_model.state_dict(), exact_pooling=False)
+    variables = _as_tf_slim(model)
+    assert variables["InceptionV3/Logits/Conv2d_1c_1x1/weights"].shape == (1, 1, 2048, 1001)
+    loaded = convert_tf_slim(variables)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    variables["global_step"] = np.int64(100)
+    with pytest.raises(Inception3Error, match="global_step"):
+        convert_tf_slim(variables)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None, reason="TensorFlow is installed")
+def test_tf_slim_checkpoint_without_tensorflow_says_what_to_install(tmp_path):
+    with pytest.raises(Inception3Error, match="pip install tensorflow"):
+        load_tf_slim(tmp_path / "inception_v3.ckpt")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_a_pickle_carrying_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"fc.weight": _RunsCode()}, path)
+    with pytest.raises(Inception3Error, match="weights-only"):
+        read_state_dict(path)
