@@ -91,3 +91,98 @@ class ModelConfig:
     image_size: int = IMAGE_SIZE
     batch_norm_decay: float = BATCH_NORM_DECAY
     batch_norm_epsilon: float = BATCH_NORM_EPSILON
+
+
+# --- training --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of `inception3 train`, defaulting to the original single-machine recipe.
+
+    Field names are the config keys of `--set key=value` and of RUN/config.toml. `batch_size` is
+    global: each of N ranks gets batch_size / N, in `accumulation_steps` micro-batches.
+    """
+
+    # model
+    image_size: int = IMAGE_SIZE
+    depth_multiplier: float = DEPTH_MULTIPLIER
+    min_depth: int = MIN_DEPTH
+    num_classes: int | None = None  # None: the dataset's class count
+    aux_logits: bool = True
+    dropout_keep_prob: float = DROPOUT_KEEP_PROB
+    batch_norm_decay: float = BATCH_NORM_DECAY
+    batch_norm_epsilon: float = BATCH_NORM_EPSILON
+    sync_batch_norm: bool = False  # the original's towers each kept their own statistics
+    # data
+    label_offset: int | None = None  # None: from dataset.json (TF-built shards: 1)
+    num_workers: int = 2
+    skip_corrupt: bool = False
+    # steps and batches
+    batch_size: int = BATCH_SIZE
+    accumulation_steps: int = 1
+    max_steps: int = MAX_STEPS
+    seed: int = 0
+    # loss
+    label_smoothing: float = LABEL_SMOOTHING
+    aux_loss_weight: float = AUX_LOSS_WEIGHT
+    weight_decay: float = WEIGHT_DECAY
+    # optimizer: "rmsprop" (TensorFlow semantics) or "sgd" (momentum)
+    optimizer: str = "rmsprop"
+    rmsprop_decay: float = RMSPROP_DECAY
+    rmsprop_epsilon: float = RMSPROP_EPSILON
+    momentum: float = RMSPROP_MOMENTUM
+    # learning rate: "exponential" (staircase), "cosine" or "constant", after `warmup_steps`
+    learning_rate: float = INITIAL_LEARNING_RATE
+    lr_schedule: str = "exponential"
+    num_epochs_per_decay: float = NUM_EPOCHS_PER_DECAY
+    learning_rate_decay_factor: float = LEARNING_RATE_DECAY_FACTOR
+    warmup_steps: int = 0
+    # moving averages
+    ema_decay: float = MOVING_AVERAGE_DECAY
+    # fine-tuning
+    init_from: str = ""  # an inception3 checkpoint or a plain InceptionV3 state dict
+    fine_tune: bool = False  # leave the logits out of init_from even when the class counts match
+    trainable: tuple[str, ...] = ()  # parameter scopes to train, e.g. ("Logits", "AuxLogits"); () = all
+    # speed
+    device: str = "auto"  # "auto": CUDA when available, else CPU
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    channels_last: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    # logging and checkpoints
+    log_every: int = LOG_EVERY_STEPS
+    summary_every: int = SUMMARY_EVERY_STEPS
+    checkpoint_every: int = CHECKPOINT_EVERY_STEPS
+    checkpoint_every_secs: float = 0.0  # 0: by steps only
+    keep_checkpoints: int = 5  # newest kept; 0 keeps all
+    keep_checkpoint_every: int = 0  # also keep every checkpoint at a multiple of this step; 0: none
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        """The network this config trains, for a dataset of `num_classes` classes."""
+        return ModelConfig(self.num_classes or num_classes, self.aux_logits, self.dropout_keep_prob,
+                           self.depth_multiplier, self.min_depth, self.image_size, self.batch_norm_decay,
+                           self.batch_norm_epsilon)
+
+
+# Presets: small override sets on top of TrainConfig's defaults.
+PRESETS: dict[str, dict[str, object]] = {
+    "imagenet": {},  # [train] the single-machine recipe, as the defaults
+    "imagenet-distributed": {  # [dist] the synchronous distributed recipe
+        "learning_rate": DIST_INITIAL_LEARNING_RATE,
+        "num_epochs_per_decay": DIST_NUM_EPOCHS_PER_DECAY,
+        "learning_rate_decay_factor": DIST_LEARNING_RATE_DECAY_FACTOR,
+    },
+    "flowers": {  # inception README: fine-tune from an ImageNet checkpoint, lr 0.001, new logits
+        "learning_rate": FINE_TUNE_LEARNING_RATE,
+        "fine_tune": True,
+    },
+    "tiny": {  # a CPU-sized network for trying the pipeline end to end in minutes
+        "image_size": MIN_IMAGE_SIZE,
+        "depth_multiplier": 0.25,
+        "batch_size": 16,
+        "learning_rate": 0.01,
+        "lr_schedule": "constant",
+        "log_every": 10,
+        "summary_every": 50,
+        "checkpoint_every": 100,
+    },
+}

@@ -1,0 +1,134 @@
+"""Synchronous data parallelism with `torch.distributed`, launched by `torchrun` (or run alone).
+
+`torchrun` sets RANK, WORLD_SIZE and LOCAL_RANK; without them the run is a single process and
+nothing here touches `torch.distributed`. CUDA ranks use NCCL, one GPU per local rank; CPU ranks
+use gloo. Gradients are averaged every step by DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from inception3.errors import Inception3Error
+from inception3.model import BatchNorm
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands: its rank among `world_size`, and the device it trains on."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints, summaries and logs."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise Inception3Error("device 'cuda' was asked for but no CUDA device is available; "
+                                  "use --set device=cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "cpu":
+        return torch.device("cpu")
+    raise Inception3Error(f"device must be 'auto', 'cuda' or 'cpu', got {name!r}")
+
+
+def init_distributed(device: str = "auto") -> Distributed:
+    """Join the process group torchrun describes (if any) and pick this rank's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    where = _device(device, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if where.type == "cuda":
+            torch.cuda.set_device(where)
+        dist.init_process_group("nccl" if where.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    return Distributed(rank, world_size, local_rank, where)
+
+
+def shutdown(ctx: Distributed) -> None:
+    """Leave the process group (a no-op for a single process)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(model: nn.Module, ctx: Distributed) -> nn.Module:
+    """The model DDP averages gradients for (the model itself when alone)."""
+    if not ctx.enabled:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+def mean_over_ranks(value: torch.Tensor, ctx: Distributed) -> torch.Tensor:
+    """The mean of a tensor across ranks (the tensor itself when alone), for logging."""
+    if not ctx.enabled:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value)
+    return value / ctx.world_size
+
+
+def any_rank(flag: bool, ctx: Distributed) -> bool:
+    """Whether `flag` is true on at least one rank, so all ranks stop together."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def barrier(ctx: Distributed) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+class SyncBatchNorm(BatchNorm):
+    """TF-Slim's batch norm with the batch statistics taken over every rank's batch.
+
+    Sums and sums of squares are all-reduced with autograd (`torch.distributed.nn`), so it runs on
+    gloo (CPU) as on NCCL; the moving statistics get the global mean and unbiased variance.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not dist.is_initialized():
+            return super().forward(x)
+        from torch.distributed.nn import all_reduce
+
+        channels = x.shape[1]
+        stats = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)),
+                           x.new_full((1,), x.numel() / channels)])
+        stats = all_reduce(stats)
+        count = stats[-1]
+        mean = stats[:channels] / count
+        var = (stats[channels:2 * channels] / count - mean * mean).clamp_min(0.0)
+        with torch.no_grad():
+            self.moving_mean.lerp_(mean.detach(), self.momentum)
+            self.moving_variance.lerp_(var.detach() * count / (count - 1).clamp_min(1.0), self.momentum)
+        shape = (1, channels, 1, 1)
+        return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.epsilon) + self.beta.view(shape)
+
+
+def convert_sync_batch_norm(model: nn.Module) -> nn.Module:
+    """Make every batch norm a `SyncBatchNorm` in place: same beta, statistics and state-dict keys."""
+    for module in model.modules():
+        if type(module) is BatchNorm:
+            module.__class__ = SyncBatchNorm
+    return model

@@ -1,0 +1,76 @@
+"""Starting from other weights, and training only part of the network (TF-Slim's two-stage recipe).
+
+`--init-from` takes an inception3 checkpoint (its averaged weights, as the original restored the
+moving averages) or a plain InceptionV3 state dict. The logits and aux logits are left out, and
+keep their fresh initialisation, when the class count differs or `fine_tune` asks for it, as the
+original's `--fine_tune` did. `trainable` names the scopes that learn; every other parameter is
+frozen and its batch norm stays in inference mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from inception3.errors import Inception3Error
+from inception3.model import BatchNorm, InceptionV3
+from inception3.train.checkpoint import FORMAT, load_checkpoint
+
+HEAD_SCOPES = ("Logits.", "AuxLogits.Conv2d_2b_1x1.")
+
+
+def _source_weights(path: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(path)
+    if state.get("format") == FORMAT:
+        return state["ema"] or state["model"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise Inception3Error(f"{path}: neither an inception3 checkpoint nor a plain state dict")
+    return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+
+
+def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> list[str]:
+    """Copy the weights of `path` into `model`; returns the keys left at their initialisation.
+
+    The heads are left out when `fine_tune` is set or their shapes differ from the model's; any
+    other mismatch (another width, a missing layer) is an error naming the first key at fault.
+    """
+    source = _source_weights(Path(path))
+    target = model.state_dict()
+    head = [k for k in target if k.startswith(HEAD_SCOPES)]
+    drop_head = fine_tune or any(k in source and source[k].shape != target[k].shape for k in head)
+    skipped = [k for k in head if drop_head or k not in source]
+    for key, value in target.items():
+        if key in skipped:
+            continue
+        if key not in source:
+            raise Inception3Error(f"{path}: has no {key}; it was saved from another network")
+        if source[key].shape != value.shape:
+            raise Inception3Error(f"{path}: {key} has shape {list(source[key].shape)}, the model needs "
+                                  f"{list(value.shape)}; check depth_multiplier and image_size")
+        with torch.no_grad():
+            value.copy_(source[key])
+    return skipped
+
+
+def restrict_training(model: nn.Module, scopes: tuple[str, ...]) -> int:
+    """Freeze every parameter outside `scopes` (name prefixes); returns how many tensors still learn."""
+    if not scopes:
+        return sum(1 for _ in model.parameters())
+    learning = 0
+    for name, param in model.named_parameters():
+        keep = any(name == s or name.startswith(s.rstrip(".") + ".") for s in scopes)
+        param.requires_grad_(keep)
+        learning += keep
+    if not learning:
+        raise Inception3Error(f"trainable scopes {', '.join(scopes)} match no parameter; use names such as "
+                              "Logits, AuxLogits, Mixed_7c")
+    return learning
+
+
+def freeze_batch_norm_statistics(model: nn.Module) -> None:
+    """Put the batch norms of frozen layers in inference mode; call after every `model.train()`."""
+    for module in model.modules():
+        if isinstance(module, BatchNorm) and not module.beta.requires_grad:
+            module.eval()

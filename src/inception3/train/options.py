@@ -1,0 +1,133 @@
+"""The effective training config: defaults, then a preset, then a TOML file, then `--set key=value`.
+
+Also writes a config as TOML (RUN/config.toml), readable back by `--config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from pathlib import Path
+
+from inception3.config import PRESETS, TrainConfig
+from inception3.errors import Inception3Error
+
+_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def _convert(key: str, value: object, where: str) -> object:
+    """`value` (a TOML value or a --set string) as the type of field `key`."""
+    if key not in _TYPES:
+        raise Inception3Error(f"{where}: unknown config key {key!r}; known keys: {', '.join(_TYPES)}")
+    kind = _TYPES[key]
+    text = value.strip() if isinstance(value, str) else None
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if text is not None and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return text.lower() in ("true", "1", "yes")
+            raise ValueError
+        if kind == int | None:
+            return None if text is not None and text.lower() in ("", "none") else _number(value, int)
+        if kind is int:
+            return _number(value, int)
+        if kind is float:
+            return float(value)
+        if kind == tuple[str, ...]:
+            items = value if isinstance(value, list) else [s for s in (text or "").split(",")]
+            return tuple(str(s).strip() for s in items if str(s).strip())
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise Inception3Error(f"{where}: {key} = {value!r} is not a valid {getattr(kind, '__name__', kind)}")
+
+
+def _number(value: object, kind: type) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError
+    return kind(float(value)) if isinstance(value, str) and "e" in value.lower() else kind(value)
+
+
+def parse_set(items: list[str]) -> dict[str, object]:
+    """`["key=value", ...]` (from --set) as typed config values."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise Inception3Error(f"--set {item!r}: expected key=value, e.g. --set batch_size=64")
+        values[key.strip()] = _convert(key.strip(), value, f"--set {item}")
+    return values
+
+
+def read_toml(path: Path) -> dict[str, object]:
+    """The typed config values of a TOML file (flat keys, as config.toml is written)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise Inception3Error(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise Inception3Error(f"{path}: not valid TOML ({error})") from None
+    return {key: _convert(key, value, str(path)) for key, value in raw.items()}
+
+
+def resolve_config(preset: str | None = None, config_file: Path | None = None,
+                   overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the preset's overrides, then the file's, then --set's; validated."""
+    values: dict[str, object] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise Inception3Error(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    if config_file is not None:
+        values.update(read_toml(config_file))
+    values.update(parse_set(overrides or []))
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Refuse values that cannot work, with the key at fault."""
+    checks = [
+        (cfg.batch_size >= 1, "batch_size must be at least 1"),
+        (cfg.accumulation_steps >= 1, "accumulation_steps must be at least 1"),
+        (cfg.max_steps >= 1, "max_steps must be at least 1"),
+        (cfg.learning_rate > 0, "learning_rate must be positive"),
+        (0.0 <= cfg.ema_decay < 1.0, "ema_decay must be in [0, 1)"),
+        (0.0 <= cfg.label_smoothing < 1.0, "label_smoothing must be in [0, 1)"),
+        (cfg.log_every >= 1 and cfg.summary_every >= 1, "log_every and summary_every must be at least 1"),
+        (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
+        (cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}"),
+        (cfg.optimizer in ("rmsprop", "sgd"), f"optimizer must be rmsprop or sgd, got {cfg.optimizer!r}"),
+        (cfg.lr_schedule in ("exponential", "cosine", "constant"),
+         f"lr_schedule must be exponential, cosine or constant, got {cfg.lr_schedule!r}"),
+        (cfg.num_classes is None or cfg.num_classes >= 1, "num_classes must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise Inception3Error(f"config: {message}")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_to_toml(cfg: TrainConfig, header: str = "") -> str:
+    """Every key of `cfg` as TOML, one a line; keys whose value is None (unset) are left out."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if value is not None:
+            lines.append(f"{field.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

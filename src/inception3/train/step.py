@@ -1,0 +1,86 @@
+"""One training step: augment on the device, forward, the original's loss, backward, update.
+
+Every random draw of a step (the colour distortion and flips, the dropout masks) comes from
+seeds derived from (seed, step, rank), so a resumed run repeats the very same step and ranks
+draw differently from one another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inception3.config import TrainConfig
+from inception3.data.augment import distort_batch
+from inception3.model import InceptionOutputs
+
+AUGMENT_STREAM, DROPOUT_STREAM = 0, 1
+
+
+def step_seed(seed: int, step: int, rank: int, stream: int) -> int:
+    """A 63-bit seed for one random stream of one step on one rank, well mixed (SeedSequence)."""
+    state = np.random.SeedSequence([seed, step, rank, stream]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+@dataclass
+class StepLosses:
+    """The step's losses, detached, on the device: total = cross_entropy + aux_weight · aux."""
+
+    total: torch.Tensor
+    cross_entropy: torch.Tensor
+    aux: torch.Tensor
+
+
+def inception_loss(outputs: torch.Tensor | InceptionOutputs, labels: torch.Tensor,
+                   cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax cross entropy with label smoothing on the logits, plus the weighted aux head's.
+
+    TF's `label_smoothing` (one-hot · (1 − ε) + ε / K) is PyTorch's; losses are in float32
+    even under bf16 autocast. Returns (total, cross_entropy, aux); aux is 0 without the head.
+    """
+    if isinstance(outputs, InceptionOutputs):
+        logits, aux_logits = outputs
+    else:
+        logits, aux_logits = outputs, None
+    main = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    if aux_logits is None:
+        return main, main, torch.zeros_like(main)
+    aux = F.cross_entropy(aux_logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    return main + cfg.aux_loss_weight * aux, main, aux
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               labels: torch.Tensor, step: int, rank: int, cfg: TrainConfig) -> StepLosses:
+    """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
+
+    The batch is split into `cfg.accumulation_steps` micro-batches whose gradients add up (DDP
+    synchronises only on the last), each loss scaled so the sum is the batch mean.
+    """
+    device = images.device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(step_seed(cfg.seed, step, rank, AUGMENT_STREAM))
+    torch.manual_seed(step_seed(cfg.seed, step, rank, DROPOUT_STREAM))
+    x = distort_batch(images, generator)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    parts = cfg.accumulation_steps
+    sums = torch.zeros(3, device=device)
+    for i, (xi, yi) in enumerate(zip(x.chunk(parts), labels.chunk(parts), strict=True)):
+        last = i == parts - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        weight = yi.shape[0] / labels.shape[0]
+        with sync:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                outputs = model(xi)
+            total, main, aux = inception_loss(outputs, yi, cfg)
+            (total * weight).backward()
+        sums += torch.stack([total, main, aux]).detach() * weight
+    optimizer.step()
+    return StepLosses(sums[0], sums[1], sums[2])

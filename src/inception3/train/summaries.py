@@ -1,0 +1,96 @@
+"""What training reports: the original's log line, and TensorBoard event files in the run directory.
+
+Every `log_every` steps: the line `step N, loss = L (E examples/sec; S sec/batch)` with the
+learning rate, and scalars (losses, learning rate, throughput). Every `summary_every` steps:
+histograms and sparsity (fraction of zeros) of the end points, gradient norms, and a grid of the
+distorted input images, as the original's summaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+import torch
+from torch import nn
+
+from inception3.model import BASE_END_POINTS
+
+
+def log_line(step: int, loss: float, examples_per_sec: float, sec_per_batch: float, lr: float) -> str:
+    """The original's progress line, plus the learning rate."""
+    return (f"step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec; "
+            f"{sec_per_batch:.3f} sec/batch), learning rate = {lr:.6g}")
+
+
+class Summaries:
+    """TensorBoard writer of rank 0 (a silent stand-in on other ranks) and the log output."""
+
+    def __init__(self, run_dir: Path, enabled: bool, out: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.out = out or sys.stdout
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir))
+        self.end_points: dict[str, torch.Tensor] = {}
+
+    def log(self, step: int, losses: dict[str, float], lr: float, examples_per_sec: float,
+            sec_per_batch: float, write=None) -> None:
+        """Print the progress line and write the scalars of `step`."""
+        if not self.enabled:
+            return
+        line = log_line(step, losses["total"], examples_per_sec, sec_per_batch, lr)
+        (write or (lambda text: print(text, file=self.out, flush=True)))(line)
+        for name, value in losses.items():
+            self.writer.add_scalar(f"loss/{name}", value, step)
+        self.writer.add_scalar("learning_rate", lr, step)
+        self.writer.add_scalar("examples_per_sec", examples_per_sec, step)
+
+    @contextlib.contextmanager
+    def record_end_points(self, model: nn.Module, active: bool) -> Iterator[None]:
+        """Keep the first output of every end-point module during the block (when `active`)."""
+        if not (active and self.enabled):
+            yield
+            return
+        self.end_points.clear()
+
+        def keep(name: str):
+            def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+                self.end_points.setdefault(name, output.detach())
+            return hook
+
+        handles = [getattr(model, name).register_forward_hook(keep(name)) for name in BASE_END_POINTS]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def histograms(self, step: int, model: nn.Module, images: torch.Tensor, regularization: float) -> None:
+        """End-point histograms and sparsity, gradient norms, input images, the L2 loss."""
+        if not self.enabled:
+            return
+        w = self.writer
+        for name, value in self.end_points.items():
+            value = value.float()
+            w.add_histogram(f"activations/{name}", value.cpu(), step)
+            w.add_scalar(f"sparsity/{name}", float((value == 0).float().mean()), step)
+        self.end_points.clear()
+        norms = {name: p.grad.detach().float().norm() for name, p in model.named_parameters()
+                 if p.grad is not None}
+        if norms:
+            w.add_scalar("gradient_norm/total", float(torch.stack(list(norms.values())).norm()), step)
+            for scope in dict.fromkeys(name.split(".")[0] for name in norms):
+                scoped = [n for name, n in norms.items() if name.split(".")[0] == scope]
+                w.add_scalar(f"gradient_norm/{scope}", float(torch.stack(scoped).norm()), step)
+        w.add_scalar("loss/regularization", regularization, step)
+        w.add_images("images", (images[:8].float().cpu() + 1.0) / 2.0, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
