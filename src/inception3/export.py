@@ -1,0 +1,94 @@
+"""A checkpoint's network as a file other runtimes load: ONNX, TorchScript or safetensors.
+
+The moving-average weights are exported by default, as the evaluator uses them. Exported networks
+take float32 images [B, 3, S, S] scaled to [-1, 1] (`data.augment.scale_to_unit`) and return the
+logits [B, num_classes]; the batch size is free. The class names travel with the file: ONNX
+metadata `class_names`, a TorchScript extra file `class_names.json`, safetensors metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from inception3.errors import Inception3Error
+from inception3.model import InceptionV3
+
+FORMATS = ("onnx", "torchscript", "safetensors")
+ONNX_OPSET = 18  # the default of torch's ONNX exporter; onnxruntime ≥ 1.14 runs it
+
+
+def _example(model: InceptionV3, image_size: int, batch: int = 2) -> torch.Tensor:
+    return torch.zeros(batch, 3, image_size, image_size)
+
+
+def export_onnx(model: InceptionV3, output: Path, image_size: int, class_names: list[str]) -> None:
+    """ONNX graph of the eval-mode network, input `images`, output `logits`, dynamic batch."""
+    import onnx
+
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(model, (_example(model, image_size),), input_names=["images"],
+                                output_names=["logits"], dynamic_shapes=({0: batch},),
+                                opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {"class_names": json.dumps(class_names),
+                                        "image_size": str(image_size)})
+    onnx.save(proto, str(output))
+
+
+def export_torchscript(model: InceptionV3, output: Path, image_size: int, class_names: list[str]) -> None:
+    """A traced TorchScript module (eval mode: no auxiliary head), loadable by `torch.jit.load`."""
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is deprecated upstream but still the format C++ and mobile runtimes load; the
+        # input-shape checks become constants of the trace, which is what an exported model wants.
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, _example(model, image_size), check_trace=False)
+        torch.jit.save(traced, str(output), _extra_files={"class_names.json": json.dumps(class_names)})
+
+
+def export_safetensors(model: InceptionV3, output: Path, meta: dict) -> None:
+    """The state dict (our TF-Slim key names) with the model config and class names as metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(output), metadata={
+        "format": "inception3/1",
+        "model_config": json.dumps(dataclasses.asdict(model.config)),
+        "class_names": json.dumps(meta["class_names"]),
+        "step": str(meta.get("step", 0)),
+        "ema": str(bool(meta.get("ema", False))).lower()})
+
+
+def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool = True) -> Path:
+    """Write `checkpoint`'s network (EMA weights unless `use_ema=False`) to `output` as `fmt`.
+
+    The file appears whole or not at all (written under a temporary name, then renamed).
+    """
+    from inception3.train.checkpoint import load_model
+
+    if fmt not in FORMATS:
+        raise Inception3Error(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise Inception3Error(f"{output.parent}: no such directory for the exported file")
+    model, meta = load_model(Path(checkpoint), use_ema=use_ema)
+    image_size = int(meta["image_size"])
+    class_names = list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)])
+    meta = {**meta, "class_names": class_names}
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        if fmt == "onnx":
+            export_onnx(model, tmp, image_size, class_names)
+        elif fmt == "torchscript":
+            export_torchscript(model, tmp, image_size, class_names)
+        else:
+            export_safetensors(model, tmp, meta)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return output

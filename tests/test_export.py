@@ -1,0 +1,80 @@
+"""Export: ONNX, TorchScript and safetensors files reproduce the PyTorch network's logits."""
+
+from __future__ import annotations
+
+import json
+
+import onnxruntime
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from tiny_checkpoint import CLASS_NAMES, write_tiny_checkpoint
+
+from inception3.cli import main
+from inception3.errors import Inception3Error
+from inception3.export import export_checkpoint
+from inception3.train.checkpoint import load_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(3, 3, 75, 75, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def ema_logits(checkpoint, images) -> torch.Tensor:
+    model, _ = load_model(checkpoint)
+    with torch.no_grad():
+        return model(images)
+
+
+def test_onnx_matches_pytorch_with_any_batch_size(checkpoint, images, ema_logits, tmp_path):
+    path = export_checkpoint(checkpoint, "onnx", tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["logits"], {"images": images.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got), ema_logits, atol=1e-4, rtol=0)
+    (one,) = session.run(["logits"], {"images": images[:1].numpy()})
+    torch.testing.assert_close(torch.from_numpy(one), ema_logits[:1], atol=1e-4, rtol=0)
+    assert json.loads(session.get_modelmeta().custom_metadata_map["class_names"]) == CLASS_NAMES
+
+
+def test_torchscript_matches_pytorch(checkpoint, images, ema_logits, tmp_path):
+    path = export_checkpoint(checkpoint, "torchscript", tmp_path / "model.pt")
+    extra = {"class_names.json": ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), ema_logits, atol=1e-4, rtol=0)
+    assert json.loads(extra["class_names.json"]) == CLASS_NAMES
+
+
+def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpoint, tmp_path):
+    ema_model, _ = load_model(checkpoint)
+    raw_model, _ = load_model(checkpoint, use_ema=False)
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "safetensors",
+                 "--output", str(tmp_path / "ema.safetensors")]) == 0
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "safetensors", "--no-ema",
+                 "--output", str(tmp_path / "raw.safetensors")]) == 0
+    ema, raw = load_file(tmp_path / "ema.safetensors"), load_file(tmp_path / "raw.safetensors")
+    key = "Conv2d_1a_3x3.weight"
+    assert torch.equal(ema[key], ema_model.state_dict()[key])
+    assert torch.equal(raw[key], raw_model.state_dict()[key])
+    assert not torch.equal(ema[key], raw[key])
+    with safe_open(tmp_path / "ema.safetensors", "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["class_names"]) == CLASS_NAMES
+    assert json.loads(meta["model_config"])["depth_multiplier"] == 0.25
+
+
+def test_unknown_format_and_missing_checkpoint_are_user_errors(checkpoint, tmp_path, capsys):
+    with pytest.raises(Inception3Error, match="choose one of onnx, torchscript, safetensors"):
+        export_checkpoint(checkpoint, "tflite", tmp_path / "m.bin")
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--format", "onnx",
+                 "--output", str(tmp_path / "m.onnx")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
