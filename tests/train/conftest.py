@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from inception3.config import TrainConfig
 from inception3.data.build import build_dataset
@@ -26,6 +27,12 @@ def make_shards(root: Path, per_class: int = 8, label_offset: int = 0) -> Path:
     build_dataset(root / "images", root / "shards", train_shards=2, workers=1, progress=False,
                   label_offset=label_offset)
     return root / "shards"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> None:
+    """One intra-op thread: tiny convolutions only lose time to thread hand-offs, most on a busy CPU."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,16 @@ def _check_labels(labels: torch.Tensor, num_classes: int, info: DatasetInfo, ste
             "(or set num_classes to cover every stored label)")
 
 
+def _dataset_info(data_dir: Path, cfg: TrainConfig) -> DatasetInfo:
+    """The dataset's metadata; num_classes is the model's, so it only helps shards without dataset.json."""
+    try:
+        return load_dataset_info(data_dir, cfg.label_offset)
+    except Inception3Error:
+        if cfg.num_classes is None:
+            raise
+        return load_dataset_info(data_dir, cfg.label_offset, cfg.num_classes)
+
+
 def _check_divisible(cfg: TrainConfig, world_size: int) -> int:
     share, rest = divmod(cfg.batch_size, world_size * cfg.accumulation_steps)
     if rest or not share:
@@ -120,7 +130,7 @@ def train(cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = Fa
 def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distributed, force: bool,
            out: TextIO) -> TrainResult:
     per_rank = _check_divisible(cfg, ctx.world_size)
-    info = load_dataset_info(data_dir, cfg.label_offset, cfg.num_classes)
+    info = _dataset_info(data_dir, cfg)
     model_cfg = cfg.model_config(info.num_classes)
     if info.num_classes > model_cfg.num_classes:
         raise Inception3Error(f"{data_dir}: the dataset has {info.num_classes} classes but num_classes is "
