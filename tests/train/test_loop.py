@@ -81,14 +81,25 @@ def test_resume_after_a_crash_mid_epoch_is_bitwise_exact(shards: Path, tmp_path:
     assert "resuming from" in out.getvalue() and "at step 3" in out.getvalue()
     assert out.getvalue().count("step ") >= 4 and "step 3, loss" in out.getvalue()
 
-    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
-    assert a["step"] == b["step"] == 7 and is_final(a) and is_final(b)
+    _assert_same_state(load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint))
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"] and is_final(a) and is_final(b)
     assert a["data"] == b["data"]
     for key in ("model", "ema", "optimizer"):
         ta, tb = _tensors(a, key), _tensors(b, key)
         assert ta.keys() == tb.keys()
         for name in ta:
             assert torch.equal(ta[name], tb[name]), f"{key} {name} differs after resume"
+
+
+def test_a_finished_run_continues_exactly_when_max_steps_is_raised(shards: Path, tmp_path: Path) -> None:
+    straight = train(tiny_config(max_steps=6), shards, tmp_path / "straight", out=io.StringIO())
+    train(tiny_config(max_steps=3), shards, tmp_path / "extended", out=io.StringIO())
+    extended = train(tiny_config(max_steps=6), shards, tmp_path / "extended", out=io.StringIO())
+    _assert_same_state(load_checkpoint(straight.checkpoint), load_checkpoint(extended.checkpoint))
+    assert load_checkpoint(extended.checkpoint)["data"]["position"] == 6 * 8
 
 
 def test_a_finished_run_is_not_trained_again_and_nothing_is_deleted(shards: Path, tmp_path: Path) -> None:

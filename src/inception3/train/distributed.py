@@ -103,25 +103,27 @@ def barrier(ctx: Distributed) -> None:
 class SyncBatchNorm(BatchNorm):
     """TF-Slim's batch norm with the batch statistics taken over every rank's batch.
 
-    Sums and sums of squares are all-reduced with autograd (`torch.distributed.nn`), so it runs on
-    gloo (CPU) as on NCCL; the moving statistics get the global mean and unbiased variance.
+    Each rank's mean and variance (two-pass, `var_mean`) and count are all-gathered with autograd
+    (`torch.distributed.nn`), so it runs on gloo (CPU) as on NCCL, and combined exactly (Chan's
+    parallel variance); the moving statistics get the global mean and unbiased variance.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not dist.is_initialized():
             return super().forward(x)
-        from torch.distributed.nn import all_reduce
+        from torch.distributed.nn import all_gather
 
         channels = x.shape[1]
-        stats = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)),
-                           x.new_full((1,), x.numel() / channels)])
-        stats = all_reduce(stats)
-        count = stats[-1]
-        mean = stats[:channels] / count
-        var = (stats[channels:2 * channels] / count - mean * mean).clamp_min(0.0)
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+        local = torch.cat([mean, var, x.new_full((1,), x.numel() / channels)])
+        gathered = torch.stack(all_gather(local))
+        means, variances, counts = gathered[:, :channels], gathered[:, channels:-1], gathered[:, -1:]
+        total = counts.sum()
+        mean = (means * counts).sum(0) / total
+        var = ((variances + (means - mean) ** 2) * counts).sum(0) / total
         with torch.no_grad():
             self.moving_mean.lerp_(mean.detach(), self.momentum)
-            self.moving_variance.lerp_(var.detach() * count / (count - 1).clamp_min(1.0), self.momentum)
+            self.moving_variance.lerp_(var.detach() * total / (total - 1).clamp_min(1.0), self.momentum)
         shape = (1, channels, 1, 1)
         return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.epsilon) + self.beta.view(shape)
 

@@ -197,9 +197,9 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
     loss = math.nan
     window_start, window_steps = time.perf_counter(), 0
     try:
-        for batch in loader:
-            if step >= cfg.max_steps:
-                break
+        batches = iter(loader)
+        while step < cfg.max_steps:  # test before drawing: the saved data position counts used batches only
+            batch = next(batches)
             _check_labels(batch.labels, model_cfg.num_classes, info, step)
             lr = learning_rate(step, cfg, train_examples)
             set_learning_rate(optimizer, lr)

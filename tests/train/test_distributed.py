@@ -1,0 +1,125 @@
+"""Two ranks with gloo on the CPU: the same gradients as one process on the same global batch."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+from conftest import tiny_config
+
+from inception3.config import TrainConfig
+from inception3.data.augment import distort_batch
+from inception3.model import InceptionV3, parameter_groups
+from inception3.train import distributed
+from inception3.train.checkpoint import list_checkpoints, load_checkpoint
+from inception3.train.loop import train
+from inception3.train.optim import build_optimizer
+from inception3.train.step import AUGMENT_STREAM, inception_loss, step_seed, train_step
+
+GLOBAL_BATCH = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _join(rank: int, world_size: int, port: int) -> None:
+    torch.set_num_threads(1)
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    return torch.randint(0, 256, (GLOBAL_BATCH, 3, 75, 75), dtype=torch.uint8, generator=g), \
+        torch.randint(0, 5, (GLOBAL_BATCH,), generator=g)
+
+
+def _model(cfg: TrainConfig) -> InceptionV3:
+    torch.manual_seed(0)
+    return InceptionV3.from_config(cfg.model_config(5)).train()
+
+
+def _first_step_gradients(rank: int, world_size: int, port: int, cfg: TrainConfig, out: str) -> None:
+    _join(rank, world_size, port)
+    ctx = distributed.init_distributed("cpu")
+    model = _model(cfg)
+    if cfg.sync_batch_norm:
+        distributed.convert_sync_batch_norm(model)
+    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
+    images, labels = _batch()
+    share = GLOBAL_BATCH // world_size
+    part = slice(rank * share, (rank + 1) * share)
+    train_step(distributed.wrap_model(model, ctx), optimizer, images[part], labels[part], 0, rank, cfg)
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.named_parameters()}, out)
+    distributed.shutdown(ctx)
+
+
+def _reference_gradients(cfg: TrainConfig, world_size: int, whole_batch_statistics: bool) -> dict:
+    """One process: each rank's share distorted with that rank's seed; per-share or whole-batch BN."""
+    model = _model(cfg)
+    images, labels = _batch()
+    share = GLOBAL_BATCH // world_size
+    shares = []
+    for rank in range(world_size):
+        g = torch.Generator().manual_seed(step_seed(cfg.seed, 0, rank, AUGMENT_STREAM))
+        shares.append(distort_batch(images[rank * share:(rank + 1) * share], g))
+    if whole_batch_statistics:
+        inception_loss(model(torch.cat(shares)), labels, cfg)[0].backward()
+    else:
+        for rank, x in enumerate(shares):
+            loss = inception_loss(model(x), labels[rank * share:(rank + 1) * share], cfg)[0]
+            (loss / world_size).backward()
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+def _ddp_gradients(cfg: TrainConfig, tmp_path: Path) -> dict:
+    out = str(tmp_path / "grads.pt")
+    mp.spawn(_first_step_gradients, args=(2, _free_port(), cfg, out), nprocs=2, join=True)
+    return torch.load(out, weights_only=True)
+
+
+def test_two_ranks_average_gradients_like_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
+    cfg = tiny_config(dropout_keep_prob=1.0, batch_size=GLOBAL_BATCH)  # dropout off: masks are per rank
+    ddp = _ddp_gradients(cfg, tmp_path)
+    reference = _reference_gradients(cfg, 2, whole_batch_statistics=False)
+    assert ddp.keys() == reference.keys()
+    for name, grad in reference.items():
+        torch.testing.assert_close(ddp[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_synchronized_batch_norm_uses_the_statistics_of_the_whole_global_batch(tmp_path: Path) -> None:
+    cfg = tiny_config(dropout_keep_prob=1.0, batch_size=GLOBAL_BATCH, sync_batch_norm=True)
+    ddp = _ddp_gradients(cfg, tmp_path)
+    whole = _reference_gradients(cfg, 2, whole_batch_statistics=True)
+    per_share = _reference_gradients(cfg, 2, whole_batch_statistics=False)
+    # Gradients through ~40 batch norms over 8 samples are ill-conditioned: rounding differences grow
+    # to a few % by the first layer, while per-share statistics change the gradients by ~100%.
+    for name, grad in whole.items():
+        error = float((ddp[name] - grad).norm() / grad.norm().clamp_min(1e-12))
+        assert error < 0.05, f"{name}: relative error {error}"
+        assert float((per_share[name] - grad).norm() / grad.norm().clamp_min(1e-12)) > 5 * error
+
+
+def _train_rank(rank: int, world_size: int, port: int, shards: Path, run: Path) -> None:
+    _join(rank, world_size, port)
+    out = io.StringIO()
+    train(tiny_config(max_steps=3, checkpoint_every=2), shards, run, out=out)
+    (run.parent / f"log-{rank}.txt").write_text(out.getvalue())
+
+
+def test_train_under_two_ranks_writes_once_from_rank_zero(shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    mp.spawn(_train_rank, args=(2, _free_port(), shards, run), nprocs=2, join=True)
+    assert [s for s, _ in list_checkpoints(run)] == [2, 3]
+    state = load_checkpoint(list_checkpoints(run)[-1][1])
+    assert state["data"]["world_size"] == 2 and state["data"]["position"] == 3 * 4  # 4 records per rank-step
+    assert "step 2, loss" in (tmp_path / "log-0.txt").read_text()
+    assert (tmp_path / "log-1.txt").read_text() == ""
