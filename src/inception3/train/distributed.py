@@ -74,7 +74,8 @@ def wrap_model(model: nn.Module, ctx: Distributed) -> nn.Module:
     if not ctx.enabled:
         return model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    # Each rank keeps its own batch-norm statistics between steps, as the original's towers did.
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
 
 def mean_over_ranks(value: torch.Tensor, ctx: Distributed) -> torch.Tensor:
