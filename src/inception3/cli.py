@@ -115,6 +115,96 @@ def _run_report(args: argparse.Namespace) -> int:
     print(f"wrote {write_report(args.run_dir, args.output)}")
     return 0
 
+def _add_eval(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval", help="evaluate a run's checkpoints (top-1/top-5 precision, loss, per-class accuracy)",
+        description="Follow a training directory like the original evaluator: evaluate each complete "
+                    "checkpoint once, oldest first, with the moving-average weights, over every example "
+                    "of the split; print 'precision @ 1 = ... recall @ 5 = ... [N examples]', append a JSON "
+                    "line to RUN/eval/<split>.jsonl and TensorBoard scalars under RUN/eval/. Steps already "
+                    "in the JSON lines are not evaluated again. Stops after the checkpoint training marked "
+                    "final. Under torchrun each rank evaluates its share and the totals are exact.")
+    parser.add_argument("--train-dir", type=Path, metavar="RUN", help="the training directory to follow")
+    parser.add_argument("--data-dir", type=Path, required=True,
+                        help="shards (or an image folder) to evaluate on")
+    parser.add_argument("--split", default="validation", help="which split (default: validation)")
+    parser.add_argument("--checkpoint", type=Path, metavar="PATH",
+                        help="evaluate this checkpoint file only (results go under RUN/eval/ when "
+                             "--train-dir is given)")
+    parser.add_argument("--once", action="store_true", help="evaluate the run's newest checkpoint and exit")
+    parser.add_argument("--interval", type=float, default=300.0, metavar="SECONDS",
+                        help="seconds between looks for a new checkpoint (default: 300, the original's)")
+    parser.add_argument("--keep-waiting", action="store_true",
+                        help="keep following the run after its final checkpoint")
+    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
+                        help="evaluate the raw weights instead of their moving averages")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch and rank (default: 32)")
+    parser.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default: 2)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+                        help="where the model runs (default: CUDA when available)")
+    parser.add_argument("--label-offset", type=int, choices=(0, 1),
+                        help="stored label of class 0 (default: dataset.json's; 1 for TF-built shards)")
+    parser.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from inception3.evaluate import watch
+
+    if args.train_dir is None and args.checkpoint is None:
+        raise Inception3Error("give --train-dir RUN to follow a run, or --checkpoint PATH")
+    watch(args.train_dir, args.data_dir, split=args.split, checkpoint=args.checkpoint, once=args.once,
+          interval=args.interval, keep_waiting=args.keep_waiting, use_ema=args.use_ema,
+          batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
+          label_offset=args.label_offset)
+    return 0
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "predict", help="classify images with a checkpoint: top-k class names and probabilities",
+        description="Classify image files with the evaluation preprocessing (central crop 0.875, bilinear "
+                    "resize, scale to [-1, 1]) and the checkpoint's moving-average weights.")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
+                        help="an inception3 checkpoint or a plain InceptionV3 state dict")
+    parser.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
+    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
+                        help="use the raw weights instead of their moving averages")
+    parser.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from inception3.predict import format_predictions, predict_files
+
+    predictions = predict_files(args.checkpoint, args.images, top_k=args.top_k, use_ema=args.use_ema)
+    print(format_predictions(predictions, as_json=args.json))
+    return 0
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export", help="write a checkpoint's model as ONNX, TorchScript or safetensors",
+        description="Export the inference model (logits of images scaled to [-1, 1], [B, 3, S, S]) of a "
+                    "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
+                    "any batch size; safetensors holds the state dict plus the model config as metadata.")
+    parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
+                        help="an inception3 checkpoint or a plain InceptionV3 state dict")
+    parser.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"),
+                        help="the output format")
+    parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
+    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
+                        help="export the raw weights instead of their moving averages")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from inception3.export import export_checkpoint
+
+    print(f"wrote {export_checkpoint(args.checkpoint, args.format, args.output, use_ema=args.use_ema)}")
+    return 0
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train Inception v3 on shards with the original recipe; resumes a run exactly",
@@ -173,6 +263,7 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "demo", help="the whole system on drawn shapes: build, train + eval, predict, export, report",
@@ -205,7 +296,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     run_demo(DemoConfig(out_dir=args.out, extra_overrides=tuple(args.overrides), **sizes))
     return 0
 
-_COMMANDS: list = [_add_build, _add_inspect, _add_train, _add_report, _add_demo]
+_COMMANDS: list = [_add_build, _add_inspect, _add_train, _add_report, _add_eval, _add_predict, _add_export,
+                   _add_demo]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

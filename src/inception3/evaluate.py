@@ -1,0 +1,326 @@
+"""One checkpoint → metrics; `watch` follows a training directory as the original evaluator did.
+
+Metrics are sums and counts, never averages of batch averages: every example of the split is
+scored exactly once (the original padded its last batch and scored 50,016 of 50,000 images), and
+with several ranks (`torchrun`) each rank takes every world_size-th record and the sums are
+all-reduced, so the totals are exact for any batch size and rank count.
+
+`watch` evaluates each complete checkpoint of a run once, oldest first. Checkpoints appear under
+their final name only when complete (see `train/checkpoint.py`), so a partial file is never read;
+one deleted by retention before its turn is skipped. Steps already in `RUN/eval/<split>.jsonl`
+are not evaluated again, so a restarted evaluator picks up where it stopped. It returns after the
+checkpoint training marked final. (The original evaluated only the newest checkpoint each round.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from inception3.config import BATCH_SIZE, EVAL_INTERVAL_SECS, TOP_K
+from inception3.data.augment import scale_to_unit
+from inception3.data.dataset import load_dataset_info
+from inception3.data.loader import Batch, EvalLoader
+from inception3.errors import Inception3Error
+from inception3.train.checkpoint import latest_checkpoint, list_checkpoints, load_model
+
+EVAL_DIR = "eval"  # inside the run directory: <split>.jsonl and TensorBoard events
+
+
+@dataclass
+class Tally:
+    """Sums over scored examples; adding two tallies (or all-reducing them) gives exact totals."""
+
+    num_classes: int
+    correct_1: int = 0
+    correct_k: int = 0
+    loss_sum: float = 0.0
+    examples: int = 0
+    class_correct: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    class_count: torch.Tensor = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.class_correct is None:
+            self.class_correct = torch.zeros(self.num_classes, dtype=torch.float64)
+        if self.class_count is None:
+            self.class_count = torch.zeros(self.num_classes, dtype=torch.float64)
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor, top_k: int = TOP_K) -> None:
+        """Score one batch of logits [B, C] against 0-based labels [B]."""
+        logits, labels = logits.float(), labels.to(logits.device)
+        k = min(top_k, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hit_1 = (top[:, 0] == labels).cpu()
+        self.correct_1 += int(hit_1.sum())
+        self.correct_k += int((top == labels[:, None]).any(dim=1).sum())
+        self.loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        self.examples += int(labels.numel())
+        labels = labels.cpu()
+        self.class_count += torch.bincount(labels, minlength=self.num_classes).double()
+        self.class_correct += torch.bincount(labels[hit_1], minlength=self.num_classes).double()
+
+    def all_reduce(self) -> None:
+        """Sum this tally over every rank of the initialised process group (no-op when alone)."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        backend = dist.get_backend()
+        on_gpu = backend == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+        flat = torch.cat([torch.tensor([self.correct_1, self.correct_k, self.loss_sum, self.examples],
+                                       dtype=torch.float64), self.class_correct, self.class_count]).to(device)
+        dist.all_reduce(flat)
+        flat = flat.cpu()
+        self.correct_1, self.correct_k = int(flat[0]), int(flat[1])
+        self.loss_sum, self.examples = float(flat[2]), int(flat[3])
+        self.class_correct, self.class_count = flat[4:4 + self.num_classes], flat[4 + self.num_classes:]
+
+
+@dataclass
+class EvalResult:
+    """The metrics of one checkpoint on one split; `record()` is its JSON line."""
+
+    step: int
+    checkpoint: str
+    split: str
+    top1: float
+    top5: float
+    loss: float
+    examples: int
+    ema: bool
+    final: bool
+    time: float  # when it finished, seconds since the epoch
+    seconds: float  # wall time of the pass, loading the checkpoint excluded
+    per_class: dict[str, float | None]  # accuracy per class name; None for a class with no example
+
+    @property
+    def images_per_sec(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """The original evaluator's line, then the loss and speed."""
+        return (f"{datetime.now()}: precision @ 1 = {self.top1:.4f} recall @ 5 = {self.top5:.4f} "
+                f"[{self.examples} examples]\n"
+                f"step {self.step}: loss = {self.loss:.4f} "
+                f"({'moving-average' if self.ema else 'raw'} weights, "
+                f"{self.images_per_sec:.1f} examples/sec)")
+
+    def record(self) -> dict:
+        return asdict(self) | {"images_per_sec": round(self.images_per_sec, 3)}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is this rank's CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise Inception3Error("device 'cuda' was asked for but no CUDA device is available; "
+                                  "use --device cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    if name == "cpu":
+        return torch.device("cpu")
+    raise Inception3Error(f"device must be 'auto', 'cuda' or 'cpu', got {name!r}")
+
+
+def _rank_and_size() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def join_process_group(device: torch.device) -> None:
+    """Under torchrun (WORLD_SIZE > 1), join the process group: NCCL on CUDA, gloo on the CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+@torch.inference_mode()
+def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: torch.device,
+          progress: Callable[[int], None] | None = None) -> Tally:
+    """Run `model` (eval mode) over uint8 batches and tally this rank's metrics (not reduced)."""
+    tally = Tally(num_classes)
+    for batch in batches:
+        images = scale_to_unit(batch.images.to(device, non_blocking=True))
+        tally.add(model(images), batch.labels.to(device))
+        if progress is not None:
+            progress(len(batch.labels))
+    return tally
+
+
+def evaluate_checkpoint(checkpoint: Path, data_dir: Path, *, split: str = "validation",
+                        batch_size: int = BATCH_SIZE, use_ema: bool = True, device: str = "auto",
+                        num_workers: int = 2, label_offset: int | None = None,
+                        progress: bool | None = None) -> EvalResult:
+    """Top-1/top-5 precision, mean loss and per-class accuracy of one checkpoint over a whole split.
+
+    Under an initialised process group every rank calls this with the same arguments; each scores
+    its share and all get the same totals. `batch_size` is per rank. `progress`: a tqdm bar
+    (default: when stderr is a terminal, on rank 0).
+    """
+    where = resolve_device(device)
+    rank, world_size = _rank_and_size()
+    model, meta = load_model(Path(checkpoint), use_ema=use_ema)
+    model.to(where)
+    num_classes = model.config.num_classes
+    info = load_dataset_info(Path(data_dir), label_offset=label_offset, num_classes=num_classes)
+    if info.num_classes != num_classes:
+        raise Inception3Error(f"{data_dir}: the dataset has {info.num_classes} classes but {checkpoint} "
+                              f"was trained for {num_classes}; evaluate it on the dataset it was trained on")
+    if split not in info.split_sizes:
+        found = ", ".join(sorted(info.split_sizes))
+        raise Inception3Error(f"{data_dir}: no '{split}' split (found: {found})")
+    loader = EvalLoader(info, batch_size, int(meta["image_size"]), split=split, rank=rank,
+                        world_size=world_size, num_workers=num_workers)
+    show = (sys.stderr.isatty() if progress is None else progress) and rank == 0
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=info.split_sizes[split], desc=f"eval step {meta['step']}", unit="img")
+    start = time.perf_counter()
+    tally = score(model, loader, num_classes, where,
+                  (lambda n: bar.update(n * world_size)) if bar is not None else None)
+    tally.all_reduce()
+    seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    if tally.examples == 0:
+        raise Inception3Error(f"{data_dir}: the '{split}' split has no examples to evaluate")
+    names = meta.get("class_names") or info.class_names
+    per_class = {str(name): (float(c / n) if n > 0 else None)
+                 for name, c, n in zip(names, tally.class_correct.tolist(), tally.class_count.tolist(),
+                                       strict=True)}
+    return EvalResult(step=int(meta["step"]), checkpoint=str(checkpoint), split=split,
+                      top1=tally.correct_1 / tally.examples, top5=tally.correct_k / tally.examples,
+                      loss=tally.loss_sum / tally.examples, examples=tally.examples,
+                      ema=bool(meta.get("ema", False)), final=bool(meta.get("final", False)),
+                      time=time.time(), seconds=seconds, per_class=per_class)
+
+
+def results_path(run_dir: Path, split: str) -> Path:
+    return Path(run_dir) / EVAL_DIR / f"{split}.jsonl"
+
+
+def evaluated_steps(run_dir: Path, split: str, ema: bool) -> dict[int, dict]:
+    """Records already in RUN/eval/<split>.jsonl for these weights (EMA or raw), by step."""
+    path = results_path(run_dir, split)
+    if not path.exists():
+        return {}
+    done = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            step = int(record["step"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise Inception3Error(f"{path}:{number}: not an evaluation record ({error}); "
+                                  "remove the line and run again") from None
+        if bool(record.get("ema", True)) == ema:
+            done[step] = record
+    return done
+
+
+def write_result(run_dir: Path, result: EvalResult) -> None:
+    """Append the JSON line and the TensorBoard scalars of `result` under RUN/eval/."""
+    directory = Path(run_dir) / EVAL_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(results_path(run_dir, result.split), "a") as f:
+        f.write(json.dumps(result.record()) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(directory)) as writer:
+        prefix = f"eval/{result.split}"
+        writer.add_scalar(f"{prefix}/precision_at_1", result.top1, result.step)
+        writer.add_scalar(f"{prefix}/recall_at_5", result.top5, result.step)
+        writer.add_scalar(f"{prefix}/loss", result.loss, result.step)
+
+
+def _on_rank_0(value):
+    """Rank 0's value on every rank, so all ranks take the same checkpoint and stop together."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _report(result: EvalResult, run_dir: Path | None, printer: Callable[[str], None]) -> None:
+    if _rank_and_size()[0] == 0:
+        printer(result.summary())
+        if run_dir is not None:
+            write_result(run_dir, result)
+
+
+def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", checkpoint: Path | None = None,
+          once: bool = False, interval: float = EVAL_INTERVAL_SECS, keep_waiting: bool = False,
+          use_ema: bool = True, batch_size: int = BATCH_SIZE, device: str = "auto", num_workers: int = 2,
+          label_offset: int | None = None, progress: bool | None = None,
+          printer: Callable[[str], None] = print) -> list[EvalResult]:
+    """`inception3 eval`: evaluate a run's checkpoints as they appear (module docstring).
+
+    `checkpoint`: evaluate that file only (written under RUN/eval/ when `run_dir` is given).
+    `once`: evaluate the newest checkpoint of the run and return. Otherwise every checkpoint not
+    yet in the JSON lines, oldest first, polling every `interval` seconds, until the final one
+    (or forever with `keep_waiting`). Returns the results of this call.
+    """
+    join_process_group(resolve_device(device))
+
+    def run(path: Path) -> EvalResult:
+        return evaluate_checkpoint(path, data_dir, split=split, batch_size=batch_size, use_ema=use_ema,
+                                   device=device, num_workers=num_workers, label_offset=label_offset,
+                                   progress=progress)
+
+    if checkpoint is not None or once:
+        if checkpoint is None:
+            checkpoint = latest_checkpoint(run_dir) if run_dir is not None else None
+            if checkpoint is None:
+                raise Inception3Error(f"{run_dir}: no checkpoint in {run_dir}/checkpoints yet; "
+                                      "train first, or drop --once to wait for one")
+        result = run(Path(checkpoint))
+        _report(result, run_dir, printer)
+        return [result]
+    if run_dir is None:
+        raise Inception3Error("following a run needs --train-dir (or pass --checkpoint PATH)")
+    if not Path(run_dir).is_dir():
+        raise Inception3Error(f"{run_dir}: no such training directory")
+    done = evaluated_steps(run_dir, split, use_ema) if _rank_and_size()[0] == 0 else {}
+    finished = _on_rank_0(any(record.get("final") for record in done.values()))
+    results: list[EvalResult] = []
+    while keep_waiting or not finished:
+        pending = _on_rank_0([(step, str(path)) for step, path in list_checkpoints(run_dir)
+                              if step not in done])
+        for step, path in pending:
+            try:
+                result = run(Path(path))
+            except Inception3Error:
+                if Path(path).exists():
+                    raise
+                printer(f"step {step}: {path} was removed before it could be evaluated; skipped")
+                done[step] = {}
+                continue
+            _report(result, run_dir, printer)
+            results.append(result)
+            done[step] = result.record()
+            finished = finished or result.final
+        if pending:
+            continue
+        if finished and not keep_waiting:
+            break
+        time.sleep(interval)
+    return results
