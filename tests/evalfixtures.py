@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -66,12 +67,16 @@ def randomize_statistics(model: InceptionV3, seed: int) -> InceptionV3:
     return model.eval()
 
 
+@functools.cache
+def _state(seed: int, ema_seed: int | None) -> dict:
+    model = randomize_statistics(tiny_model(seed), seed)
+    ema = randomize_statistics(tiny_model(ema_seed), ema_seed) if ema_seed is not None else model
+    return {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
+            "ema": ema.state_dict(), "optimizer": {}, "data": {"position": 0}, "rng": {}, "config": {},
+            "class_names": list(CLASSES), "image_size": IMAGE_SIZE}
+
+
 def write_checkpoint(run_dir: Path, step: int, *, seed: int = 0, ema_seed: int | None = None,
                      final: bool = False, keep: int = 0) -> Path:
     """A checkpoint in the trainer's layout: raw weights from `seed`, averaged ones from `ema_seed`."""
-    model = randomize_statistics(tiny_model(seed), seed)
-    ema = randomize_statistics(tiny_model(ema_seed), ema_seed) if ema_seed is not None else model
-    state = {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
-             "ema": ema.state_dict(), "optimizer": {}, "data": {"position": 0}, "rng": {}, "config": {},
-             "class_names": list(CLASSES), "image_size": IMAGE_SIZE}
-    return save_checkpoint(run_dir, step, state, keep=keep, final=final)
+    return save_checkpoint(run_dir, step, _state(seed, ema_seed), keep=keep, final=final)

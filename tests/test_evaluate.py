@@ -36,14 +36,18 @@ def checkpoint(tmp_path_factory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("run"), 100, seed=1, ema_seed=2)
 
 
-def _reference(checkpoint: Path, shards: Path, use_ema: bool = True) -> tuple[float, float, list[int]]:
-    """Top-1 and mean loss of the whole split in one batch, and the label of every record."""
-    model, _ = load_model(checkpoint, use_ema=use_ema)
+@pytest.fixture(scope="module")
+def reference(checkpoint, shards) -> dict[bool, tuple[float, float, list[int]]]:
+    """By use_ema: top-1 and mean loss of the whole split in one batch, and every record's label."""
     batch = next(iter(EvalLoader(load_dataset_info(shards), VALIDATION, 75, num_workers=0)))
-    with torch.no_grad():
-        logits = model(scale_to_unit(batch.images))
-    top1 = (logits.argmax(1) == batch.labels).double().mean().item()
-    return top1, F.cross_entropy(logits, batch.labels).item(), batch.labels.tolist()
+    found = {}
+    for use_ema in (True, False):
+        model, _ = load_model(checkpoint, use_ema=use_ema)
+        with torch.no_grad():
+            logits = model(scale_to_unit(batch.images))
+        top1 = (logits.argmax(1) == batch.labels).double().mean().item()
+        found[use_ema] = top1, F.cross_entropy(logits, batch.labels).item(), batch.labels.tolist()
+    return found
 
 
 def test_tally_counts_top1_top_k_loss_and_per_class_accuracy():
@@ -57,10 +61,10 @@ def test_tally_counts_top1_top_k_loss_and_per_class_accuracy():
     assert tally.class_count.tolist() == [1, 1, 0, 1] and tally.class_correct.tolist() == [0, 0, 0, 1]
 
 
-@pytest.mark.parametrize("batch_size", [3, 4, 32])
-def test_eval_counts_every_example_once_whatever_the_batch(checkpoint, shards, batch_size):
+@pytest.mark.parametrize("batch_size", [3, 4])
+def test_eval_counts_every_example_once_whatever_the_batch(checkpoint, shards, reference, batch_size):
     result = evaluate_checkpoint(checkpoint, shards, batch_size=batch_size, num_workers=0, progress=False)
-    top1, loss, labels = _reference(checkpoint, shards)
+    top1, loss, labels = reference[True]
     assert result.examples == VALIDATION
     assert result.top1 == pytest.approx(top1) and result.loss == pytest.approx(loss, rel=1e-5)
     assert result.top5 == 1.0  # 3 classes: the label is always among the top 5
@@ -90,12 +94,12 @@ def test_eval_counts_every_example_once_across_two_ranks(checkpoint, shards, tmp
     assert record["per_class"] == pytest.approx(single.per_class)
 
 
-def test_moving_average_weights_are_the_default_and_differ_from_raw(checkpoint, shards):
+def test_moving_average_weights_are_the_default_and_differ_from_raw(checkpoint, shards, reference):
     default = evaluate_checkpoint(checkpoint, shards, num_workers=0, progress=False)
     raw = evaluate_checkpoint(checkpoint, shards, use_ema=False, num_workers=0, progress=False)
     assert default.ema and not raw.ema
-    assert default.loss == pytest.approx(_reference(checkpoint, shards, use_ema=True)[1], rel=1e-5)
-    assert raw.loss == pytest.approx(_reference(checkpoint, shards, use_ema=False)[1], rel=1e-5)
+    assert default.loss == pytest.approx(reference[True][1], rel=1e-5)
+    assert raw.loss == pytest.approx(reference[False][1], rel=1e-5)
     assert abs(default.loss - raw.loss) > 1e-3
 
 
@@ -104,9 +108,9 @@ _TRAINER = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
     from evalfixtures import write_checkpoint
-    for step in (10, 20, 30):
+    for step in (10, 20):
         time.sleep(1.0)
-        write_checkpoint(Path(sys.argv[1]), step, seed=step, ema_seed=step + 1, final=step == 30)
+        write_checkpoint(Path(sys.argv[1]), step, seed=step, final=step == 20)
 """)
 
 
@@ -120,24 +124,24 @@ def test_eval_follows_a_training_run_and_evaluates_each_checkpoint_once(shards, 
     finally:
         trainer.wait(timeout=60)
     assert trainer.returncode == 0
-    assert [r.step for r in results] == [10, 20, 30] and results[-1].final
+    assert [r.step for r in results] == [10, 20] and results[-1].final
     records = [json.loads(line) for line in (run / "eval" / "validation.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [10, 20, 30]
+    assert [r["step"] for r in records] == [10, 20]
     for key in ("step", "checkpoint", "top1", "top5", "loss", "examples", "ema", "time"):
         assert all(key in r for r in records), key
     assert all(r["examples"] == VALIDATION and r["ema"] for r in records)
     assert list((run / "eval").glob("events.out.tfevents.*"))
-    assert sum("precision @ 1 = " in line for line in lines) == 3
+    assert sum("precision @ 1 = " in line for line in lines) == 2
     # A restarted evaluator finds every step done and the final one among them: nothing to do.
     started = time.perf_counter()
     assert watch(run, shards, interval=0.2, num_workers=0, progress=False) == []
     assert time.perf_counter() - started < 5
-    assert sorted(evaluated_steps(run, "validation", ema=True)) == [10, 20, 30]
+    assert sorted(evaluated_steps(run, "validation", ema=True)) == [10, 20]
 
 
 def test_eval_skips_a_checkpoint_removed_by_retention(shards, tmp_path):
     run = tmp_path / "run"
-    paths = [write_checkpoint(run, step, seed=step, final=step == 3) for step in (1, 2, 3)]
+    paths = [write_checkpoint(run, step, seed=1, final=step == 3) for step in (1, 2, 3)]
     lines: list[str] = []
 
     def printer(line: str) -> None:

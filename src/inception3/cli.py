@@ -144,6 +144,8 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                         help="where the model runs (default: CUDA when available)")
     parser.add_argument("--label-offset", type=int, choices=(0, 1),
                         help="stored label of class 0 (default: dataset.json's; 1 for TF-built shards)")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="run the network in the default NCHW layout instead of the faster NHWC")
     parser.set_defaults(run=_run_eval)
 
 
@@ -155,7 +157,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     watch(args.train_dir, args.data_dir, split=args.split, checkpoint=args.checkpoint, once=args.once,
           interval=args.interval, keep_waiting=args.keep_waiting, use_ema=args.use_ema,
           batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-          label_offset=args.label_offset)
+          label_offset=args.label_offset, channels_last=args.channels_last)
     return 0
 
 

@@ -149,11 +149,15 @@ def join_process_group(device: torch.device) -> None:
 
 @torch.inference_mode()
 def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: torch.device,
-          progress: Callable[[int], None] | None = None) -> Tally:
-    """Run `model` (eval mode) over uint8 batches and tally this rank's metrics (not reduced)."""
+          progress: Callable[[int], None] | None = None, *, channels_last: bool = False) -> Tally:
+    """Run `model` (eval mode) over uint8 batches and tally this rank's metrics (not reduced).
+
+    `channels_last`: feed NHWC images (the model should be converted too); faster on CPU and GPU.
+    """
     tally = Tally(num_classes)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     for batch in batches:
-        images = scale_to_unit(batch.images.to(device, non_blocking=True))
+        images = scale_to_unit(batch.images.to(device, non_blocking=True)).contiguous(memory_format=layout)
         tally.add(model(images), batch.labels.to(device))
         if progress is not None:
             progress(len(batch.labels))
@@ -163,17 +167,18 @@ def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: 
 def evaluate_checkpoint(checkpoint: Path, data_dir: Path, *, split: str = "validation",
                         batch_size: int = BATCH_SIZE, use_ema: bool = True, device: str = "auto",
                         num_workers: int = 2, label_offset: int | None = None,
-                        progress: bool | None = None) -> EvalResult:
+                        progress: bool | None = None, channels_last: bool = True) -> EvalResult:
     """Top-1/top-5 precision, mean loss and per-class accuracy of one checkpoint over a whole split.
 
     Under an initialised process group every rank calls this with the same arguments; each scores
     its share and all get the same totals. `batch_size` is per rank. `progress`: a tqdm bar
-    (default: when stderr is a terminal, on rank 0).
+    (default: when stderr is a terminal, on rank 0). `channels_last`: run the network in NHWC
+    memory layout (same results; about 1.5× faster on this project's CPU, see docs/performance.md).
     """
     where = resolve_device(device)
     rank, world_size = _rank_and_size()
     model, meta = load_model(Path(checkpoint), use_ema=use_ema)
-    model.to(where)
+    model.to(where, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     num_classes = model.config.num_classes
     info = load_dataset_info(Path(data_dir), label_offset=label_offset, num_classes=num_classes)
     if info.num_classes != num_classes:
@@ -192,7 +197,8 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, *, split: str = "valid
         bar = tqdm(total=info.split_sizes[split], desc=f"eval step {meta['step']}", unit="img")
     start = time.perf_counter()
     tally = score(model, loader, num_classes, where,
-                  (lambda n: bar.update(n * world_size)) if bar is not None else None)
+                  (lambda n: bar.update(n * world_size)) if bar is not None else None,
+                  channels_last=channels_last)
     tally.all_reduce()
     seconds = time.perf_counter() - start
     if bar is not None:
@@ -270,7 +276,7 @@ def _report(result: EvalResult, run_dir: Path | None, printer: Callable[[str], N
 def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", checkpoint: Path | None = None,
           once: bool = False, interval: float = EVAL_INTERVAL_SECS, keep_waiting: bool = False,
           use_ema: bool = True, batch_size: int = BATCH_SIZE, device: str = "auto", num_workers: int = 2,
-          label_offset: int | None = None, progress: bool | None = None,
+          label_offset: int | None = None, progress: bool | None = None, channels_last: bool = True,
           printer: Callable[[str], None] = print) -> list[EvalResult]:
     """`inception3 eval`: evaluate a run's checkpoints as they appear (module docstring).
 
@@ -284,7 +290,7 @@ def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", ch
     def run(path: Path) -> EvalResult:
         return evaluate_checkpoint(path, data_dir, split=split, batch_size=batch_size, use_ema=use_ema,
                                    device=device, num_workers=num_workers, label_offset=label_offset,
-                                   progress=progress)
+                                   progress=progress, channels_last=channels_last)
 
     if checkpoint is not None or once:
         if checkpoint is None:
