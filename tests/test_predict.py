@@ -1,0 +1,83 @@
+"""Predict: class names and probabilities of image files with the evaluation preprocessing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_checkpoint import CLASS_NAMES, write_tiny_checkpoint
+
+from inception3.cli import main
+from inception3.predict import predict_files
+from inception3.train.checkpoint import load_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("run"), seed=5)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A 96×128 PNG (lossless, so the pixels are known exactly)."""
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, size=(96, 128, 3), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("images") / "photo.png"
+    PIL.Image.fromarray(pixels).save(path)
+    return path, pixels
+
+
+def _expected_probabilities(checkpoint, pixels: np.ndarray) -> torch.Tensor:
+    """The original's eval_image written out: TF central crop 0.875 (H // 16 a side), bilinear, [-1, 1]."""
+    model, _ = load_model(checkpoint)
+    image = torch.from_numpy(pixels).permute(2, 0, 1).float()
+    top, left = 96 // 16, 128 // 16
+    crop = image[:, top:96 - top, left:128 - left]
+    resized = F.interpolate(crop[None], size=(75, 75), mode="bilinear", align_corners=False)
+    resized = resized.round().clamp(0, 255)
+    with torch.no_grad():
+        return model(resized / 255 * 2 - 1).softmax(dim=1)[0]
+
+
+def test_predict_gives_the_known_images_classes_and_probabilities(checkpoint, photo):
+    path, pixels = photo
+    expected = _expected_probabilities(checkpoint, pixels)
+    (prediction,) = predict_files(checkpoint, [path], top_k=2)
+    order = expected.argsort(descending=True)[:2].tolist()
+    assert prediction.indices == tuple(order)
+    assert prediction.classes == tuple(CLASS_NAMES[i] for i in order)
+    assert prediction.probabilities == pytest.approx(expected[order].tolist(), abs=1e-5)
+
+
+def test_cli_json_lists_every_image_with_top_k(checkpoint, photo, capsys):
+    path, _ = photo
+    assert main(["predict", str(path), str(path), "--checkpoint", str(checkpoint), "--top-k", "3",
+                 "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"] for r in records] == [str(path), str(path)]
+    assert sorted(records[0]["classes"]) == sorted(CLASS_NAMES)
+    assert records[0]["probabilities"] == sorted(records[0]["probabilities"], reverse=True)
+    assert sum(records[0]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cli_text_shows_class_names_under_each_image(checkpoint, photo, capsys):
+    path, _ = photo
+    assert main(["predict", str(path), "--checkpoint", str(checkpoint), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{path}:"
+    probability, name = lines[1].split()
+    assert name in CLASS_NAMES and 0.0 < float(probability) <= 1.0
+
+
+def test_an_unreadable_or_missing_image_is_a_one_line_error(checkpoint, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert main(["predict", str(broken), "--checkpoint", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and len(err.strip().splitlines()) == 1
+    assert main(["predict", str(tmp_path / "absent.png"), "--checkpoint", str(checkpoint)]) == 2
+    assert "absent.png" in capsys.readouterr().err
