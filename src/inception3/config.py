@@ -99,7 +99,7 @@ class TrainConfig:
     """Every knob of `inception3 train`, defaulting to the original single-machine recipe.
 
     Field names are the config keys of `--set key=value` and of RUN/config.toml. `batch_size` is
-    global: each of N ranks gets batch_size / N, in `accumulation_steps` micro-batches.
+    global: each of N ranks gets batch_size / N, in `grad_accum` micro-batches.
     """
 
     # model
@@ -118,7 +118,7 @@ class TrainConfig:
     skip_corrupt: bool = False
     # steps and batches
     batch_size: int = BATCH_SIZE
-    accumulation_steps: int = 1
+    grad_accum: int = 1
     max_steps: int = MAX_STEPS
     seed: int = 0
     # loss
@@ -152,7 +152,7 @@ class TrainConfig:
     log_every: int = LOG_EVERY_STEPS
     summary_every: int = SUMMARY_EVERY_STEPS
     checkpoint_every: int = CHECKPOINT_EVERY_STEPS
-    checkpoint_every_secs: float = 0.0  # 0: by steps only
+    checkpoint_secs: float = 0.0  # 0: by steps only
     keep_checkpoints: int = 5  # newest kept; 0 keeps all
     keep_checkpoint_every: int = 0  # also keep every checkpoint at a multiple of this step; 0: none
 

@@ -72,3 +72,9 @@ def test_unknown_scopes_are_refused() -> None:
         restrict_training(_tiny(5, seed=0), ("Mixed_9z",))
     assert restrict_training(_tiny(5, seed=0), ("Mixed_7c",)) == sum(
         1 for n, _ in _tiny(5, seed=0).named_parameters() if n.startswith("Mixed_7c."))
+
+
+def test_fine_tuning_without_a_checkpoint_to_start_from_is_refused(shards: Path, tmp_path: Path) -> None:
+    with pytest.raises(Inception3Error, match="give --init-from"):
+        train(tiny_config(fine_tune=True), shards, tmp_path / "run", out=io.StringIO())
+    assert not (tmp_path / "run").exists()

@@ -166,7 +166,7 @@ def test_summaries_hold_losses_learning_rate_and_activations(shards: Path, tmp_p
 
 def test_gpu_options_run_on_the_cpu(shards: Path, tmp_path: Path) -> None:
     cfg = tiny_config(max_steps=2, precision="bf16", channels_last=True, compile=True,
-                      compile_backend="eager", accumulation_steps=2)
+                      compile_backend="eager", grad_accum=2)
     result = train(cfg, shards, tmp_path / "run", out=io.StringIO())
     assert result.step == 2 and torch.isfinite(torch.tensor(result.loss))
     saved = load_checkpoint(result.checkpoint)["model"]

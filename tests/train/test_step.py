@@ -57,7 +57,7 @@ def test_a_step_repeats_exactly_and_ranks_and_steps_draw_differently() -> None:
 
 
 def test_accumulation_adds_the_gradients_of_its_micro_batches() -> None:
-    cfg = tiny_config(accumulation_steps=2)
+    cfg = tiny_config(grad_accum=2)
     torch.manual_seed(0)
     model = InceptionV3(num_classes=5, depth_multiplier=0.25, image_size=75).train()
     reference = InceptionV3(num_classes=5, depth_multiplier=0.25, image_size=75).train()

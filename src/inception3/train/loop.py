@@ -89,10 +89,10 @@ def _dataset_info(data_dir: Path, cfg: TrainConfig) -> DatasetInfo:
 
 
 def _check_divisible(cfg: TrainConfig, world_size: int) -> int:
-    share, rest = divmod(cfg.batch_size, world_size * cfg.accumulation_steps)
+    share, rest = divmod(cfg.batch_size, world_size * cfg.grad_accum)
     if rest or not share:
         raise Inception3Error(f"batch_size {cfg.batch_size} is global: it must divide evenly by the "
-                              f"{world_size} ranks × {cfg.accumulation_steps} accumulation steps")
+                              f"{world_size} ranks × {cfg.grad_accum} accumulation steps")
     return cfg.batch_size // world_size
 
 
@@ -146,6 +146,9 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
         overridden = check_resumable(state, cfg, model_cfg, info.class_names, force=force)
         if ctx.is_main and overridden:
             print(f"resuming despite: {'; '.join(overridden)} (--force)", file=out, flush=True)
+    if state is None and cfg.fine_tune and not cfg.init_from:
+        raise Inception3Error("fine_tune is set (the flowers preset) but there is nothing to fine-tune: "
+                              "give --init-from CKPT, an inception3 checkpoint or InceptionV3 state dict")
     step = int(state["step"]) if state is not None else 0
     if ctx.is_main:
         train_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             if bar is not None:
                 bar.update(1)
             waited = time.monotonic() - last_save_time
-            by_time = cfg.checkpoint_every_secs > 0 and waited >= cfg.checkpoint_every_secs
+            by_time = cfg.checkpoint_secs > 0 and waited >= cfg.checkpoint_secs
             due = step % cfg.checkpoint_every == 0 or by_time
             if due and step < cfg.max_steps and ctx.is_main:
                 mark = cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0

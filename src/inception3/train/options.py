@@ -95,7 +95,7 @@ def validate(cfg: TrainConfig) -> None:
     """Refuse values that cannot work, with the key at fault."""
     checks = [
         (cfg.batch_size >= 1, "batch_size must be at least 1"),
-        (cfg.accumulation_steps >= 1, "accumulation_steps must be at least 1"),
+        (cfg.grad_accum >= 1, "grad_accum must be at least 1"),
         (cfg.max_steps >= 1, "max_steps must be at least 1"),
         (cfg.learning_rate > 0, "learning_rate must be positive"),
         (0.0 <= cfg.ema_decay < 1.0, "ema_decay must be in [0, 1)"),

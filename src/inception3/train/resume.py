@@ -15,7 +15,7 @@ from inception3.train.options import config_to_toml
 
 CONFIG_FILE = "config.toml"
 # Keys whose change would make a resumed run something other than the continuation of the saved one.
-RESUME_KEYS = ("batch_size", "seed", "optimizer", "accumulation_steps", "label_offset")
+RESUME_KEYS = ("batch_size", "seed", "optimizer", "grad_accum", "label_offset")
 
 
 def write_config(run_dir: Path, cfg: TrainConfig, step: int, data_dir: Path) -> Path:

@@ -59,7 +59,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
                labels: torch.Tensor, step: int, rank: int, cfg: TrainConfig) -> StepLosses:
     """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
 
-    The batch is split into `cfg.accumulation_steps` micro-batches whose gradients add up (DDP
+    The batch is split into `cfg.grad_accum` micro-batches whose gradients add up (DDP
     synchronises only on the last), each loss scaled so the sum is the batch mean.
     """
     device = images.device
@@ -70,7 +70,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
-    parts = cfg.accumulation_steps
+    parts = cfg.grad_accum
     sums = torch.zeros(3, device=device)
     for i, (xi, yi) in enumerate(zip(x.chunk(parts), labels.chunk(parts), strict=True)):
         last = i == parts - 1
