@@ -67,12 +67,12 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _check_labels(labels: torch.Tensor, num_classes: int, info: DatasetInfo, step: int) -> None:
-    """Refuse a label the model has no logit for, explaining the background-class offset."""
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        bad = int(labels.max()) if int(labels.max()) >= num_classes else int(labels.min())
-        raise Inception3Error(
-            f"{info.data_dir}: label {bad} at step {step} is outside the model's {num_classes} classes "
+def _label_problem(labels: torch.Tensor, num_classes: int, info: DatasetInfo, step: int) -> str | None:
+    """Why a label has no logit in the model (explaining the background-class offset), or None."""
+    if not labels.numel() or (int(labels.min()) >= 0 and int(labels.max()) < num_classes):
+        return None
+    bad = int(labels.max()) if int(labels.max()) >= num_classes else int(labels.min())
+    return (f"{info.data_dir}: label {bad} at step {step} is outside the model's {num_classes} classes "
             f"(0..{num_classes - 1}), with label_offset {info.label_offset}. Shards built by TensorFlow "
             "store 1-based labels with 0 as the background class: read them with --set label_offset=1 "
             "(or set num_classes to cover every stored label)")
@@ -203,7 +203,10 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
         batches = iter(loader)
         while step < cfg.max_steps:  # test before drawing: the saved data position counts used batches only
             batch = next(batches)
-            _check_labels(batch.labels, model_cfg.num_classes, info, step)
+            problem = _label_problem(batch.labels, model_cfg.num_classes, info, step)
+            if dist.any_rank(problem is not None, ctx):  # every rank stops, none waits for the others
+                raise Inception3Error(problem or f"{info.data_dir}: another rank read a label outside the "
+                                      f"model's {model_cfg.num_classes} classes at step {step}")
             lr = learning_rate(step, cfg, train_examples)
             set_learning_rate(optimizer, lr)
             images = batch.images.to(ctx.device, non_blocking=True)
