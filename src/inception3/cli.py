@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from inception3 import config
 from inception3.errors import Inception3Error
 
 
@@ -132,13 +133,14 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                         help="evaluate this checkpoint file only (results go under RUN/eval/ when "
                              "--train-dir is given)")
     parser.add_argument("--once", action="store_true", help="evaluate the run's newest checkpoint and exit")
-    parser.add_argument("--interval", type=float, default=300.0, metavar="SECONDS",
-                        help="seconds between looks for a new checkpoint (default: 300, the original's)")
+    parser.add_argument("--interval", type=float, default=config.EVAL_INTERVAL_SECS, metavar="SECONDS",
+                        help="seconds between looks for a new checkpoint (default: %(default)s)")
     parser.add_argument("--keep-waiting", action="store_true",
                         help="keep following the run after its final checkpoint")
     parser.add_argument("--no-ema", dest="use_ema", action="store_false",
                         help="evaluate the raw weights instead of their moving averages")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch and rank (default: 32)")
+    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
+                        help="images per batch and rank (default: %(default)s)")
     parser.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default: 2)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                         help="where the model runs (default: CUDA when available)")
@@ -169,7 +171,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
                         help="an inception3 checkpoint or a plain InceptionV3 state dict")
-    parser.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    parser.add_argument("--top-k", type=int, default=config.TOP_K,
+                        help="classes shown per image (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
     parser.add_argument("--no-ema", dest="use_ema", action="store_false",
                         help="use the raw weights instead of their moving averages")
