@@ -216,7 +216,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         description="Train on the shards in --data-dir, writing RUN/config.toml, TensorBoard events and "
                     "checkpoints (RUN/checkpoints/) to --train-dir. The defaults are the original recipe "
                     "(RMSProp as TensorFlow computes it, staircase decay, moving averages of 0.9999). A run "
-                    "that has checkpoints continues from the latest one, exactly; nothing is deleted. "
+                    "that has checkpoints continues from the latest one, exactly; nothing is deleted but "
+                    "checkpoints beyond the newest keep_checkpoints (5; 0 keeps all). "
                     "Under `torchrun --nproc-per-node N -m inception3 train ...` the global batch is split "
                     "across the ranks and gradients are averaged every step.")
     parser.add_argument("--data-dir", type=Path, required=True, help="shards from `inception3 build`")
