@@ -184,3 +184,10 @@ def test_cli_trains_and_reports_user_errors(shards: Path, tmp_path: Path, capsys
     assert main(args[:-2] + ["--set", "batch_size=3x"]) == 2
     assert "error: --set batch_size=3x: batch_size = '3x' is not a valid int" in capsys.readouterr().err
     assert main(["train", "--data-dir", str(tmp_path / "none"), "--train-dir", str(run)]) == 2
+
+
+def test_checkpoints_are_pruned_to_the_newest_plus_marked_and_final(shards: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(max_steps=5, checkpoint_every=1, keep_checkpoints=1, keep_checkpoint_every=2)
+    result = train(cfg, shards, tmp_path / "run", out=io.StringIO())
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [2, 4, 5]
+    assert latest_checkpoint(tmp_path / "run") == result.checkpoint
