@@ -7,9 +7,9 @@ import json
 import onnxruntime
 import pytest
 import torch
+from evalfixtures import CLASSES, write_checkpoint
 from safetensors import safe_open
 from safetensors.torch import load_file
-from tiny_checkpoint import CLASS_NAMES, write_tiny_checkpoint
 
 from inception3.cli import main
 from inception3.errors import Inception3Error
@@ -19,7 +19,7 @@ from inception3.train.checkpoint import load_model
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("run"))
+    return write_checkpoint(tmp_path_factory.mktemp("run"), 10, seed=1, ema_seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +41,17 @@ def test_onnx_matches_pytorch_with_any_batch_size(checkpoint, images, ema_logits
     torch.testing.assert_close(torch.from_numpy(got), ema_logits, atol=1e-4, rtol=0)
     (one,) = session.run(["logits"], {"images": images[:1].numpy()})
     torch.testing.assert_close(torch.from_numpy(one), ema_logits[:1], atol=1e-4, rtol=0)
-    assert json.loads(session.get_modelmeta().custom_metadata_map["class_names"]) == CLASS_NAMES
+    assert json.loads(session.get_modelmeta().custom_metadata_map["class_names"]) == list(CLASSES)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_pytorch(checkpoint, images, ema_logits, tmp_path):
     path = export_checkpoint(checkpoint, "torchscript", tmp_path / "model.pt")
     extra = {"class_names.json": ""}
     loaded = torch.jit.load(str(path), _extra_files=extra)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), ema_logits, atol=1e-4, rtol=0)
-    assert json.loads(extra["class_names.json"]) == CLASS_NAMES
+    assert json.loads(extra["class_names.json"]) == list(CLASSES)
 
 
 def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpoint, tmp_path):
@@ -67,7 +68,7 @@ def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpo
     assert not torch.equal(ema[key], raw[key])
     with safe_open(tmp_path / "ema.safetensors", "pt") as f:
         meta = f.metadata()
-    assert json.loads(meta["class_names"]) == CLASS_NAMES
+    assert json.loads(meta["class_names"]) == list(CLASSES)
     assert json.loads(meta["model_config"])["depth_multiplier"] == 0.25
 
 

@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_checkpoint import CLASS_NAMES, write_tiny_checkpoint
+from evalfixtures import CLASSES, write_checkpoint
 
 from inception3.cli import main
 from inception3.predict import predict_files
@@ -18,7 +18,7 @@ from inception3.train.checkpoint import load_model
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("run"), seed=5)
+    return write_checkpoint(tmp_path_factory.mktemp("run"), 10, seed=5, ema_seed=6)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_predict_gives_the_known_images_classes_and_probabilities(checkpoint, ph
     (prediction,) = predict_files(checkpoint, [path], top_k=2)
     order = expected.argsort(descending=True)[:2].tolist()
     assert prediction.indices == tuple(order)
-    assert prediction.classes == tuple(CLASS_NAMES[i] for i in order)
+    assert prediction.classes == tuple(CLASSES[i] for i in order)
     assert prediction.probabilities == pytest.approx(expected[order].tolist(), abs=1e-5)
 
 
@@ -59,7 +59,7 @@ def test_cli_json_lists_every_image_with_top_k(checkpoint, photo, capsys):
                  "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["image"] for r in records] == [str(path), str(path)]
-    assert sorted(records[0]["classes"]) == sorted(CLASS_NAMES)
+    assert sorted(records[0]["classes"]) == sorted(CLASSES)
     assert records[0]["probabilities"] == sorted(records[0]["probabilities"], reverse=True)
     assert sum(records[0]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
 
@@ -70,7 +70,7 @@ def test_cli_text_shows_class_names_under_each_image(checkpoint, photo, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{path}:"
     probability, name = lines[1].split()
-    assert name in CLASS_NAMES and 0.0 < float(probability) <= 1.0
+    assert name in CLASSES and 0.0 < float(probability) <= 1.0
 
 
 def test_an_unreadable_or_missing_image_is_a_one_line_error(checkpoint, tmp_path, capsys):
