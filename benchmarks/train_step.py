@@ -149,7 +149,7 @@ def main() -> None:
             flops = _train_flops(our_model, args.batch, args.size, device)
         t_ours, t_theirs = _time_pair(ours, _baseline(theirs_model, cfg, images, labels), args.steps, device)
         eps_ours, eps_theirs = args.batch / t_ours, args.batch / t_theirs
-        line = (f"{what:<30} inception3 {eps_ours:8.1f} ex/s   {name} {eps_theirs:8.1f} ex/s   "
+        line = (f"{what:<30} inception3 {eps_ours:8.2f} ex/s   {name} {eps_theirs:8.2f} ex/s   "
                 f"ratio {eps_ours / eps_theirs:5.2f}x")
         if device.type == "cuda":
             line += f"   MFU {flops / t_ours / (args.peak_tflops * 1e12):6.1%}"
