@@ -23,7 +23,8 @@ FORMATS = ("onnx", "torchscript", "safetensors")
 ONNX_OPSET = 18  # the default of torch's ONNX exporter; onnxruntime ≥ 1.14 runs it
 
 
-def _example(model: InceptionV3, image_size: int, batch: int = 2) -> torch.Tensor:
+def _example(image_size: int, batch: int = 2) -> torch.Tensor:
+    """A traced/exported example input; batch 2 so the exporters do not specialise on batch 1."""
     return torch.zeros(batch, 3, image_size, image_size)
 
 
@@ -32,7 +33,7 @@ def export_onnx(model: InceptionV3, output: Path, image_size: int, class_names: 
     import onnx
 
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(model, (_example(model, image_size),), input_names=["images"],
+    program = torch.onnx.export(model, (_example(image_size),), input_names=["images"],
                                 output_names=["logits"], dynamic_shapes=({0: batch},),
                                 opset_version=ONNX_OPSET, dynamo=True, verbose=False)
     proto = program.model_proto
@@ -47,7 +48,7 @@ def export_torchscript(model: InceptionV3, output: Path, image_size: int, class_
         # TorchScript is deprecated upstream but still the format C++ and mobile runtimes load; the
         # input-shape checks become constants of the trace, which is what an exported model wants.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _example(model, image_size), check_trace=False)
+        traced = torch.jit.trace(model, _example(image_size), check_trace=False)
         torch.jit.save(traced, str(output), _extra_files={"class_names.json": json.dumps(class_names)})
 
 
