@@ -139,12 +139,18 @@ def _rank_and_size() -> tuple[int, int]:
     return 0, 1
 
 
-def join_process_group(device: torch.device) -> None:
-    """Under torchrun (WORLD_SIZE > 1), join the process group: NCCL on CUDA, gloo on the CPU."""
+def join_process_group(device: torch.device) -> bool:
+    """Under torchrun (WORLD_SIZE > 1), join the process group: NCCL on CUDA, gloo on the CPU.
+
+    Returns whether this call joined it (and so should leave it with `destroy_process_group`;
+    a rank that exits with the group still up can abort in the backend's threads).
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return True
+    return False
 
 
 @torch.inference_mode()
@@ -285,20 +291,30 @@ def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", ch
     yet in the JSON lines, oldest first, polling every `interval` seconds, until the final one
     (or forever with `keep_waiting`). Returns the results of this call.
     """
-    join_process_group(resolve_device(device))
+    joined = join_process_group(resolve_device(device))
+    try:
+        return _watch(run_dir, data_dir, split=split, checkpoint=checkpoint, once=once, interval=interval,
+                      keep_waiting=keep_waiting, use_ema=use_ema, printer=printer,
+                      evaluate=lambda path: evaluate_checkpoint(
+                          path, data_dir, split=split, batch_size=batch_size, use_ema=use_ema, device=device,
+                          num_workers=num_workers, label_offset=label_offset, progress=progress,
+                          channels_last=channels_last))
+    finally:
+        if joined:
+            dist.destroy_process_group()
 
-    def run(path: Path) -> EvalResult:
-        return evaluate_checkpoint(path, data_dir, split=split, batch_size=batch_size, use_ema=use_ema,
-                                   device=device, num_workers=num_workers, label_offset=label_offset,
-                                   progress=progress, channels_last=channels_last)
 
+def _watch(run_dir: Path | None, data_dir: Path, *, split: str, checkpoint: Path | None, once: bool,
+           interval: float, keep_waiting: bool, use_ema: bool, printer: Callable[[str], None],
+           evaluate: Callable[[Path], EvalResult]) -> list[EvalResult]:
+    """The body of `watch`, with `evaluate(path)` bound to the evaluation settings."""
     if checkpoint is not None or once:
         if checkpoint is None:
             checkpoint = latest_checkpoint(run_dir) if run_dir is not None else None
             if checkpoint is None:
                 raise Inception3Error(f"{run_dir}: no checkpoint in {run_dir}/checkpoints yet; "
                                       "train first, or drop --once to wait for one")
-        result = run(Path(checkpoint))
+        result = evaluate(Path(checkpoint))
         _report(result, run_dir, printer)
         return [result]
     if run_dir is None:
@@ -313,7 +329,7 @@ def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", ch
                               if step not in done])
         for step, path in pending:
             try:
-                result = run(Path(path))
+                result = evaluate(Path(path))
             except Inception3Error:
                 if Path(path).exists():
                     raise

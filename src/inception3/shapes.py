@@ -32,8 +32,9 @@ BOXES_CSV = "boxes.csv"
 JPEG_QUALITY = 90
 MIN_SIDE, MAX_SIDE = 200, 600  # pixels, each of width and height
 MAX_ASPECT = 1.5  # width / height between 1/1.5 and 1.5: a shape squeezed flat would change class
-RADIUS_RANGE = (0.2, 0.4)  # the shape's outer radius as a fraction of the image's shorter side
+RADIUS_RANGE = (0.25, 0.42)  # the shape's outer radius as a fraction of the image's shorter side
 MIN_COLOUR_DISTANCE = 110.0  # RGB distance between the shape and the background's mean colour
+TEXTURE_AMPLITUDE = 20.0  # grey levels of the background's blobs or stripes around its mean
 STAR_INNER_RATIO = 0.45  # inner / outer radius of the five-pointed star
 CROSS_ARM_RATIO = 0.34  # half the arm's width / half its length
 
@@ -84,7 +85,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[np.n
     """Float [H, W, 3] texture (smooth blobs or stripes) around a random base colour, and that colour."""
     base = rng.uniform(30, 225, size=3)
     if rng.random() < 0.5:
-        grid = rng.normal(0.0, 35.0, size=(int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3))
+        grid = rng.normal(0.0, TEXTURE_AMPLITUDE, size=(int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3))
         channels = [PIL.Image.fromarray(grid[..., c].astype(np.float32), mode="F") for c in range(3)]
         texture = np.stack([np.asarray(c.resize((width, height), PIL.Image.BICUBIC)) for c in channels], 2)
     else:
@@ -92,7 +93,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[np.n
         period = rng.uniform(12, 60)
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         wave = np.sin((xs * math.cos(direction) + ys * math.sin(direction)) * 2 * math.pi / period)
-        texture = wave[..., None] * rng.uniform(-30, 30, size=3).astype(np.float32)
+        texture = wave[..., None] * (rng.uniform(-1, 1, size=3) * TEXTURE_AMPLITUDE).astype(np.float32)
     return base.astype(np.float32) + texture, base
 
 
