@@ -234,8 +234,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         help="set one config key, last of all; repeatable (e.g. --set batch_size=64 "
                              "--set precision=bf16); the keys are listed in the README")
     parser.add_argument("--init-from", type=Path, metavar="CKPT",
-                        help="start from this inception3 checkpoint or plain state dict; the logits are "
-                             "left out when the class count differs (or with the flowers preset)")
+                        help="start from this inception3 checkpoint, a plain state dict (.pt, .safetensors) "
+                             "or torchvision's/timm's Inception v3 weights; the logits are left out when "
+                             "the class count differs (or with the flowers preset)")
     parser.add_argument("--trainable", metavar="SCOPES",
                         help="train only these comma-separated scopes (e.g. Logits,AuxLogits); "
                              "frozen layers keep their batch-norm statistics")

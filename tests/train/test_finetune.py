@@ -50,6 +50,34 @@ def test_another_width_is_refused_with_the_key_at_fault(tmp_path: Path) -> None:
         init_from(_tiny(5, seed=0), path)
 
 
+def test_torchvision_weights_start_a_fine_tuning_run_with_gamma_folded(tmp_path: Path) -> None:
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    theirs = inception_v3(weights=None, aux_logits=True, init_weights=False)
+    with torch.no_grad():
+        theirs.Conv2d_1a_3x3.bn.weight.fill_(2.0)
+    path = tmp_path / "inception_v3_google.pth"
+    torch.save(theirs.state_dict(), path)
+    model = InceptionV3(num_classes=5)
+    assert sorted(init_from(model, path)) == sorted(HEAD), "1000 classes do not fit 5: new heads"
+    mine = model.state_dict()
+    assert torch.equal(mine["Conv2d_1a_3x3.weight"], 2.0 * theirs.Conv2d_1a_3x3.conv.weight)
+    assert torch.equal(mine["Mixed_7c.Branch_3.Conv2d_0b_1x1.BatchNorm.moving_variance"],
+                       theirs.Mixed_7c.branch_pool.bn.running_var)
+
+
+def test_safetensors_weights_as_export_writes_them(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = _tiny(5, seed=1)
+    path = tmp_path / "model.safetensors"
+    save_file(source.state_dict(), path)
+    model = _tiny(5, seed=2)
+    assert init_from(model, path) == []
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items())
+
+
 def test_trainable_scopes_freeze_the_rest_and_its_batch_norm_statistics(shards: Path, tmp_path: Path) -> None:
     first = train(tiny_config(max_steps=2), shards, tmp_path / "stage1", out=io.StringIO())
     cfg = tiny_config(max_steps=2, init_from=str(first.checkpoint), trainable=("Logits", "AuxLogits"),

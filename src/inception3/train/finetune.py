@@ -1,7 +1,9 @@
 """Starting from other weights, and training only part of the network (TF-Slim's two-stage recipe).
 
 `--init-from` takes an inception3 checkpoint (its averaged weights, as the original restored the
-moving averages) or a plain InceptionV3 state dict. The logits and aux logits are left out, and
+moving averages), a plain InceptionV3 state dict (`.pt` or `.safetensors`, as `inception3 export`
+writes), or torchvision's / timm's Inception v3 weights (converted by `inception3.weights`, e.g.
+torchvision's `inception_v3_google-0cc3c7bd.pth`). The logits and aux logits are left out, and
 keep their fresh initialisation, when the class count differs or `fine_tune` asks for it, as the
 original's `--fine_tune` did. `trainable` names the scopes that learn; every other parameter is
 frozen and its batch norm stays in inference mode.
@@ -17,17 +19,25 @@ from torch import nn
 from inception3.errors import Inception3Error
 from inception3.model import BatchNorm, InceptionV3
 from inception3.train.checkpoint import FORMAT, load_checkpoint
+from inception3.weights import load_torchvision, read_state_dict
 
 HEAD_SCOPES = ("Logits.", "AuxLogits.Conv2d_2b_1x1.")
+TORCHVISION_KEY = "Conv2d_1a_3x3.conv.weight"  # torchvision's (and timm's) name for the first conv
 
 
 def _source_weights(path: Path) -> dict[str, torch.Tensor]:
-    state = load_checkpoint(path)
-    if state.get("format") == FORMAT:
-        return state["ema"] or state["model"]
+    if path.suffix == ".safetensors":
+        state = read_state_dict(path)
+    else:
+        state = load_checkpoint(path)
+        if state.get("format") == FORMAT:
+            return state["ema"] or state["model"]
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise Inception3Error(f"{path}: neither an inception3 checkpoint nor a plain state dict")
-    return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    if TORCHVISION_KEY in state:
+        return load_torchvision(state, strict=False, exact_pooling=False).state_dict()
+    return state
 
 
 def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> list[str]:
