@@ -14,7 +14,9 @@ reads them without unpickling arbitrary objects. A checkpoint dict holds:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -29,6 +31,8 @@ FORMAT = "inception3/1"
 LATEST = "latest"
 KEPT = "kept"  # names of checkpoints never pruned, one a line (final ones, and those marked)
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+_PARTIAL = re.compile(r"^\.(ckpt-\d+\.pt|latest|kept)\.tmp-\d+$")  # written by _write_atomic, never complete
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def checkpoint_name(step: int) -> str:
@@ -75,17 +79,47 @@ def save_checkpoint(run_dir: Path, step: int, state: dict, *, keep: int = 5, fin
     directory.mkdir(parents=True, exist_ok=True)
     state = {**state, "format": FORMAT, "step": int(step), "final": bool(final)}
     path = directory / checkpoint_name(step)
-    _write_atomic(path, lambda f: torch.save(state, f))
-    if final or mark:
-        kept = sorted(_kept_names(directory) | {path.name})
-        _write_atomic(directory / KEPT, lambda f: f.write(("\n".join(kept) + "\n").encode()))
-    _write_atomic(directory / LATEST, lambda f: f.write(f"{path.name}\n".encode()))
+    previous = latest_checkpoint(run_dir)
+    try:
+        _write_atomic(path, lambda f: torch.save(state, f))
+        if final or mark:
+            kept = sorted(_kept_names(directory) | {path.name})
+            _write_atomic(directory / KEPT, lambda f: f.write(("\n".join(kept) + "\n").encode()))
+        _write_atomic(directory / LATEST, lambda f: f.write(f"{path.name}\n".encode()))
+    except OSError as error:
+        raise _write_error(error, directory, step, previous) from None
     if keep > 0:
         kept = _kept_names(directory)
         prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
         for old in prunable[:max(0, len(prunable) - (keep - 1))]:
             old.unlink()
     return path
+
+
+def _write_error(error: OSError, directory: Path, step: int, previous: Path | None) -> Inception3Error:
+    """One line for a checkpoint that could not be written: what happened, what survived, what to do."""
+    kept = f"{previous.name} is intact and `latest` still names it" if previous else "no earlier checkpoint"
+    if error.errno in _DISK_FULL:
+        return Inception3Error(f"{directory}: the disk is full ({error.strerror}) while writing the "
+                               f"checkpoint of step {step}; nothing partial was left and {kept}. Free space "
+                               "there (or lower keep_checkpoints) and run the same command again to resume")
+    return Inception3Error(f"{directory}: cannot write the checkpoint of step {step} "
+                           f"({error.strerror or error}); nothing partial was left and {kept}. Fix the "
+                           "directory and run the same command again to resume")
+
+
+def remove_partial_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of writes a kill interrupted (only this module's own, by name).
+
+    Call before writing a run's first checkpoint; they are never read, but may be large.
+    """
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    partial = sorted(p for p in directory.iterdir() if _PARTIAL.match(p.name))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -116,13 +150,27 @@ def load_checkpoint(path: Path) -> dict:
         raise Inception3Error(f"{path}: no such checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, foreign pickle, not a torch file at all
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise Inception3Error(f"{path}: cannot be read as a weights-only checkpoint ({first[:200]}); "
-                              "it may be truncated or hold arbitrary Python objects") from None
+    except Exception as error:  # a truncated zip, a pickle of arbitrary objects, not a torch file at all
+        raise _load_error(path, error) from None
     if not isinstance(state, dict):
         raise Inception3Error(f"{path}: holds a {type(state).__name__}, not a checkpoint or state dict")
     return state
+
+
+def _load_error(path: Path, error: Exception) -> Inception3Error:
+    """One line for an unreadable file: a refused pickle (which could run code), or damage."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    if isinstance(error, pickle.UnpicklingError) and "GLOBAL" in text:
+        return Inception3Error(f"{path}: cannot be read: it holds Python objects besides tensors and plain "
+                               "values, which could run code when loaded, so the weights-only loader refuses "
+                               "it; use a checkpoint inception3 wrote or a state dict saved with "
+                               "torch.save(model.state_dict(), ...)")
+    if isinstance(error, RuntimeError) and text.strip():  # the zip reader's own words
+        gist = text.strip().split(". ")[0].splitlines()[0][:160]
+    else:
+        gist = "it ends early" if isinstance(error, EOFError) else "not a PyTorch file"
+    return Inception3Error(f"{path}: cannot be read: truncated or not a PyTorch checkpoint ({gist}); copy it "
+                           "again or pick another checkpoint")
 
 
 def is_final(state: dict) -> bool:

@@ -26,7 +26,14 @@ from inception3.data.loader import TrainLoader
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.train import distributed as dist
-from inception3.train.checkpoint import is_final, latest_checkpoint, load_checkpoint, save_checkpoint
+from inception3.train.checkpoint import (
+    is_final,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_partial_files,
+    save_checkpoint,
+)
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.finetune import freeze_batch_norm_statistics, init_from, restrict_training
 from inception3.train.optim import build_optimizer, learning_rate, set_learning_rate
@@ -42,6 +49,7 @@ class TrainResult:
     step: int
     checkpoint: Path | None
     loss: float
+    skipped_records: int = 0  # corrupt records left out over the whole run, all ranks (skip_corrupt)
 
 
 def _rng_state() -> dict:
@@ -104,6 +112,23 @@ def _checkpoint_state(model: InceptionV3, ema: ExponentialMovingAverage, optimiz
             "class_names": list(info.class_names), "image_size": cfg.image_size}
 
 
+def _resume_state(path: Path, train_dir: Path) -> dict:
+    """The checkpoint to resume from; when it cannot be read, say how to fall back to an earlier one."""
+    try:
+        return load_checkpoint(path)
+    except Inception3Error as error:
+        earlier = [p for _, p in list_checkpoints(train_dir) if p != path]
+        hint = (f"to resume from {earlier[-1].name} instead, move {path.name} out of {path.parent}"
+                if earlier else "no earlier checkpoint is left: train into a new --train-dir")
+        raise Inception3Error(f"cannot resume {train_dir}: {error}; {hint}") from None
+
+
+def _skipped_over_ranks(loader: TrainLoader, step_sum: torch.Tensor, ctx: dist.Distributed) -> int:
+    """Records skipped by every rank so far: each rank's own, plus the split's lost ones counted once."""
+    lost = loader.records.lost_records  # every rank counts the records of damaged shard headers
+    return round(float(step_sum) * ctx.world_size) + lost
+
+
 def _progress(enabled: bool, start: int, total: int):
     if not (enabled and sys.stdout.isatty()):
         return None
@@ -141,7 +166,7 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
         raise Inception3Error(f"{data_dir}: no 'train' records; build the shards with `inception3 build`")
 
     resume_path = latest_checkpoint(train_dir)
-    state = load_checkpoint(resume_path) if resume_path is not None else None
+    state = _resume_state(resume_path, train_dir) if resume_path is not None else None
     if state is not None:
         overridden = check_resumable(state, cfg, model_cfg, info.class_names, force=force)
         if ctx.is_main and overridden:
@@ -153,6 +178,10 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
     if ctx.is_main:
         train_dir.mkdir(parents=True, exist_ok=True)
         write_config(train_dir, cfg, step, data_dir)
+        partial = remove_partial_files(train_dir)
+        if partial:
+            print(f"removed {len(partial)} partial file(s) of an interrupted checkpoint write: "
+                  f"{', '.join(p.name for p in partial)}", file=out, flush=True)
 
     torch.manual_seed(cfg.seed)
     model = InceptionV3.from_config(model_cfg)
@@ -198,6 +227,7 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
     write = bar.write if bar is not None else None
     last_save_time = time.monotonic()
     loss = math.nan
+    skipped, ran = loader.skipped_records, False
     window_start, window_steps = time.perf_counter(), 0
     try:
         batches = iter(loader)
@@ -215,8 +245,12 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             with summaries.record_end_points(model, summary_step):
                 losses = train_step(net, optimizer, images, labels, step, ctx.rank, cfg)
             ema.update(model, step)
-            mean = dist.mean_over_ranks(torch.stack([losses.total, losses.cross_entropy, losses.aux]), ctx)
+            own_skips = torch.tensor(float(loader.skipped_records - loader.records.lost_records),
+                                     device=losses.total.device)
+            mean = dist.mean_over_ranks(torch.stack([losses.total, losses.cross_entropy, losses.aux,
+                                                     own_skips]), ctx)
             loss = float(mean[0])
+            skipped, ran = _skipped_over_ranks(loader, mean[3], ctx), True
             if not math.isfinite(loss):
                 good = latest_checkpoint(train_dir)
                 raise Inception3Error(f"the loss became {loss} at step {step}; training stopped. The last "
@@ -226,7 +260,8 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             if step % cfg.log_every == 0:
                 elapsed = time.perf_counter() - window_start
                 summaries.log(step, {"total": loss, "cross_entropy": float(mean[1]), "aux": float(mean[2])},
-                              lr, cfg.batch_size * window_steps / elapsed, elapsed / window_steps, write)
+                              lr, cfg.batch_size * window_steps / elapsed, elapsed / window_steps, write,
+                              skipped_records=skipped if cfg.skip_corrupt else None)
                 window_start, window_steps = time.perf_counter(), 0
             if summary_step and ctx.is_main:
                 generator = torch.Generator(device=ctx.device)
@@ -251,8 +286,10 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             final = save_checkpoint(train_dir, step,
                                     _checkpoint_state(model, ema, optimizer, loader, cfg, info),
                                     keep=cfg.keep_checkpoints, final=step >= cfg.max_steps)
+        if cfg.skip_corrupt and ran:
+            summaries.skipped_records(step, skipped, write)
         dist.barrier(ctx)
-        return TrainResult(step, final or latest_checkpoint(train_dir), loss)
+        return TrainResult(step, final or latest_checkpoint(train_dir), loss, skipped)
     finally:
         if bar is not None:
             bar.close()

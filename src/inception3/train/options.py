@@ -6,6 +6,7 @@ Also writes a config as TOML (RUN/config.toml), readable back by `--config`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import typing
 from pathlib import Path
@@ -19,7 +20,7 @@ _TYPES = typing.get_type_hints(TrainConfig)
 def _convert(key: str, value: object, where: str) -> object:
     """`value` (a TOML value or a --set string) as the type of field `key`."""
     if key not in _TYPES:
-        raise Inception3Error(f"{where}: unknown config key {key!r}; known keys: {', '.join(_TYPES)}")
+        raise Inception3Error(f"{where}: unknown config key {key!r}; {_closest_keys(key)}")
     kind = _TYPES[key]
     text = value.strip() if isinstance(value, str) else None
     try:
@@ -43,6 +44,12 @@ def _convert(key: str, value: object, where: str) -> object:
     except (TypeError, ValueError):
         pass
     raise Inception3Error(f"{where}: {key} = {value!r} is not a valid {getattr(kind, '__name__', kind)}")
+
+
+def _closest_keys(key: str) -> str:
+    """The likely meant key, else every key: a typo should cost one look, not a read of the README."""
+    close = difflib.get_close_matches(key, list(_TYPES), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(_TYPES)}"
 
 
 def _number(value: object, kind: type) -> int:
@@ -94,12 +101,13 @@ def resolve_config(preset: str | None = None, config_file: Path | None = None,
 def validate(cfg: TrainConfig) -> None:
     """Refuse values that cannot work, with the key at fault."""
     checks = [
-        (cfg.batch_size >= 1, "batch_size must be at least 1"),
-        (cfg.grad_accum >= 1, "grad_accum must be at least 1"),
-        (cfg.max_steps >= 1, "max_steps must be at least 1"),
-        (cfg.learning_rate > 0, "learning_rate must be positive"),
-        (0.0 <= cfg.ema_decay < 1.0, "ema_decay must be in [0, 1)"),
-        (0.0 <= cfg.label_smoothing < 1.0, "label_smoothing must be in [0, 1)"),
+        (cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size} (it is the global batch, "
+                              "split across the ranks)"),
+        (cfg.grad_accum >= 1, f"grad_accum must be at least 1, got {cfg.grad_accum}"),
+        (cfg.max_steps >= 1, f"max_steps must be at least 1, got {cfg.max_steps}"),
+        (cfg.learning_rate > 0, f"learning_rate must be positive, got {cfg.learning_rate}"),
+        (0.0 <= cfg.ema_decay < 1.0, f"ema_decay must be in [0, 1), got {cfg.ema_decay}"),
+        (0.0 <= cfg.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}"),
         (cfg.log_every >= 1 and cfg.summary_every >= 1, "log_every and summary_every must be at least 1"),
         (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
         (cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}"),
@@ -110,7 +118,7 @@ def validate(cfg: TrainConfig) -> None:
     ]
     for ok, message in checks:
         if not ok:
-            raise Inception3Error(f"config: {message}")
+            raise Inception3Error(f"config: {message}; fix it with --set or in the --config file")
 
 
 def _toml_value(value: object) -> str:

@@ -19,6 +19,8 @@ from torch import nn
 
 from inception3.model import BASE_END_POINTS
 
+SKIPPED_TAG = "data/skipped_records"
+
 
 def log_line(step: int, loss: float, examples_per_sec: float, sec_per_batch: float, lr: float) -> str:
     """The original's progress line, plus the learning rate."""
@@ -40,16 +42,35 @@ class Summaries:
         self.end_points: dict[str, torch.Tensor] = {}
 
     def log(self, step: int, losses: dict[str, float], lr: float, examples_per_sec: float,
-            sec_per_batch: float, write=None) -> None:
-        """Print the progress line and write the scalars of `step`."""
+            sec_per_batch: float, write=None, *, skipped_records: int | None = None) -> None:
+        """Print the progress line and write the scalars of `step`.
+
+        `skipped_records` (with skip_corrupt): corrupt records left out so far, over all ranks;
+        written as a scalar, and added to the line once there are any.
+        """
         if not self.enabled:
             return
         line = log_line(step, losses["total"], examples_per_sec, sec_per_batch, lr)
-        (write or (lambda text: print(text, file=self.out, flush=True)))(line)
+        if skipped_records:
+            line += f", skipped records = {skipped_records}"
+        self._print(line, write)
         for name, value in losses.items():
             self.writer.add_scalar(f"loss/{name}", value, step)
         self.writer.add_scalar("learning_rate", lr, step)
         self.writer.add_scalar("examples_per_sec", examples_per_sec, step)
+        if skipped_records is not None:
+            self.writer.add_scalar(SKIPPED_TAG, skipped_records, step)
+
+    def skipped_records(self, step: int, count: int, write=None) -> None:
+        """The run's total of skipped corrupt records, at its end: one line and the last scalar."""
+        if not self.enabled:
+            return
+        self._print(f"skip_corrupt: {count} corrupt record(s) were left out of training so far "
+                    "(`inception3 inspect --verify` lists them)", write)
+        self.writer.add_scalar(SKIPPED_TAG, count, step)
+
+    def _print(self, line: str, write=None) -> None:
+        (write or (lambda text: print(text, file=self.out, flush=True)))(line)
 
     @contextlib.contextmanager
     def record_end_points(self, model: nn.Module, active: bool) -> Iterator[None]:
