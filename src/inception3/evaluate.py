@@ -34,6 +34,7 @@ from inception3.data.dataset import load_dataset_info
 from inception3.data.loader import Batch, EvalLoader
 from inception3.errors import Inception3Error
 from inception3.train.checkpoint import latest_checkpoint, list_checkpoints, load_model
+from inception3.train.distributed import restart_store
 
 EVAL_DIR = "eval"  # inside the run directory: <split>.jsonl and TensorBoard events
 
@@ -148,7 +149,9 @@ def join_process_group(device: torch.device) -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size,
+                                store=restart_store(rank, world_size))
         return True
     return False
 

@@ -50,6 +50,20 @@ def _device(name: str, local_rank: int) -> torch.device:
     raise Inception3Error(f"device must be 'auto', 'cuda' or 'cpu', got {name!r}")
 
 
+def restart_store(rank: int, world_size: int) -> dist.Store | None:
+    """Under torchrun, a store namespaced by this attempt (TORCHELASTIC_RESTART_COUNT); else None.
+
+    torchrun's c10d rendezvous keeps one store for the whole job. Ranks that `--max-restarts`
+    started again would read the addresses their killed predecessors left in it and fail to
+    connect; each attempt's keys apart, the restarted group forms as the first one did.
+    """
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != str(True):
+        return None
+    store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size))
+    return dist.PrefixStore(f"inception3/attempt-{attempt}", store)
+
+
 def init_distributed(device: str = "auto") -> Distributed:
     """Join the process group torchrun describes (if any) and pick this rank's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -59,7 +73,8 @@ def init_distributed(device: str = "auto") -> Distributed:
     if world_size > 1 and not dist.is_initialized():
         if where.type == "cuda":
             torch.cuda.set_device(where)
-        dist.init_process_group("nccl" if where.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+        dist.init_process_group("nccl" if where.type == "cuda" else "gloo", rank=rank, world_size=world_size,
+                                store=restart_store(rank, world_size))
     return Distributed(rank, world_size, local_rank, where)
 
 
