@@ -1,0 +1,75 @@
+"""Tiny shards, the CLI command of a tiny run, and a bitwise comparison of two runs' final states."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from inception3.data.build import build_dataset
+
+COLOURS = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 230, 230), (20, 20, 20))
+# One intra-op thread in every process: the same arithmetic in every run, and fair to a shared CPU.
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+STEP_LINE = re.compile(r"^step (\d+), loss = ", re.MULTILINE)
+
+
+def make_shards(root: Path, per_class: int = 8, label_offset: int = 0) -> Path:
+    """5 classes of noisy single-colour 90×84 JPEGs (40 train records in 2 shards); returns the shard dir."""
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate(COLOURS):
+        folder = root / "images" / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.asarray(colour)[None, None, :] + rng.normal(0, 20, (84, 90, 3))
+            PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i}.jpg")
+    build_dataset(root / "images", root / "shards", train_shards=2, workers=1, progress=False,
+                  label_offset=label_offset)
+    return root / "shards"
+
+
+def inception3(*args: object) -> list[str]:
+    """The command line of `inception3 ARGS...` in this interpreter."""
+    return [sys.executable, "-m", "inception3", *map(str, args)]
+
+
+def train_args(shards: Path, run: Path, *, max_steps: int, checkpoint_every: int = 1000,
+               batch_size: int = 8, extra: tuple[str, ...] = ()) -> list[str]:
+    """`train ...` arguments of a tiny CPU run (75×75, depth 0.25) that logs every step."""
+    sets = {"batch_size": batch_size, "num_workers": 0, "device": "cpu", "log_every": 1,
+            "checkpoint_every": checkpoint_every}
+    return ["train", "--data-dir", str(shards), "--train-dir", str(run), "--preset", "tiny",
+            "--max-steps", str(max_steps), *(f"--set={k}={v}" for k, v in sets.items()), *extra]
+
+
+def logged_steps(text: str) -> list[int]:
+    """The steps of the `step N, loss = ...` lines in a trainer's output."""
+    return [int(step) for step in STEP_LINE.findall(text)]
+
+
+def _tensors(state: dict, key: str) -> dict[str, torch.Tensor]:
+    if key == "optimizer":
+        return {f"{i}.{name}": t for i, s in state["optimizer"]["state"].items() for name, t in s.items()
+                if isinstance(t, torch.Tensor)}
+    return state[key]
+
+
+def assert_same_state(a: dict, b: dict) -> int:
+    """Two checkpoints hold the same step, data position, weights, averages and optimizer state, bit for
+    bit; returns how many tensors were compared."""
+    assert a["step"] == b["step"] and a["final"] == b["final"]
+    assert a["data"] == b["data"]
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    compared = 0
+    for key in ("model", "ema", "optimizer"):
+        ta, tb = _tensors(a, key), _tensors(b, key)
+        assert ta.keys() == tb.keys() and ta, key
+        for name in ta:
+            assert torch.equal(ta[name], tb[name]), f"{key} {name} differs"
+            compared += 1
+    return compared
