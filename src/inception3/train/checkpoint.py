@@ -86,14 +86,24 @@ def save_checkpoint(run_dir: Path, step: int, state: dict, *, keep: int = 5, fin
             kept = sorted(_kept_names(directory) | {path.name})
             _write_atomic(directory / KEPT, lambda f: f.write(("\n".join(kept) + "\n").encode()))
         _write_atomic(directory / LATEST, lambda f: f.write(f"{path.name}\n".encode()))
-    except OSError as error:
-        raise _write_error(error, directory, step, previous) from None
+    except (OSError, RuntimeError) as error:
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        raise _write_error(cause, directory, step, previous) from None
     if keep > 0:
         kept = _kept_names(directory)
         prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
         for old in prunable[:max(0, len(prunable) - (keep - 1))]:
             old.unlink()
     return path
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind `error`: torch.save's zip writer hides a failed write behind a RuntimeError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _write_error(error: OSError, directory: Path, step: int, previous: Path | None) -> Inception3Error:
