@@ -157,7 +157,8 @@ def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint (or any weights-only torch file) onto the CPU, without arbitrary unpickling."""
     path = Path(path)
     if not path.is_file():
-        raise Inception3Error(f"{path}: no such checkpoint file")
+        raise Inception3Error(f"{path}: no such checkpoint file; check the path (a run keeps its checkpoints "
+                              f"in RUN/{CHECKPOINT_DIR}/)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated zip, a pickle of arbitrary objects, not a torch file at all

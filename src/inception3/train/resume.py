@@ -44,8 +44,9 @@ def check_resumable(state: dict, cfg: TrainConfig, model_cfg: ModelConfig, class
     """
     saved_model = state.get("model_config", {})
     if saved_model != dataclasses.asdict(model_cfg):
-        changed = [k for k, v in dataclasses.asdict(model_cfg).items() if saved_model.get(k) != v]
-        raise Inception3Error(f"the checkpoint holds another network ({', '.join(changed)} differ); "
+        changed = [f"{k} was {saved_model.get(k)!r}, now {v!r}"
+                   for k, v in dataclasses.asdict(model_cfg).items() if saved_model.get(k) != v]
+        raise Inception3Error(f"the checkpoint holds another network ({'; '.join(changed)}); "
                               "train into a new --train-dir, or use --init-from to start from its weights")
     problems = []
     saved = state.get("config", {})
