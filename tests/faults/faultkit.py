@@ -73,3 +73,14 @@ def assert_same_state(a: dict, b: dict) -> int:
             assert torch.equal(ta[name], tb[name]), f"{key} {name} differs"
             compared += 1
     return compared
+
+
+def flip_byte_in_record(shard: Path, record: int, seed: int = 0) -> None:
+    """Flip one byte inside the data of record `record` (its length and header CRC stay intact)."""
+    data = bytearray(shard.read_bytes())
+    offset = 0
+    for _ in range(record):
+        offset += 12 + int.from_bytes(data[offset:offset + 8], "little") + 4
+    length = int.from_bytes(data[offset:offset + 8], "little")
+    data[offset + 12 + np.random.default_rng(seed).integers(length)] ^= 0xFF
+    shard.write_bytes(bytes(data))
