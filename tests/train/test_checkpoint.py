@@ -82,7 +82,8 @@ def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(tmp_
         raise OSError("disk vanished")
 
     monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(Inception3Error, match=r"cannot write the checkpoint of step 2 \(disk vanished\); "
+                                              r"nothing partial was left and ckpt-00000001.pt is intact"):
         save_checkpoint(tmp_path, 2, state)
     monkeypatch.undo()
     assert latest_checkpoint(tmp_path) == good
