@@ -37,7 +37,7 @@ def test_tensorflow_built_shards_need_the_offset_and_never_guess(built, tmp_path
     copy = _tensorflow_style_copy(built, tmp_path)
     with pytest.raises(Inception3Error, match="--label-offset 1"):
         load_dataset_info(copy)
-    with pytest.raises(Inception3Error, match="--num-classes"):
+    with pytest.raises(Inception3Error, match="--set num_classes=N"):
         load_dataset_info(copy, label_offset=1)
     info = load_dataset_info(copy, label_offset=1, num_classes=5)
     assert (info.label_offset, info.num_classes, info.split_sizes) == (1, 5, {"train": 9, "validation": 3})

@@ -97,9 +97,9 @@ def load_dataset_info(data_dir: Path, label_offset: int | None = None,
                               "build shards with `inception3 build` or pass a folder of class folders")
     if label_offset is None:
         raise Inception3Error(
-            f"{data_dir}: no {DATASET_JSON}, so the label offset is unknown; pass --label-offset 1 for "
-            "shards built by TensorFlow's build_image_data.py (labels 1..N, 0 = background) or 0 for "
-            "0-based labels (`inception3 inspect` shows the label range)")
+            f"{data_dir}: no {DATASET_JSON}, so the label offset is unknown; pass --label-offset 1 "
+            "(train: --set label_offset=1) for shards built by TensorFlow's build_image_data.py (labels "
+            "1..N, 0 = background), or 0 for 0-based labels (`inception3 inspect` shows the label range)")
     labels_path = data_dir / LABELS_FILE
     if labels_path.exists():
         names = tuple(line.strip() for line in labels_path.read_text().splitlines() if line.strip())
@@ -110,8 +110,8 @@ def load_dataset_info(data_dir: Path, label_offset: int | None = None,
         names = tuple(str(i) for i in range(num_classes))
     else:
         raise Inception3Error(f"{data_dir}: no {DATASET_JSON} and no {LABELS_FILE}, so the classes are "
-                              "unknown; "
-                              "pass --num-classes or put the labels file (one class per line) there")
+                              "unknown; set the class count (train: --set num_classes=N) or put the "
+                              "labels file (one class per line) there")
     sizes = {}
     for split in SPLITS:
         if any(data_dir.glob(f"{split}-*-of-*")):
