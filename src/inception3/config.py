@@ -116,6 +116,8 @@ class TrainConfig:
     label_offset: int | None = None  # None: from dataset.json (TF-built shards: 1)
     num_workers: int = 2
     skip_corrupt: bool = False
+    crop_min_object_covered: float = MIN_OBJECT_COVERED  # of a bounding box, by the random crop
+    crop_area_range: tuple[float, float] = AREA_RANGE  # the random crop's area, fractions of the image
     # steps and batches
     batch_size: int = BATCH_SIZE
     grad_accum: int = 1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
-from imagefolders import level_of, make_folder
+from imagefolders import level_of, make_folder, write_jpeg
 
 from inception3.data.build import build_dataset
 from inception3.data.dataset import load_dataset_info
@@ -23,6 +24,23 @@ def test_train_batches_are_uint8_crops_with_0_based_labels(built):
     batch = _take(TrainLoader(load_dataset_info(built), 4, 75, num_workers=0), 1)[0]
     assert batch.images.shape == (4, 3, 75, 75) and batch.images.dtype == torch.uint8
     assert batch.labels.dtype == torch.int64 and set(batch.labels.tolist()) <= {0, 1, 2}
+
+
+def test_the_crop_rule_is_the_loaders_to_choose(tmp_path):
+    ramp = np.tile(np.linspace(0, 255, 120).astype(np.uint8)[None, :, None], (120, 1, 3))  # dark to light
+    for i in range(4):
+        write_jpeg(tmp_path / "images" / "ramp" / f"{i}.jpg", ramp, quality=100)
+    build_dataset(tmp_path / "images", tmp_path / "shards", workers=1)
+    info = load_dataset_info(tmp_path / "shards")
+
+    def spans(**crop) -> list[int]:
+        images = _take(TrainLoader(info, 4, 75, num_workers=0, **crop), 1)[0].images.int()
+        return (images.amax(dim=(1, 2, 3)) - images.amin(dim=(1, 2, 3))).tolist()
+
+    assert min(spans(area_range=(1.0, 1.0), min_object_covered=0.0)) > 240  # the whole ramp
+    assert max(spans(area_range=(0.05, 0.06), min_object_covered=0.0)) < 120  # a quarter of it at most
+    # Covering 10% of the whole-image box is impossible with 6% of its area: the whole image, as TF does.
+    assert min(spans(area_range=(0.05, 0.06))) > 240
 
 
 def test_train_batches_do_not_depend_on_the_worker_count(built):

@@ -35,13 +35,16 @@ def test_presets_override_only_what_they_name() -> None:
 
 def test_set_values_take_the_type_of_their_key() -> None:
     values = parse_set(["batch_size=64", "learning_rate=4.5e-2", "compile=true", "num_classes=none",
-                        "trainable=Logits, AuxLogits", "precision=bf16", "max_steps=1e3"])
+                        "trainable=Logits, AuxLogits", "precision=bf16", "max_steps=1e3",
+                        "crop_area_range=0.3, 1"])
     assert values == {"batch_size": 64, "learning_rate": 0.045, "compile": True, "num_classes": None,
-                      "trainable": ("Logits", "AuxLogits"), "precision": "bf16", "max_steps": 1000}
+                      "trainable": ("Logits", "AuxLogits"), "precision": "bf16", "max_steps": 1000,
+                      "crop_area_range": (0.3, 1.0)}
     for bad, message in (("batch_size=big", "batch_size = 'big' is not a valid int"),
                          ("colour=red", "unknown config key 'colour'"),
                          ("batch_size", "expected key=value"),
-                         ("compile=maybe", "not a valid bool")):
+                         ("compile=maybe", "not a valid bool"),
+                         ("crop_area_range=0.3", "crop_area_range = '0.3' is not a valid")):
         with pytest.raises(Inception3Error, match=message):
             parse_set([bad])
 
@@ -53,6 +56,8 @@ def test_later_sources_win_and_bad_values_are_refused(tmp_path: Path) -> None:
     assert (cfg.batch_size, cfg.learning_rate, cfg.fine_tune) == (16, 0.25, True)
     with pytest.raises(Inception3Error, match="precision must be fp32 or bf16"):
         resolve_config(overrides=["precision=fp16"])
+    with pytest.raises(Inception3Error, match=r"crop_area_range must be two fractions .* got \(0.5, 0.2\)"):
+        resolve_config(overrides=["crop_area_range=0.5,0.2"])
     toml.write_text("batch_size = [\n")
     with pytest.raises(Inception3Error, match="run.toml: not valid TOML"):
         resolve_config(config_file=toml)
@@ -60,7 +65,7 @@ def test_later_sources_win_and_bad_values_are_refused(tmp_path: Path) -> None:
 
 def test_config_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
     cfg = TrainConfig(num_classes=7, trainable=("Logits", "Mixed_7c"), init_from='C:\\w "x".pt',
-                      weight_decay=4e-5, compile=True)
+                      weight_decay=4e-5, compile=True, crop_area_range=(0.25, 0.75))
     path = tmp_path / "config.toml"
     path.write_text(config_to_toml(cfg, header="written by a test"))
     assert path.read_text().startswith("# written by a test\n")

@@ -17,6 +17,7 @@ import PIL.Image
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from inception3.config import AREA_RANGE, MIN_OBJECT_COVERED
 from inception3.data.augment import (
     crop_and_resize,
     decode_image,
@@ -62,8 +63,10 @@ class _BatchDecoder:
     """
 
     def __init__(self, records: SplitRecords | FolderRecords, info: DatasetInfo, image_size: int, *,
-                 train: bool, seed: int, skip_corrupt: bool) -> None:
+                 train: bool, seed: int, skip_corrupt: bool, min_object_covered: float = MIN_OBJECT_COVERED,
+                 area_range: tuple[float, float] = AREA_RANGE) -> None:
         self.records = records
+        self.min_object_covered, self.area_range = min_object_covered, area_range
         self.image_size = image_size
         self.label_offset = info.label_offset
         self.num_classes = info.num_classes
@@ -104,7 +107,9 @@ class _BatchDecoder:
             if self.train:
                 height, width = image_size(parsed.encoded)
                 rng = np.random.default_rng([self.seed, epoch, record])
-                box = sample_distorted_box(height, width, parsed.boxes, rng)
+                box = sample_distorted_box(height, width, parsed.boxes, rng,
+                                           min_object_covered=self.min_object_covered,
+                                           area_range=self.area_range)
                 return crop_and_resize(parsed.encoded, box, self.image_size), label
             return eval_image(decode_image(parsed.encoded), self.image_size), label
         except (OSError, RuntimeError, PIL.UnidentifiedImageError, ValueError, SyntaxError) as error:
@@ -170,7 +175,8 @@ class TrainLoader:
 
     def __init__(self, info: DatasetInfo, batch_size: int, image_size: int, *, split: str = "train",
                  rank: int = 0, world_size: int = 1, seed: int = 0, num_workers: int = 2,
-                 skip_corrupt: bool = False) -> None:
+                 skip_corrupt: bool = False, min_object_covered: float = MIN_OBJECT_COVERED,
+                 area_range: tuple[float, float] = AREA_RANGE) -> None:
         _check_rank(rank, world_size, batch_size)
         self.info, self.batch_size, self.image_size = info, batch_size, image_size
         self.rank, self.world_size, self.seed, self.num_workers = rank, world_size, seed, num_workers
@@ -179,7 +185,8 @@ class TrainLoader:
             raise Inception3Error(f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
                                   f"by {world_size} ranks")
         self.decoder = _BatchDecoder(self.records, info, image_size, train=True, seed=seed,
-                                     skip_corrupt=skip_corrupt)
+                                     skip_corrupt=skip_corrupt, min_object_covered=min_object_covered,
+                                     area_range=area_range)
         self.position = 0
         # Records lost to damaged shard headers are left out of every epoch; counted once here.
         self.skipped_records = self.records.lost_records

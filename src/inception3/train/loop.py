@@ -199,7 +199,8 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
     ema = ExponentialMovingAverage(model, cfg.ema_decay)
     optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
     loader = TrainLoader(info, per_rank, cfg.image_size, rank=ctx.rank, world_size=ctx.world_size,
-                         seed=cfg.seed, num_workers=cfg.num_workers, skip_corrupt=cfg.skip_corrupt)
+                         seed=cfg.seed, num_workers=cfg.num_workers, skip_corrupt=cfg.skip_corrupt,
+                         min_object_covered=cfg.crop_min_object_covered, area_range=cfg.crop_area_range)
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])

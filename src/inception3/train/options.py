@@ -36,6 +36,10 @@ def _convert(key: str, value: object, where: str) -> object:
             return _number(value, int)
         if kind is float:
             return float(value)
+        if kind == tuple[float, float]:
+            items = value if isinstance(value, list) else (text or "").split(",")
+            low, high = (float(v) for v in items)
+            return (low, high)
         if kind == tuple[str, ...]:
             items = value if isinstance(value, list) else [s for s in (text or "").split(",")]
             return tuple(str(s).strip() for s in items if str(s).strip())
@@ -115,6 +119,10 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.lr_schedule in ("exponential", "cosine", "constant"),
          f"lr_schedule must be exponential, cosine or constant, got {cfg.lr_schedule!r}"),
         (cfg.num_classes is None or cfg.num_classes >= 1, "num_classes must be at least 1"),
+        (0.0 <= cfg.crop_min_object_covered <= 1.0,
+         f"crop_min_object_covered must be in [0, 1], got {cfg.crop_min_object_covered}"),
+        (0.0 < cfg.crop_area_range[0] <= cfg.crop_area_range[1] <= 1.0,
+         f"crop_area_range must be two fractions 0 < low <= high <= 1, got {cfg.crop_area_range}"),
     ]
     for ok, message in checks:
         if not ok:
