@@ -72,6 +72,22 @@ def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpo
     assert json.loads(meta["model_config"])["depth_multiplier"] == 0.25
 
 
+def test_an_exported_safetensors_file_predicts_like_its_checkpoint(checkpoint, images, ema_logits, tmp_path,
+                                                                   capsys):
+    exported = tmp_path / "model.safetensors"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "safetensors",
+                 "--output", str(exported)]) == 0
+    model, meta = load_model(exported)
+    assert meta["class_names"] == list(CLASSES) and meta["ema"] and meta["model_config"]["image_size"] == 75
+    with torch.no_grad():
+        assert torch.equal(model(images), ema_logits)
+    (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(tmp_path / "broken.safetensors"), "--format", "onnx",
+                 "--output", str(tmp_path / "model.onnx")]) == 2
+    assert "broken.safetensors: not a readable safetensors file" in capsys.readouterr().err
+
+
 def test_unknown_format_and_missing_checkpoint_are_user_errors(checkpoint, tmp_path, capsys):
     with pytest.raises(Inception3Error, match="choose one of onnx, torchscript, safetensors"):
         export_checkpoint(checkpoint, "tflite", tmp_path / "m.bin")

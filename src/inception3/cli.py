@@ -170,7 +170,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
                     "resize, scale to [-1, 1]) and the checkpoint's moving-average weights.")
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
-                        help="an inception3 checkpoint or a plain InceptionV3 state dict")
+                        help="an inception3 checkpoint, an exported .safetensors file or a plain state dict")
     parser.add_argument("--top-k", type=int, default=config.TOP_K,
                         help="classes shown per image (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
@@ -194,7 +194,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
                     "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
                     "any batch size; safetensors holds the state dict plus the model config as metadata.")
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
-                        help="an inception3 checkpoint or a plain InceptionV3 state dict")
+                        help="an inception3 checkpoint, an exported .safetensors file or a plain state dict")
     parser.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"),
                         help="the output format")
     parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import pickle
 import re
@@ -221,10 +222,47 @@ def _plain_config(weights: dict[str, torch.Tensor]) -> ModelConfig:
 def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
     """The model of a checkpoint, in eval mode, with the averaged (default) or raw weights.
 
-    Also reads a plain InceptionV3 state dict; its metadata then holds only what the shapes tell.
-    Returns (model, metadata) with at least "step", "class_names", "model_config", "image_size",
-    "final", and "ema" (whether averaged weights were loaded).
+    Also reads a `.safetensors` file as `inception3 export` writes it (the config and class names
+    from its metadata), and a plain InceptionV3 state dict, whose metadata then holds only what the
+    shapes tell. Returns (model, metadata) with at least "step", "class_names", "model_config",
+    "image_size", "final", and "ema" (whether averaged weights were loaded).
     """
+    if Path(path).suffix == ".safetensors":
+        weights, cfg, meta = _read_safetensors(Path(path))
+    else:
+        weights, cfg, meta = _read_torch(Path(path), use_ema)
+    meta["model_config"] = dataclasses.asdict(cfg)
+    meta["image_size"] = cfg.image_size
+    model = InceptionV3.from_config(cfg)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise Inception3Error(f"{path}: weights do not fit the model they describe: "
+                              f"{str(error).splitlines()[0]}") from None
+    return model.eval(), meta
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig, dict]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = f.metadata() or {}
+            weights = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - not a dict
+    except Exception as error:  # safetensors raises its own and OS errors alike
+        raise Inception3Error(f"{path}: not a readable safetensors file ({error})") from None
+    if "model_config" in info:
+        cfg = ModelConfig(**json.loads(info["model_config"]))
+        names = json.loads(info["class_names"]) if "class_names" in info else None
+        meta = {"step": int(info.get("step", 0)), "class_names": names, "final": False,
+                "ema": info.get("ema") == "true"}
+    else:
+        cfg = _plain_config(weights)
+        meta = {"step": 0, "class_names": None, "final": False, "ema": False}
+    return weights, cfg, meta
+
+
+def _read_torch(path: Path, use_ema: bool) -> tuple[dict[str, torch.Tensor], ModelConfig, dict]:
     state = load_checkpoint(path)
     if state.get("format") == FORMAT:
         cfg = ModelConfig(**state["model_config"])
@@ -238,12 +276,4 @@ def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
         weights = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
         cfg = _plain_config(weights)
         meta = {"step": 0, "class_names": None, "final": False, "ema": False}
-    meta["model_config"] = dataclasses.asdict(cfg)
-    meta["image_size"] = cfg.image_size
-    model = InceptionV3.from_config(cfg)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise Inception3Error(f"{path}: weights do not fit the model they describe: "
-                              f"{str(error).splitlines()[0]}") from None
-    return model.eval(), meta
+    return weights, cfg, meta
