@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo
 
 .PHONY: test lint demo venv clean
 
@@ -22,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/inception3 demo --out demo
+	$(BIN)/inception3 demo --out $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -279,16 +279,16 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                     "would: build the shards, train a CPU-sized network while the evaluator follows its "
                     "checkpoints, predict a few images, export ONNX and plot the report. Prints the "
                     "accuracy of every checkpoint and the commands, to repeat each step on your data. "
-                    "The defaults take about ten minutes on two CPU cores and reach at least 90%% top-1.")
+                    "The defaults take about ten minutes on two CPU cores and reach at least 90% top-1.")
     parser.add_argument("--out", type=Path, default=Path("demo"), metavar="DIR",
                         help="an empty or new directory for everything the demo writes (default: demo)")
     parser.add_argument("--train-per-class", type=int, metavar="N",
                         help="training images drawn per shape (default: 600)")
     parser.add_argument("--validation-per-class", type=int, metavar="N",
                         help="validation images drawn per shape (default: 100)")
-    parser.add_argument("--steps", type=int, help="training steps (default: 1500)")
+    parser.add_argument("--steps", type=int, help="training steps (default: 2500)")
     parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                        help="steps between checkpoints, each one evaluated (default: 300)")
+                        help="steps between checkpoints, each one evaluated (default: 500)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="one more inception3 train config key, after the demo's own (e.g. "
                              "--set batch_size=16); repeatable")

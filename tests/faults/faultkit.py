@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import pytest
 import torch
 
 from inception3.data.build import build_dataset
@@ -17,6 +19,15 @@ COLOURS = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 230, 230), (20, 20
 # One intra-op thread in every process: the same arithmetic in every run, and fair to a shared CPU.
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STEP_LINE = re.compile(r"^step (\d+), loss = ", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread in-process too (use with `pytestmark`): the same arithmetic in every run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_shards(root: Path, per_class: int = 8, label_offset: int = 0) -> Path:

@@ -8,23 +8,16 @@ size, a data directory without shards, and labels beyond the model's classes.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from faultkit import make_shards, train_args
+from faultkit import make_shards, one_thread, train_args
 
 from inception3.cli import main
 from inception3.train.checkpoint import checkpoint_name, latest_checkpoint
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
-from faultkit import assert_same_state, make_shards, train_args
+from faultkit import assert_same_state, make_shards, one_thread, train_args
 
 from inception3.cli import main
 from inception3.train import checkpoint
@@ -19,14 +18,7 @@ from inception3.train.checkpoint import checkpoint_name, latest_checkpoint, list
 
 STEPS = 4
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: the same arithmetic in every run of this file, and fair to a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from faultkit import ENV, flip_byte_in_record, make_shards, train_args
+from faultkit import ENV, flip_byte_in_record, make_shards, one_thread, train_args
 
 from inception3.cli import main
 from inception3.data.dataset import load_dataset_info
@@ -20,13 +18,7 @@ from inception3.train.summaries import SKIPPED_TAG
 
 STEPS = 7  # 56 records of 40: the bad ones come round again in the second epoch
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 @pytest.fixture(scope="module")
