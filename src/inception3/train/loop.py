@@ -39,6 +39,7 @@ from inception3.train.finetune import freeze_batch_norm_statistics, init_from, r
 from inception3.train.optim import build_optimizer, learning_rate, set_learning_rate
 from inception3.train.resume import check_resumable, write_config
 from inception3.train.step import AUGMENT_STREAM, step_seed, train_step
+from inception3.train.stopping import StopRequest
 from inception3.train.summaries import Summaries
 
 
@@ -50,6 +51,7 @@ class TrainResult:
     checkpoint: Path | None
     loss: float
     skipped_records: int = 0  # corrupt records left out over the whole run, all ranks (skip_corrupt)
+    stopped_early: bool = False  # a SIGTERM or Ctrl-C ended it before max_steps (resumable)
 
 
 def _rng_state() -> dict:
@@ -230,6 +232,10 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
     loss = math.nan
     skipped, ran = loader.skipped_records, False
     window_start, window_steps = time.perf_counter(), 0
+    stopped = False
+    say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
+    stop = StopRequest(say)
+    stop.install()
     try:
         batches = iter(loader)
         while step < cfg.max_steps:  # test before drawing: the saved data position counts used batches only
@@ -246,10 +252,12 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             with summaries.record_end_points(model, summary_step):
                 losses = train_step(net, optimizer, images, labels, step, ctx.rank, cfg)
             ema.update(model, step)
-            own_skips = torch.tensor(float(loader.skipped_records - loader.records.lost_records),
-                                     device=losses.total.device)
-            mean = dist.mean_over_ranks(torch.stack([losses.total, losses.cross_entropy, losses.aux,
-                                                     own_skips]), ctx)
+            extra = torch.tensor([float(loader.skipped_records - loader.records.lost_records),
+                                  float(stop.requested is not None)], device=losses.total.device)
+            # One all-reduce per step carries the losses, the skipped records and any stop request,
+            # so every rank stops after the same step.
+            mean = dist.mean_over_ranks(torch.cat([torch.stack([losses.total, losses.cross_entropy,
+                                                                losses.aux]), extra]), ctx)
             loss = float(mean[0])
             skipped, ran = _skipped_over_ranks(loader, mean[3], ctx), True
             if not math.isfinite(loss):
@@ -273,6 +281,9 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             step += 1
             if bar is not None:
                 bar.update(1)
+            if mean[4] > 0:
+                stopped = True
+                break
             waited = time.monotonic() - last_save_time
             by_time = cfg.checkpoint_secs > 0 and waited >= cfg.checkpoint_secs
             due = step % cfg.checkpoint_every == 0 or by_time
@@ -282,6 +293,7 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
                                 keep=cfg.keep_checkpoints, mark=mark)
                 last_save_time = time.monotonic()
         final = None
+        stopped_early = stopped and step < cfg.max_steps
         already_final = state is not None and is_final(state) and int(state["step"]) == step
         if ctx.is_main and not already_final:
             final = save_checkpoint(train_dir, step,
@@ -290,8 +302,12 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
         if cfg.skip_corrupt and ran:
             summaries.skipped_records(step, skipped, write)
         dist.barrier(ctx)
-        return TrainResult(step, final or latest_checkpoint(train_dir), loss, skipped)
+        if stopped_early and ctx.is_main:
+            print(f"stopped at step {step} as asked; run the same command again to resume from "
+                  f"{final or latest_checkpoint(train_dir)}", file=out, flush=True)
+        return TrainResult(step, final or latest_checkpoint(train_dir), loss, skipped, stopped_early)
     finally:
+        stop.restore()
         if bar is not None:
             bar.close()
         summaries.close()

@@ -1,0 +1,47 @@
+"""Stopping on request: SIGTERM (what schedulers and torchrun send) or Ctrl-C ends the run cleanly.
+
+The first signal asks the loop to finish the step it is in, save a checkpoint and return, so that
+running the same command again resumes exactly there; a second one stops at once, as before.
+Handlers are installed only in the main thread (Python allows no other) and restored on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequest:
+    """Signal handlers, between `install` and `restore`; `requested` is the first signal's name."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.requested: str | None = None
+        self._say = say
+        self._previous: dict[int, object] = {}
+        self._pid = os.getpid()
+
+    def install(self) -> None:
+        self._pid = os.getpid()
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+
+    def restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        self._previous = {}
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked data loader worker, which Ctrl-C reaches too: the trainer shuts it down
+        if self.requested is not None:  # the second signal: stop now, the way it would have
+            signal.signal(number, self._previous.get(number, signal.SIG_DFL))  # type: ignore[arg-type]
+            signal.raise_signal(number)
+            return
+        self.requested = signal.Signals(number).name
+        self._say(f"{self.requested}: stopping after this step and saving a checkpoint "
+                  "(send it again to stop at once)")
