@@ -133,6 +133,18 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
     assert build_dataset(tmp_path / "images", out, **options).reused_shards == 3, "a finished build is kept"
 
 
+def test_a_build_killed_while_it_cleans_up_is_complete_and_tidy_on_rerun(tmp_path):
+    make_folder(tmp_path / "images", per_class=2)
+    options = {"workers": 1, "progress": False}
+    build_dataset(tmp_path / "images", tmp_path / "out", **options)
+    # As if killed inside the final rmtree after it removed plan.json: a state dir with shard results.
+    state = tmp_path / "out" / build_module.STATE_DIR
+    state.mkdir()
+    (state / "train-00000-of-00001.json").write_text("{}")
+    assert build_dataset(tmp_path / "images", tmp_path / "out", **options).reused_shards == 1
+    assert not state.exists()
+
+
 def test_a_different_build_into_the_same_directory_is_refused(tmp_path):
     make_folder(tmp_path / "images", per_class=2)
     build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)

@@ -220,6 +220,7 @@ def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | N
         [splits, shard_counts, sorted(boxes.items())], sort_keys=True).encode()).hexdigest()
     state_dir = output_dir / STATE_DIR
     if _check_output(output_dir, state_dir, fingerprint):
+        shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up
         return _completed_report(output_dir, time.monotonic() - start)
     state_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(state_dir / "plan.json", json.dumps({"fingerprint": fingerprint}))
