@@ -34,7 +34,7 @@ from inception3.data.dataset import load_dataset_info
 from inception3.data.loader import Batch, EvalLoader
 from inception3.errors import Inception3Error
 from inception3.train.checkpoint import latest_checkpoint, list_checkpoints, load_model
-from inception3.train.distributed import restart_store
+from inception3.train.distributed import init_distributed, resolve_device, shutdown
 
 EVAL_DIR = "eval"  # inside the run directory: <split>.jsonl and TensorBoard events
 
@@ -120,40 +120,10 @@ class EvalResult:
         return asdict(self) | {"images_per_sec": round(self.images_per_sec, 3)}
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' is this rank's CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise Inception3Error("device 'cuda' was asked for but no CUDA device is available; "
-                                  "use --device cpu")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    if name == "cpu":
-        return torch.device("cpu")
-    raise Inception3Error(f"device must be 'auto', 'cuda' or 'cpu', got {name!r}")
-
-
 def _rank_and_size() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def join_process_group(device: torch.device) -> bool:
-    """Under torchrun (WORLD_SIZE > 1), join the process group: NCCL on CUDA, gloo on the CPU.
-
-    Returns whether this call joined it (and so should leave it with `destroy_process_group`;
-    a rank that exits with the group still up can abort in the backend's threads).
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size,
-                                store=restart_store(rank, world_size))
-        return True
-    return False
 
 
 @torch.inference_mode()
@@ -294,7 +264,7 @@ def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", ch
     yet in the JSON lines, oldest first, polling every `interval` seconds, until the final one
     (or forever with `keep_waiting`). Returns the results of this call.
     """
-    joined = join_process_group(resolve_device(device))
+    ctx = init_distributed(device)  # under torchrun; a single process otherwise
     try:
         return _watch(run_dir, data_dir, split=split, checkpoint=checkpoint, once=once, interval=interval,
                       keep_waiting=keep_waiting, use_ema=use_ema, printer=printer,
@@ -303,8 +273,7 @@ def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", ch
                           num_workers=num_workers, label_offset=label_offset, progress=progress,
                           channels_last=channels_last))
     finally:
-        if joined:
-            dist.destroy_process_group()
+        shutdown(ctx)  # a rank that exits with the group still up can abort in the backend's threads
 
 
 def _watch(run_dir: Path | None, data_dir: Path, *, split: str, checkpoint: Path | None, once: bool,

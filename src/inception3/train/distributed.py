@@ -37,13 +37,16 @@ class Distributed:
         return self.world_size > 1
 
 
-def _device(name: str, local_rank: int) -> torch.device:
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """'auto' is this rank's CUDA device (LOCAL_RANK's unless given) when there is one, else the CPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise Inception3Error("device 'cuda' was asked for but no CUDA device is available; "
-                                  "use --set device=cpu")
+            raise Inception3Error("device 'cuda' was asked for but no CUDA device is available; use the CPU "
+                                  "(train: --set device=cpu, eval: --device cpu)")
+        if local_rank is None:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     if name == "cpu":
         return torch.device("cpu")
@@ -69,7 +72,7 @@ def init_distributed(device: str = "auto") -> Distributed:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    where = _device(device, local_rank)
+    where = resolve_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if where.type == "cuda":
             torch.cuda.set_device(where)
