@@ -279,7 +279,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                     "would: build the shards, train a CPU-sized network while the evaluator follows its "
                     "checkpoints, predict a few images, export ONNX and plot the report. Prints the "
                     "accuracy of every checkpoint and the commands, to repeat each step on your data. "
-                    "The defaults take about ten minutes on two CPU cores and reach at least 90% top-1.")
+                    "The defaults take about seven minutes on two CPU cores and reach over 90% top-1.")
     parser.add_argument("--out", type=Path, default=Path("demo"), metavar="DIR",
                         help="an empty or new directory for everything the demo writes (default: demo)")
     parser.add_argument("--train-per-class", type=int, metavar="N",
