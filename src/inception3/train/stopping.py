@@ -26,7 +26,6 @@ class StopRequest:
         self._pid = os.getpid()
 
     def install(self) -> None:
-        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
 
