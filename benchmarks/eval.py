@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from torchvision.models import inception_v3
 
-from inception3.config import IMAGE_SIZE, ModelConfig
+from inception3.config import IMAGE_SIZE, EvalConfig, ModelConfig
 from inception3.data.build import build_dataset
 from inception3.evaluate import evaluate_checkpoint
 from inception3.model import InceptionV3
-from inception3.train.checkpoint import save_checkpoint
+from inception3.run.checkpoint import save_checkpoint
 
 CLASSES = 4
 
@@ -99,8 +99,9 @@ def main() -> None:
                                  transform_input=False).eval()
 
         def ours() -> tuple[int, float]:
-            result = evaluate_checkpoint(checkpoint, root / "shards", batch_size=args.batch_size,
-                                         device="cpu", num_workers=args.workers, progress=False)
+            cfg = EvalConfig(batch_size=args.batch_size, device="cpu", num_workers=args.workers,
+                             progress=False)
+            result = evaluate_checkpoint(checkpoint, root / "shards", cfg)
             return result.examples, result.seconds
 
         def theirs() -> tuple[int, float]:

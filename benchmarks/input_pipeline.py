@@ -30,8 +30,9 @@ from torchvision import transforms
 
 from inception3.config import BRIGHTNESS_MAX_DELTA, CONTRAST_RANGE, HUE_MAX_DELTA, IMAGE_SIZE
 from inception3.data import TrainLoader, distort_batch, load_dataset_info
-from inception3.data.augment import crop_and_resize, image_size, sample_distorted_box
 from inception3.data.build import build_dataset
+from inception3.data.crop import crop_and_resize, sample_distorted_box
+from inception3.data.decode import image_size
 from inception3.data.example import ImageRecord
 from inception3.data.records import iter_records
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from inception3.config import TrainConfig
+from inception3.config import ModelConfig, TrainConfig
 from inception3.model import InceptionV3, parameter_groups
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.optim import build_optimizer
@@ -36,7 +36,7 @@ from inception3.train.step import train_step
 
 def _ours(cfg: TrainConfig, images: torch.Tensor,
           labels: torch.Tensor) -> tuple[Callable[[], None], nn.Module]:
-    model = InceptionV3(num_classes=1000, image_size=cfg.image_size).to(images.device).train()
+    model = InceptionV3(num_classes=1000, image_size=cfg.model.image_size).to(images.device).train()
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
@@ -142,7 +142,7 @@ def main() -> None:
           f"{args.size}x{args.size}, median of {args.steps} steps")
     flops = None
     for what, overrides in variants.items():
-        cfg = TrainConfig(image_size=args.size, batch_size=args.batch, **overrides)
+        cfg = TrainConfig(model=ModelConfig(image_size=args.size), batch_size=args.batch, **overrides)
         name, theirs_model = _baseline_model(device)
         ours, our_model = _ours(cfg, images, labels)
         if flops is None:

@@ -12,7 +12,7 @@ import torch
 
 from inception3.data.build import build_dataset
 from inception3.model import BatchNorm, InceptionV3
-from inception3.train.checkpoint import save_checkpoint
+from inception3.run.checkpoint import save_checkpoint
 
 CLASSES = ("ant", "bee", "cat")
 IMAGE_SIZE = 75

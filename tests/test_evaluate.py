@@ -16,14 +16,18 @@ import torch.nn.functional as F
 from evalfixtures import CLASSES, make_shards, write_checkpoint
 
 from inception3.cli import main
+from inception3.config import EvalConfig
 from inception3.data.augment import scale_to_unit
-from inception3.data.dataset import load_dataset_info
 from inception3.data.loader import EvalLoader
+from inception3.data.meta import load_dataset_info
 from inception3.errors import Inception3Error
 from inception3.evaluate import Tally, evaluate_checkpoint, evaluated_steps, watch
-from inception3.train.checkpoint import load_model
+from inception3.weights import load_model
 
 VALIDATION = 7  # not a multiple of any batch size used below
+
+
+QUIET = EvalConfig(num_workers=0, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,8 @@ def test_tally_counts_top1_top_k_loss_and_per_class_accuracy():
 
 @pytest.mark.parametrize("batch_size", [3, 4])
 def test_eval_counts_every_example_once_whatever_the_batch(checkpoint, shards, reference, batch_size):
-    result = evaluate_checkpoint(checkpoint, shards, batch_size=batch_size, num_workers=0, progress=False)
+    cfg = EvalConfig(batch_size=batch_size, num_workers=0, progress=False)
+    result = evaluate_checkpoint(checkpoint, shards, cfg)
     top1, loss, labels = reference[True]
     assert result.examples == VALIDATION
     assert result.top1 == pytest.approx(top1) and result.loss == pytest.approx(loss, rel=1e-5)
@@ -77,7 +82,7 @@ def test_eval_counts_every_example_once_across_two_ranks(checkpoint, shards, tmp
     run = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "inception3", "eval", "--checkpoint", str(checkpoint), "--data-dir", str(shards),
-               "--train-dir", str(run), "--batch-size", "2", "--num-workers", "0", "--device", "cpu"]
+               "--train-dir", str(run), "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -86,7 +91,7 @@ def test_eval_counts_every_example_once_across_two_ranks(checkpoint, shards, tmp
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as torchrun's ranks: the resize rounds a few pixels by thread count
     try:
-        single = evaluate_checkpoint(checkpoint, shards, batch_size=32, num_workers=0, progress=False)
+        single = evaluate_checkpoint(checkpoint, shards, QUIET)
     finally:
         torch.set_num_threads(threads)
     assert record["examples"] == VALIDATION
@@ -95,8 +100,8 @@ def test_eval_counts_every_example_once_across_two_ranks(checkpoint, shards, tmp
 
 
 def test_moving_average_weights_are_the_default_and_differ_from_raw(checkpoint, shards, reference):
-    default = evaluate_checkpoint(checkpoint, shards, num_workers=0, progress=False)
-    raw = evaluate_checkpoint(checkpoint, shards, use_ema=False, num_workers=0, progress=False)
+    default = evaluate_checkpoint(checkpoint, shards, QUIET)
+    raw = evaluate_checkpoint(checkpoint, shards, EvalConfig(use_ema=False, num_workers=0, progress=False))
     assert default.ema and not raw.ema
     assert default.loss == pytest.approx(reference[True][1], rel=1e-5)
     assert raw.loss == pytest.approx(reference[False][1], rel=1e-5)
@@ -120,7 +125,7 @@ def test_eval_follows_a_training_run_and_evaluates_each_checkpoint_once(shards, 
     trainer = subprocess.Popen([sys.executable, "-c", _TRAINER, str(run), str(Path(__file__).parent)])
     try:
         lines: list[str] = []
-        results = watch(run, shards, interval=0.2, num_workers=0, progress=False, printer=lines.append)
+        results = watch(run, shards, QUIET, interval=0.2, printer=lines.append)
     finally:
         trainer.wait(timeout=60)
     assert trainer.returncode == 0
@@ -134,7 +139,7 @@ def test_eval_follows_a_training_run_and_evaluates_each_checkpoint_once(shards, 
     assert sum("precision @ 1 = " in line for line in lines) == 2
     # A restarted evaluator finds every step done and the final one among them: nothing to do.
     started = time.perf_counter()
-    assert watch(run, shards, interval=0.2, num_workers=0, progress=False) == []
+    assert watch(run, shards, QUIET, interval=0.2) == []
     assert time.perf_counter() - started < 5
     assert sorted(evaluated_steps(run, "validation", ema=True)) == [10, 20]
 
@@ -149,7 +154,7 @@ def test_eval_skips_a_checkpoint_removed_by_retention(shards, tmp_path):
         if paths[1].exists():
             paths[1].unlink()  # the trainer's retention, between two evaluations
 
-    results = watch(run, shards, interval=0.1, num_workers=0, progress=False, printer=printer)
+    results = watch(run, shards, QUIET, interval=0.1, printer=printer)
     assert [r.step for r in results] == [1, 3]
     assert any("step 2:" in line and "removed" in line for line in lines)
 
@@ -182,7 +187,7 @@ def test_a_pickle_carrying_code_is_refused(shards, tmp_path, capsys):
     marker, evil = tmp_path / "code-ran", tmp_path / "evil.pt"
     torch.save({"model": _RunsCode(marker)}, evil)
     with pytest.raises(Inception3Error, match="weights-only"):
-        evaluate_checkpoint(evil, shards, num_workers=0)
+        evaluate_checkpoint(evil, shards, EvalConfig(num_workers=0))
     assert main(["eval", "--checkpoint", str(evil), "--data-dir", str(shards)]) == 2
     assert "evil.pt" in capsys.readouterr().err
     assert not marker.exists()

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from inception3.cli import main
 from inception3.errors import Inception3Error
 from inception3.export import export_checkpoint
-from inception3.train.checkpoint import load_model
+from inception3.weights import load_model
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from evalfixtures import CLASSES, write_checkpoint
 
 from inception3.cli import main
 from inception3.predict import predict_files
-from inception3.train.checkpoint import load_model
+from inception3.weights import load_model
 
 
 @pytest.fixture(scope="module")

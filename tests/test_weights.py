@@ -1,10 +1,12 @@
-"""Weight import: torchvision/timm state dicts and TF-Slim variables give the same network."""
+"""Weight files: the one reader; torchvision, timm and TF-Slim weights give the same network."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +16,14 @@ from torchvision.models import inception_v3
 
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
+from inception3.run.checkpoint import save_checkpoint
 from inception3.weights import (
     convert_tf_slim,
+    load_model,
     load_tf_slim,
     load_timm,
     load_torchvision,
-    read_state_dict,
+    read_weights,
 )
 
 
@@ -145,4 +149,42 @@ def test_a_pickle_carrying_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"fc.weight": _RunsCode()}, path)
     with pytest.raises(Inception3Error, match="weights-only"):
-        read_state_dict(path)
+        read_weights(path)
+
+
+def _tiny_model(num_classes: int = 5, seed: int = 0) -> InceptionV3:
+    torch.manual_seed(seed)
+    return InceptionV3(num_classes=num_classes, depth_multiplier=0.25, image_size=75)
+
+
+def _state(model: InceptionV3, ema: InceptionV3 | None = None) -> dict:
+    return {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
+            "ema": (ema or model).state_dict(), "optimizer": {}, "data": {"position": 8},
+            "rng": {"torch": torch.get_rng_state()}, "config": {"seed": 0},
+            "class_names": ["a", "b", "c", "d", "e"], "image_size": 75}
+
+
+def test_load_model_uses_the_average_by_default(tmp_path: Path) -> None:
+    raw, averaged = _tiny_model(seed=1), _tiny_model(seed=2)
+    path = save_checkpoint(tmp_path, 7, _state(raw, averaged), final=True)
+    model, meta = load_model(path)
+    assert not model.training and meta["ema"] and meta["step"] == 7 and meta["final"]
+    assert meta["image_size"] == 75 and meta["model_config"]["depth_multiplier"] == 0.25
+    assert meta["class_names"] == ["a", "b", "c", "d", "e"]
+    for key, value in averaged.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+    model, meta = load_model(path, use_ema=False)
+    assert not meta["ema"]
+    for key, value in raw.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_load_model_reads_a_plain_state_dict(tmp_path: Path) -> None:
+    source = _tiny_model(num_classes=7)
+    path = tmp_path / "plain.pt"
+    torch.save(source.state_dict(), path)
+    model, meta = load_model(path)
+    assert meta["model_config"]["num_classes"] == 7 and meta["model_config"]["depth_multiplier"] == 0.25
+    assert meta["step"] == 0 and not meta["final"]
+    x = torch.rand(2, 3, 75, 75) * 2 - 1
+    assert torch.equal(model(x), source.eval()(x))

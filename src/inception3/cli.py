@@ -140,7 +140,8 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-ema", dest="use_ema", action="store_false",
                         help="evaluate the raw weights instead of their moving averages")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
-                        help="images per batch and rank (default: %(default)s)")
+                        help="images per batch, global: split across the ranks as in train (default: "
+                             "%(default)s)")
     parser.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default: 2)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                         help="where the model runs (default: CUDA when available)")
@@ -156,10 +157,11 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.train_dir is None and args.checkpoint is None:
         raise Inception3Error("give --train-dir RUN to follow a run, or --checkpoint PATH")
-    watch(args.train_dir, args.data_dir, split=args.split, checkpoint=args.checkpoint, once=args.once,
-          interval=args.interval, keep_waiting=args.keep_waiting, use_ema=args.use_ema,
-          batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-          label_offset=args.label_offset, channels_last=args.channels_last)
+    cfg = config.EvalConfig(split=args.split, use_ema=args.use_ema, batch_size=args.batch_size,
+                            device=args.device, num_workers=args.num_workers, label_offset=args.label_offset,
+                            channels_last=args.channels_last)
+    watch(args.train_dir, args.data_dir, cfg, checkpoint=args.checkpoint, once=args.once,
+          interval=args.interval, keep_waiting=args.keep_waiting)
     return 0
 
 

@@ -12,7 +12,9 @@ Sources, abbreviated below:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
 
 # --- model ---------------------------------------------------------------------------------
 IMAGE_SIZE = 299  # [imgp] FLAGS.image_size
@@ -83,14 +85,21 @@ TOP_K = 5  # inception_eval.py: recall @ 5
 class ModelConfig:
     """The network's shape: what must match between a checkpoint and the model that loads it."""
 
+    image_size: int = IMAGE_SIZE
+    depth_multiplier: float = DEPTH_MULTIPLIER
+    min_depth: int = MIN_DEPTH
     num_classes: int = NUM_CLASSES
     aux_logits: bool = True
     dropout_keep_prob: float = DROPOUT_KEEP_PROB
-    depth_multiplier: float = DEPTH_MULTIPLIER
-    min_depth: int = MIN_DEPTH
-    image_size: int = IMAGE_SIZE
     batch_norm_decay: float = BATCH_NORM_DECAY
     batch_norm_epsilon: float = BATCH_NORM_EPSILON
+
+
+# String choices: checked against these, by name, wherever a config value is read (train/options.py).
+Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the CPU
+Precision = Literal["fp32", "bf16"]  # "bf16": autocast
+Optimizer = Literal["rmsprop", "sgd"]  # RMSProp with TensorFlow's semantics, or momentum SGD
+Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
 
 
 # --- training --------------------------------------------------------------------------------
@@ -98,19 +107,14 @@ class ModelConfig:
 class TrainConfig:
     """Every knob of `inception3 train`, defaulting to the original single-machine recipe.
 
-    Field names are the config keys of `--set key=value` and of RUN/config.toml. `batch_size` is
-    global: each of N ranks gets batch_size / N, in `grad_accum` micro-batches.
+    The keys of `--set key=value` and of RUN/config.toml are the field names, flat: the model's
+    fields (`image_size`, `depth_multiplier`, ...) are keys too, read into `model`. The model's
+    class count is the dataset's unless `num_classes` is set. `batch_size` is global: each of N
+    ranks gets batch_size / N, in `grad_accum` micro-batches.
     """
 
-    # model
-    image_size: int = IMAGE_SIZE
-    depth_multiplier: float = DEPTH_MULTIPLIER
-    min_depth: int = MIN_DEPTH
+    model: ModelConfig = field(default_factory=ModelConfig)
     num_classes: int | None = None  # None: the dataset's class count
-    aux_logits: bool = True
-    dropout_keep_prob: float = DROPOUT_KEEP_PROB
-    batch_norm_decay: float = BATCH_NORM_DECAY
-    batch_norm_epsilon: float = BATCH_NORM_EPSILON
     sync_batch_norm: bool = False  # the original's towers each kept their own statistics
     # data
     label_offset: int | None = None  # None: from dataset.json (TF-built shards: 1)
@@ -128,13 +132,13 @@ class TrainConfig:
     aux_loss_weight: float = AUX_LOSS_WEIGHT
     weight_decay: float = WEIGHT_DECAY
     # optimizer: "rmsprop" (TensorFlow semantics) or "sgd" (momentum)
-    optimizer: str = "rmsprop"
+    optimizer: Optimizer = "rmsprop"
     rmsprop_decay: float = RMSPROP_DECAY
     rmsprop_epsilon: float = RMSPROP_EPSILON
     momentum: float = RMSPROP_MOMENTUM
     # learning rate: "exponential" (staircase), "cosine" or "constant", after `warmup_steps`
     learning_rate: float = INITIAL_LEARNING_RATE
-    lr_schedule: str = "exponential"
+    lr_schedule: Schedule = "exponential"
     num_epochs_per_decay: float = NUM_EPOCHS_PER_DECAY
     learning_rate_decay_factor: float = LEARNING_RATE_DECAY_FACTOR
     warmup_steps: int = 0
@@ -145,8 +149,8 @@ class TrainConfig:
     fine_tune: bool = False  # leave the logits out of init_from even when the class counts match
     trainable: tuple[str, ...] = ()  # parameter scopes to train, e.g. ("Logits", "AuxLogits"); () = all
     # speed
-    device: str = "auto"  # "auto": CUDA when available, else CPU
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    device: Device = "auto"
+    precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
     compile_backend: str = "inductor"
@@ -160,9 +164,22 @@ class TrainConfig:
 
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network this config trains, for a dataset of `num_classes` classes."""
-        return ModelConfig(self.num_classes or num_classes, self.aux_logits, self.dropout_keep_prob,
-                           self.depth_multiplier, self.min_depth, self.image_size, self.batch_norm_decay,
-                           self.batch_norm_epsilon)
+        return dataclasses.replace(self.model, num_classes=self.num_classes or num_classes)
+
+
+# --- evaluation ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalConfig:
+    """How `inception3 eval` scores checkpoints: which split, which weights, how fast."""
+
+    split: str = "validation"
+    use_ema: bool = True  # the moving averages, as the original evaluator restored them
+    batch_size: int = BATCH_SIZE  # global, split across the ranks as in training
+    device: Device = "auto"
+    num_workers: int = 2
+    label_offset: int | None = None  # None: from dataset.json (TF-built shards: 1)
+    channels_last: bool = True  # NHWC: same results, faster on the CPU and GPU (docs/performance.md)
+    progress: bool | None = None  # a progress bar; None: when stderr is a terminal
 
 
 # Presets: small override sets on top of TrainConfig's defaults.

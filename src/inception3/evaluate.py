@@ -6,7 +6,7 @@ with several ranks (`torchrun`) each rank takes every world_size-th record and t
 all-reduced, so the totals are exact for any batch size and rank count.
 
 `watch` evaluates each complete checkpoint of a run once, oldest first. Checkpoints appear under
-their final name only when complete (see `train/checkpoint.py`), so a partial file is never read;
+their final name only when complete (see `run/checkpoint.py`), so a partial file is never read;
 one deleted by retention before its turn is skipped. Steps already in `RUN/eval/<split>.jsonl`
 are not evaluated again, so a restarted evaluator picks up where it stopped. It returns after the
 checkpoint training marked final. (The original evaluated only the newest checkpoint each round.)
@@ -14,8 +14,6 @@ checkpoint training marked final. (The original evaluated only the newest checkp
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -24,19 +22,16 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from inception3.config import BATCH_SIZE, EVAL_INTERVAL_SECS, TOP_K
-from inception3.data.augment import scale_to_unit
-from inception3.data.dataset import load_dataset_info
-from inception3.data.loader import Batch, EvalLoader
+from inception3.config import EVAL_INTERVAL_SECS, TOP_K, EvalConfig
+from inception3.data import Batch, EvalLoader, load_dataset_info, scale_to_unit
 from inception3.errors import Inception3Error
-from inception3.train.checkpoint import latest_checkpoint, list_checkpoints, load_model
-from inception3.train.distributed import init_distributed, resolve_device, shutdown
-
-EVAL_DIR = "eval"  # inside the run directory: <split>.jsonl and TensorBoard events
+from inception3.run import distributed as dist
+from inception3.run import layout
+from inception3.run.checkpoint import latest_checkpoint, list_checkpoints
+from inception3.weights import load_model
 
 
 @dataclass
@@ -71,17 +66,13 @@ class Tally:
         self.class_count += torch.bincount(labels, minlength=self.num_classes).double()
         self.class_correct += torch.bincount(labels[hit_1], minlength=self.num_classes).double()
 
-    def all_reduce(self) -> None:
-        """Sum this tally over every rank of the initialised process group (no-op when alone)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    def all_reduce(self, ctx: dist.Distributed) -> None:
+        """Sum this tally over every rank (no-op when alone)."""
+        if not ctx.enabled:
             return
-        backend = dist.get_backend()
-        on_gpu = backend == "nccl"
-        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
         flat = torch.cat([torch.tensor([self.correct_1, self.correct_k, self.loss_sum, self.examples],
-                                       dtype=torch.float64), self.class_correct, self.class_count]).to(device)
-        dist.all_reduce(flat)
-        flat = flat.cpu()
+                                       dtype=torch.float64), self.class_correct, self.class_count])
+        flat = dist.sum_over_ranks(flat, ctx)
         self.correct_1, self.correct_k = int(flat[0]), int(flat[1])
         self.loss_sum, self.examples = float(flat[2]), int(flat[3])
         self.class_correct, self.class_count = flat[4:4 + self.num_classes], flat[4 + self.num_classes:]
@@ -120,12 +111,6 @@ class EvalResult:
         return asdict(self) | {"images_per_sec": round(self.images_per_sec, 3)}
 
 
-def _rank_and_size() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 @torch.inference_mode()
 def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: torch.device,
           progress: Callable[[int], None] | None = None, *, channels_last: bool = False) -> Tally:
@@ -134,51 +119,50 @@ def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: 
     `channels_last`: feed NHWC images (the model should be converted too); faster on CPU and GPU.
     """
     tally = Tally(num_classes)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    nhwc = torch.channels_last if channels_last else torch.contiguous_format
     for batch in batches:
-        images = scale_to_unit(batch.images.to(device, non_blocking=True)).contiguous(memory_format=layout)
+        images = scale_to_unit(batch.images.to(device, non_blocking=True)).contiguous(memory_format=nhwc)
         tally.add(model(images), batch.labels.to(device))
         if progress is not None:
             progress(len(batch.labels))
     return tally
 
 
-def evaluate_checkpoint(checkpoint: Path, data_dir: Path, *, split: str = "validation",
-                        batch_size: int = BATCH_SIZE, use_ema: bool = True, device: str = "auto",
-                        num_workers: int = 2, label_offset: int | None = None,
-                        progress: bool | None = None, channels_last: bool = True) -> EvalResult:
+def evaluate_checkpoint(checkpoint: Path, data_dir: Path, cfg: EvalConfig | None = None,
+                        ctx: dist.Distributed | None = None) -> EvalResult:
     """Top-1/top-5 precision, mean loss and per-class accuracy of one checkpoint over a whole split.
 
-    Under an initialised process group every rank calls this with the same arguments; each scores
-    its share and all get the same totals. `batch_size` is per rank. `progress`: a tqdm bar
-    (default: when stderr is a terminal, on rank 0). `channels_last`: run the network in NHWC
-    memory layout (same results; about 1.5× faster on this project's CPU, see docs/performance.md).
+    `checkpoint` is any weights file `weights.read_weights` reads. Under a process group (`ctx`)
+    every rank calls this alike; each scores its share of the split, with its share of the global
+    `cfg.batch_size`, and all get the same totals. Without `ctx`, one process on `cfg.device`.
     """
-    where = resolve_device(device)
-    rank, world_size = _rank_and_size()
-    model, meta = load_model(Path(checkpoint), use_ema=use_ema)
-    model.to(where, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    cfg = cfg or EvalConfig()
+    ctx = ctx or dist.single_process(cfg.device)
+    model, meta = load_model(Path(checkpoint), use_ema=cfg.use_ema)
+    model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     num_classes = model.config.num_classes
-    info = load_dataset_info(Path(data_dir), label_offset=label_offset, num_classes=num_classes)
+    info = load_dataset_info(Path(data_dir), label_offset=cfg.label_offset, num_classes=num_classes)
     if info.num_classes != num_classes:
         raise Inception3Error(f"{data_dir}: the dataset has {info.num_classes} classes but {checkpoint} "
                               f"was trained for {num_classes}; evaluate it on the dataset it was trained on")
+    split = cfg.split
     if split not in info.split_sizes:
         found = ", ".join(sorted(info.split_sizes))
         raise Inception3Error(f"{data_dir}: no '{split}' split (found: {found})")
-    loader = EvalLoader(info, batch_size, int(meta["image_size"]), split=split, rank=rank,
-                        world_size=world_size, num_workers=num_workers)
-    show = (sys.stderr.isatty() if progress is None else progress) and rank == 0
+    per_rank = -(-cfg.batch_size // ctx.world_size)
+    loader = EvalLoader(info, per_rank, int(meta["image_size"]), split=split, rank=ctx.rank,
+                        world_size=ctx.world_size, num_workers=cfg.num_workers)
+    show = (sys.stderr.isatty() if cfg.progress is None else cfg.progress) and ctx.is_main
     bar = None
     if show:
         from tqdm import tqdm
 
         bar = tqdm(total=info.split_sizes[split], desc=f"eval step {meta['step']}", unit="img")
     start = time.perf_counter()
-    tally = score(model, loader, num_classes, where,
-                  (lambda n: bar.update(n * world_size)) if bar is not None else None,
-                  channels_last=channels_last)
-    tally.all_reduce()
+    tally = score(model, loader, num_classes, ctx.device,
+                  (lambda n: bar.update(n * ctx.world_size)) if bar is not None else None,
+                  channels_last=cfg.channels_last)
+    tally.all_reduce(ctx)
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
@@ -195,68 +179,34 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, *, split: str = "valid
                       time=time.time(), seconds=seconds, per_class=per_class)
 
 
-def results_path(run_dir: Path, split: str) -> Path:
-    return Path(run_dir) / EVAL_DIR / f"{split}.jsonl"
-
-
 def evaluated_steps(run_dir: Path, split: str, ema: bool) -> dict[int, dict]:
     """Records already in RUN/eval/<split>.jsonl for these weights (EMA or raw), by step."""
-    path = results_path(run_dir, split)
-    if not path.exists():
-        return {}
-    done = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            step = int(record["step"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise Inception3Error(f"{path}:{number}: not an evaluation record ({error}); "
-                                  "remove the line and run again") from None
-        if bool(record.get("ema", True)) == ema:
-            done[step] = record
-    return done
+    return {r["step"]: r for r in layout.read_results(run_dir, split) if bool(r.get("ema", True)) == ema}
 
 
 def write_result(run_dir: Path, result: EvalResult) -> None:
     """Append the JSON line and the TensorBoard scalars of `result` under RUN/eval/."""
-    directory = Path(run_dir) / EVAL_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(results_path(run_dir, result.split), "a") as f:
-        f.write(json.dumps(result.record()) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    layout.append_result(run_dir, result.split, result.record())
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(log_dir=str(directory)) as writer:
+    with SummaryWriter(log_dir=str(layout.eval_dir(run_dir))) as writer:
         prefix = f"eval/{result.split}"
         writer.add_scalar(f"{prefix}/precision_at_1", result.top1, result.step)
         writer.add_scalar(f"{prefix}/recall_at_5", result.top5, result.step)
         writer.add_scalar(f"{prefix}/loss", result.loss, result.step)
 
 
-def _on_rank_0(value):
-    """Rank 0's value on every rank, so all ranks take the same checkpoint and stop together."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _report(result: EvalResult, run_dir: Path | None, printer: Callable[[str], None]) -> None:
-    if _rank_and_size()[0] == 0:
+def _report(result: EvalResult, run_dir: Path | None, printer: Callable[[str], None],
+            ctx: dist.Distributed) -> None:
+    if ctx.is_main:
         printer(result.summary())
         if run_dir is not None:
             write_result(run_dir, result)
 
 
-def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", checkpoint: Path | None = None,
-          once: bool = False, interval: float = EVAL_INTERVAL_SECS, keep_waiting: bool = False,
-          use_ema: bool = True, batch_size: int = BATCH_SIZE, device: str = "auto", num_workers: int = 2,
-          label_offset: int | None = None, progress: bool | None = None, channels_last: bool = True,
-          printer: Callable[[str], None] = print) -> list[EvalResult]:
+def watch(run_dir: Path | None, data_dir: Path, cfg: EvalConfig | None = None, *,
+          checkpoint: Path | None = None, once: bool = False, interval: float = EVAL_INTERVAL_SECS,
+          keep_waiting: bool = False, printer: Callable[[str], None] = print) -> list[EvalResult]:
     """`inception3 eval`: evaluate a run's checkpoints as they appear (module docstring).
 
     `checkpoint`: evaluate that file only (written under RUN/eval/ when `run_dir` is given).
@@ -264,41 +214,43 @@ def watch(run_dir: Path | None, data_dir: Path, *, split: str = "validation", ch
     yet in the JSON lines, oldest first, polling every `interval` seconds, until the final one
     (or forever with `keep_waiting`). Returns the results of this call.
     """
-    ctx = init_distributed(device)  # under torchrun; a single process otherwise
+    cfg = cfg or EvalConfig()
+    ctx = dist.init_distributed(cfg.device)  # under torchrun; a single process otherwise
     try:
-        return _watch(run_dir, data_dir, split=split, checkpoint=checkpoint, once=once, interval=interval,
-                      keep_waiting=keep_waiting, use_ema=use_ema, printer=printer,
-                      evaluate=lambda path: evaluate_checkpoint(
-                          path, data_dir, split=split, batch_size=batch_size, use_ema=use_ema, device=device,
-                          num_workers=num_workers, label_offset=label_offset, progress=progress,
-                          channels_last=channels_last))
+        evaluate = lambda path: evaluate_checkpoint(path, data_dir, cfg, ctx)  # noqa: E731
+        if checkpoint is not None or once:
+            result = evaluate(_one_checkpoint(run_dir, checkpoint))
+            _report(result, run_dir, printer, ctx)
+            return [result]
+        return _follow(run_dir, cfg, interval, keep_waiting, printer, evaluate, ctx)
     finally:
-        shutdown(ctx)  # a rank that exits with the group still up can abort in the backend's threads
+        dist.shutdown(ctx)  # a rank that exits with the group still up can abort in the backend's threads
 
 
-def _watch(run_dir: Path | None, data_dir: Path, *, split: str, checkpoint: Path | None, once: bool,
-           interval: float, keep_waiting: bool, use_ema: bool, printer: Callable[[str], None],
-           evaluate: Callable[[Path], EvalResult]) -> list[EvalResult]:
-    """The body of `watch`, with `evaluate(path)` bound to the evaluation settings."""
-    if checkpoint is not None or once:
-        if checkpoint is None:
-            checkpoint = latest_checkpoint(run_dir) if run_dir is not None else None
-            if checkpoint is None:
-                raise Inception3Error(f"{run_dir}: no checkpoint in {run_dir}/checkpoints yet; "
-                                      "train first, or drop --once to wait for one")
-        result = evaluate(Path(checkpoint))
-        _report(result, run_dir, printer)
-        return [result]
+def _one_checkpoint(run_dir: Path | None, checkpoint: Path | None) -> Path:
+    if checkpoint is not None:
+        return Path(checkpoint)
+    newest = latest_checkpoint(run_dir) if run_dir is not None else None
+    if newest is None:
+        raise Inception3Error(f"{run_dir}: no checkpoint in {layout.checkpoint_dir(run_dir)} yet; "
+                              "train first, or drop --once to wait for one")
+    return newest
+
+
+def _follow(run_dir: Path | None, cfg: EvalConfig, interval: float, keep_waiting: bool,
+            printer: Callable[[str], None], evaluate: Callable[[Path], EvalResult],
+            ctx: dist.Distributed) -> list[EvalResult]:
+    """Evaluate every checkpoint of the run not yet recorded, oldest first, until the final one."""
     if run_dir is None:
         raise Inception3Error("following a run needs --train-dir (or pass --checkpoint PATH)")
     if not Path(run_dir).is_dir():
         raise Inception3Error(f"{run_dir}: no such training directory")
-    done = evaluated_steps(run_dir, split, use_ema) if _rank_and_size()[0] == 0 else {}
-    finished = _on_rank_0(any(record.get("final") for record in done.values()))
+    done = evaluated_steps(run_dir, cfg.split, cfg.use_ema) if ctx.is_main else {}
+    finished = dist.from_main(any(record.get("final") for record in done.values()), ctx)
     results: list[EvalResult] = []
     while keep_waiting or not finished:
-        pending = _on_rank_0([(step, str(path)) for step, path in list_checkpoints(run_dir)
-                              if step not in done])
+        pending = dist.from_main([(step, str(path)) for step, path in list_checkpoints(run_dir)
+                                  if step not in done], ctx)
         for step, path in pending:
             try:
                 result = evaluate(Path(path))
@@ -308,7 +260,7 @@ def _watch(run_dir: Path | None, data_dir: Path, *, split: str, checkpoint: Path
                 printer(f"step {step}: {path} was removed before it could be evaluated; skipped")
                 done[step] = {}
                 continue
-            _report(result, run_dir, printer)
+            _report(result, run_dir, printer, ctx)
             results.append(result)
             done[step] = result.record()
             finished = finished or result.final

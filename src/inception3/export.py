@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 from inception3.errors import Inception3Error
+from inception3.files import atomic_write
 from inception3.model import InceptionV3
+from inception3.run.checkpoint import FORMAT
+from inception3.weights import load_model
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 ONNX_OPSET = 18  # the default of torch's ONNX exporter; onnxruntime ≥ 1.14 runs it
@@ -28,7 +31,7 @@ def _example(image_size: int, batch: int = 2) -> torch.Tensor:
     return torch.zeros(batch, 3, image_size, image_size)
 
 
-def export_onnx(model: InceptionV3, output: Path, image_size: int, class_names: list[str]) -> None:
+def export_onnx(model: InceptionV3, output: BinaryIO, image_size: int, class_names: list[str]) -> None:
     """ONNX graph of the eval-mode network, input `images`, output `logits`, dynamic batch."""
     import onnx
 
@@ -39,30 +42,30 @@ def export_onnx(model: InceptionV3, output: Path, image_size: int, class_names: 
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {"class_names": json.dumps(class_names),
                                         "image_size": str(image_size)})
-    onnx.save(proto, str(output))
+    onnx.save(proto, output)
 
 
-def export_torchscript(model: InceptionV3, output: Path, image_size: int, class_names: list[str]) -> None:
+def export_torchscript(model: InceptionV3, output: BinaryIO, image_size: int, class_names: list[str]) -> None:
     """A traced TorchScript module (eval mode: no auxiliary head), loadable by `torch.jit.load`."""
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated upstream but still the format C++ and mobile runtimes load; the
         # input-shape checks become constants of the trace, which is what an exported model wants.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, _example(image_size), check_trace=False)
-        torch.jit.save(traced, str(output), _extra_files={"class_names.json": json.dumps(class_names)})
+        torch.jit.save(traced, output, _extra_files={"class_names.json": json.dumps(class_names)})
 
 
-def export_safetensors(model: InceptionV3, output: Path, meta: dict) -> None:
+def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None:
     """The state dict (our TF-Slim key names) with the model config and class names as metadata."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(output), metadata={
-        "format": "inception3/1",
+    output.write(save(state, metadata={
+        "format": FORMAT,
         "model_config": json.dumps(dataclasses.asdict(model.config)),
         "class_names": json.dumps(meta["class_names"]),
         "step": str(meta.get("step", 0)),
-        "ema": str(bool(meta.get("ema", False))).lower()})
+        "ema": str(bool(meta.get("ema", False))).lower()}))
 
 
 def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool = True) -> Path:
@@ -70,8 +73,6 @@ def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool
 
     The file appears whole or not at all (written under a temporary name, then renamed).
     """
-    from inception3.train.checkpoint import load_model
-
     if fmt not in FORMATS:
         raise Inception3Error(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     output = Path(output)
@@ -81,15 +82,11 @@ def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool
     image_size = int(meta["image_size"])
     class_names = list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)])
     meta = {**meta, "class_names": class_names}
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(output) as f:
         if fmt == "onnx":
-            export_onnx(model, tmp, image_size, class_names)
+            export_onnx(model, f, image_size, class_names)
         elif fmt == "torchscript":
-            export_torchscript(model, tmp, image_size, class_names)
+            export_torchscript(model, f, image_size, class_names)
         else:
-            export_safetensors(model, tmp, meta)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+            export_safetensors(model, f, meta)
     return output

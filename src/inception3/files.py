@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 
 def temporary_name(path: Path) -> Path:
@@ -29,15 +29,15 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path` for writing; on a clean exit, make it `path` atomically.
+def atomic_write(path: Path) -> Iterator[BinaryIO]:
+    """Open a temporary sibling of `path` for binary writing; on a clean exit, make it `path` atomically.
 
     On an exception the temporary file is removed and `path` is left as it was.
     """
     path = Path(path)
     tmp = temporary_name(path)
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -49,5 +49,5 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """`path` holds exactly `text`, written atomically."""
-    with atomic_write(path, "w") as f:
-        f.write(text)
+    with atomic_write(path) as f:
+        f.write(text.encode())

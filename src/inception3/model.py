@@ -21,6 +21,7 @@ has the same layers plus a gamma per batch norm (17,216 + 896 channels): 27,161,
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -29,8 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inception3 import config
-from inception3.config import ModelConfig
+from inception3.config import (
+    AUX_CONV_INIT_STD,
+    AUX_LOGITS_INIT_STD,
+    CONV_INIT_STD,
+    LOGITS_INIT_STD,
+    MIN_IMAGE_SIZE,
+    TRUNCATION_STDS,
+    ModelConfig,
+)
 from inception3.errors import Inception3Error
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +176,7 @@ ORIGINAL_END_POINT_NAMES: dict[str, str] = {
     "mixed_17x17x768c": "Mixed_6c",
     "mixed_17x17x768d": "Mixed_6d",
     "mixed_17x17x768e": "Mixed_6e",
-    "mixed_8x8x1280a": "Mixed_7a",
+    "mixed_17x17x1280a": "Mixed_7a",
     "mixed_8x8x2048a": "Mixed_7b",
     "mixed_8x8x2048b": "Mixed_7c",
     "aux_logits": "AuxLogits",
@@ -193,7 +201,7 @@ def truncated_normal_(tensor: Tensor, std: float) -> Tensor:
 
     `nn.init.trunc_normal_` takes absolute bounds, so they are scaled by `std` here.
     """
-    bound = config.TRUNCATION_STDS * std
+    bound = TRUNCATION_STDS * std
     return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-bound, b=bound)
 
 
@@ -222,7 +230,7 @@ class ConvBN(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int],
                  stride: int, padding: str, bn: tuple[float, float],
-                 init_std: float = config.CONV_INIT_STD) -> None:
+                 init_std: float = CONV_INIT_STD) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *kernel))
         self.BatchNorm = BatchNorm(out_channels, *bn)
@@ -296,7 +304,7 @@ class DepthFn:
         return max(int(d * self.multiplier), self.min_depth)
 
 
-def _base_size(image_size: int) -> int:
+def _mixed_6e_side(image_size: int) -> int:
     """Side of Mixed_6e (pixels) for a square input: every VALID layer up to it, by hand."""
     s = (image_size - 3) // 2 + 1  # Conv2d_1a_3x3
     s = s - 2  # Conv2d_2a_3x3
@@ -306,27 +314,34 @@ def _base_size(image_size: int) -> int:
     return (s - 3) // 2 + 1  # Mixed_6a
 
 
-class AuxHead(nn.Module):
-    """The auxiliary classifier on Mixed_6e, with TF-Slim's kernel reduction for small inputs.
+def aux_kernel(image_size: int) -> int:
+    """The aux head's second convolution is k×k for this input size (its weights' shape tells k)."""
+    side = _mixed_6e_side(image_size)
+    pooled = (side - min(5, side)) // 3 + 1
+    return min(5, pooled)
 
-    TF-Slim shrinks the 5×5 pool and the 5×5 convolution to the feature map it sees; the kernel
-    is fixed here from `image_size` at construction (so a 75×75 model has TF-Slim's 1×1 kernel).
-    A model fed a smaller image than it was built for zero-pads the pooled map up to the kernel;
-    a larger image gives a larger map, averaged to 1×1 before the logits.
+
+class AuxHead(nn.Module):
+    """The auxiliary classifier on Mixed_6e.
+
+    TF-Slim pools 5×5 with stride 3 and shrinks only the 5×5 convolution to the pooled map
+    (`_reduced_kernel_size_for_small_input`); its 5×5 VALID pool cannot be built below a 107-px
+    input. Below that the head is inception3's own: the pool shrinks to the map too, so a 75×75
+    model has a 1×1 kernel. The kernel is fixed from `image_size` at construction; a model fed a
+    smaller image zero-pads the pooled map up to it, a larger image is averaged to 1×1 before the
+    logits.
     """
 
     def __init__(self, in_channels: int, num_classes: int, image_size: int, depth: DepthFn,
                  bn: tuple[float, float]) -> None:
         super().__init__()
-        side = _base_size(image_size)
-        pooled = (side - min(5, side)) // 3 + 1
-        k = min(5, pooled)
+        k = aux_kernel(image_size)
         self.kernel = k
         self.conv_name = f"Conv2d_2a_{k}x{k}"
         self.Conv2d_1b_1x1 = ConvBN(in_channels, depth(128), (1, 1), 1, "SAME", bn)
         self.add_module(self.conv_name, ConvBN(depth(128), depth(768), (k, k), 1, "VALID", bn,
-                                               init_std=config.AUX_CONV_INIT_STD))
-        self.Conv2d_2b_1x1 = _logits_conv(depth(768), num_classes, config.AUX_LOGITS_INIT_STD)
+                                               init_std=AUX_CONV_INIT_STD))
+        self.Conv2d_2b_1x1 = _logits_conv(depth(768), num_classes, AUX_LOGITS_INIT_STD)
 
     def forward(self, x: Tensor) -> Tensor:
         kh, kw = min(5, x.shape[-2]), min(5, x.shape[-1])
@@ -368,24 +383,20 @@ class InceptionV3(nn.Module):
     every intermediate tensor by name.
     """
 
-    def __init__(self, num_classes: int = config.NUM_CLASSES, aux_logits: bool = True,
-                 dropout_keep_prob: float = config.DROPOUT_KEEP_PROB,
-                 depth_multiplier: float = config.DEPTH_MULTIPLIER,
-                 min_depth: int = config.MIN_DEPTH, image_size: int = config.IMAGE_SIZE,
-                 batch_norm_decay: float = config.BATCH_NORM_DECAY,
-                 batch_norm_epsilon: float = config.BATCH_NORM_EPSILON) -> None:
+    def __init__(self, config: ModelConfig | None = None, **overrides: object) -> None:
+        """Build the network of `config` (the recipe's by default), with keyword overrides of its fields."""
         super().__init__()
-        if num_classes < 1:
-            raise Inception3Error(f"num_classes must be at least 1, got {num_classes}")
-        if image_size < config.MIN_IMAGE_SIZE:
-            raise Inception3Error(f"image_size must be at least {config.MIN_IMAGE_SIZE} pixels, "
-                                  f"got {image_size}")
-        if not 0.0 < dropout_keep_prob <= 1.0:
-            raise Inception3Error(f"dropout_keep_prob must be in (0, 1], got {dropout_keep_prob}")
-        self.config = ModelConfig(num_classes, aux_logits, dropout_keep_prob, depth_multiplier,
-                                  min_depth, image_size, batch_norm_decay, batch_norm_epsilon)
-        depth = DepthFn(depth_multiplier, min_depth)
-        bn = (batch_norm_decay, batch_norm_epsilon)
+        cfg = dataclasses.replace(config or ModelConfig(), **overrides)
+        if cfg.num_classes < 1:
+            raise Inception3Error(f"num_classes must be at least 1, got {cfg.num_classes}")
+        if cfg.image_size < MIN_IMAGE_SIZE:
+            raise Inception3Error(f"image_size must be at least {MIN_IMAGE_SIZE} pixels, "
+                                  f"got {cfg.image_size}")
+        if not 0.0 < cfg.dropout_keep_prob <= 1.0:
+            raise Inception3Error(f"dropout_keep_prob must be in (0, 1], got {cfg.dropout_keep_prob}")
+        self.config = cfg
+        depth = DepthFn(cfg.depth_multiplier, cfg.min_depth)
+        bn = (cfg.batch_norm_decay, cfg.batch_norm_epsilon)
         channels = 3
         for layer in STEM:
             if isinstance(layer, Conv):
@@ -401,24 +412,23 @@ class InceptionV3(nn.Module):
             if name == "Mixed_6e":
                 aux_in = channels
         self.num_features = channels
-        self.AuxLogits = (AuxHead(aux_in, num_classes, image_size, depth, bn)
-                          if aux_logits else None)
-        self.dropout = nn.Dropout(1.0 - dropout_keep_prob)
-        self.Logits = nn.ModuleDict({"Conv2d_1c_1x1": _logits_conv(channels, num_classes,
-                                                                   config.LOGITS_INIT_STD)})
+        self.AuxLogits = (AuxHead(aux_in, cfg.num_classes, cfg.image_size, depth, bn)
+                          if cfg.aux_logits else None)
+        self.dropout = nn.Dropout(1.0 - cfg.dropout_keep_prob)
+        self.Logits = nn.ModuleDict({"Conv2d_1c_1x1": _logits_conv(channels, cfg.num_classes,
+                                                                   LOGITS_INIT_STD)})
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> InceptionV3:
-        return cls(cfg.num_classes, cfg.aux_logits, cfg.dropout_keep_prob, cfg.depth_multiplier,
-                   cfg.min_depth, cfg.image_size, cfg.batch_norm_decay, cfg.batch_norm_epsilon)
+        return cls(cfg)
 
     @staticmethod
     def _check_input(x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise Inception3Error(f"expected images of shape [B, 3, H, W], got {list(x.shape)}")
-        if x.shape[-2] < config.MIN_IMAGE_SIZE or x.shape[-1] < config.MIN_IMAGE_SIZE:
-            raise Inception3Error(f"images must be at least {config.MIN_IMAGE_SIZE}×"
-                                  f"{config.MIN_IMAGE_SIZE} pixels, got {x.shape[-2]}×{x.shape[-1]}")
+        if x.shape[-2] < MIN_IMAGE_SIZE or x.shape[-1] < MIN_IMAGE_SIZE:
+            raise Inception3Error(f"images must be at least {MIN_IMAGE_SIZE}×"
+                                  f"{MIN_IMAGE_SIZE} pixels, got {x.shape[-2]}×{x.shape[-1]}")
 
     def _pre_logits(self, net: Tensor) -> Tensor:
         return self.dropout(net.mean(dim=(2, 3), keepdim=True))

@@ -9,10 +9,10 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from inception3.data.augment import eval_image, scale_to_unit
+from inception3.data import eval_image, scale_to_unit
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
-from inception3.train.checkpoint import load_model
+from inception3.weights import load_model
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ files the trainer writes in the run directory, the precision from the evaluator'
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inception3.errors import Inception3Error
+from inception3.run import layout
 
 REPORT_PNG = "report.png"
-EVAL_DIR = "eval"  # the evaluator's JSON lines and summaries inside the run directory
 
 Series = dict[str, tuple[list[int], list[float]]]  # name -> (steps, values)
 
@@ -55,26 +54,14 @@ def read_training_scalars(run_dir: Path) -> tuple[Series, Series]:
 
 
 def read_eval_precision(run_dir: Path) -> Series:
-    """Top-1 and top-5 precision per step from each `RUN/eval/<split>.jsonl`.
-
-    A step evaluated twice keeps its last line; a line that is not a record is a user error.
-    """
+    """Top-1 and top-5 precision per step from each `RUN/eval/<split>.jsonl` (a step's last record)."""
     series: Series = {}
-    for path in sorted((Path(run_dir) / EVAL_DIR).glob("*.jsonl")):
-        by_step: dict[int, dict] = {}
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                by_step[int(record["step"])] = record
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise Inception3Error(f"{path}:{number}: not an evaluation record with a 'step' ({error}); "
-                                      "remove the line or re-run inception3 eval") from error
+    for split in layout.result_splits(run_dir):
+        by_step = {record["step"]: record for record in layout.read_results(run_dir, split)}
         steps = sorted(by_step)
         for metric in ("top1", "top5"):
             if steps and all(metric in by_step[s] for s in steps):
-                series[f"{path.stem} {metric}"] = (steps, [float(by_step[s][metric]) for s in steps])
+                series[f"{split} {metric}"] = (steps, [float(by_step[s][metric]) for s in steps])
     return series
 
 
@@ -98,7 +85,7 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     curves = read_run(run_dir)
     if curves.empty():
         raise Inception3Error(f"{run_dir}: no training summaries (TensorBoard event files) and no "
-                              f"{EVAL_DIR}/*.jsonl to plot; run inception3 train or eval on it first")
+                              f"{layout.EVAL}/*.jsonl to plot; run inception3 train or eval on it first")
     panels = [(title, series, ylabel) for title, series, ylabel in (
         ("training loss", curves.losses, "loss"),
         ("learning rate", curves.learning_rates, "learning rate"),

@@ -1,4 +1,7 @@
-"""Other projects' Inception v3 weights in this model: torchvision, timm, TensorFlow-Slim.
+"""The one reader of weight files: ours, safetensors, plain state dicts, torchvision, timm, TF-Slim.
+
+`read_weights` turns any of them into this model's state dict and the `ModelConfig` it describes;
+`load_model` builds the network from that. The conversions of other projects' layouts follow.
 
 torchvision's `Inception3` (and timm's `InceptionV3`, which keeps its names) already uses TF-Slim's
 names for the top-level blocks (`Conv2d_1a_3x3`, `Mixed_5b`, `AuxLogits`, ...). Inside a block its
@@ -28,48 +31,155 @@ when it is installed; its variable names map by `model.slim_to_torch_key`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from inception3.config import IMAGE_SIZE, ModelConfig
+from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig
 from inception3.errors import Inception3Error
-from inception3.model import InceptionV3, slim_to_torch_key
+from inception3.model import InceptionV3, aux_kernel, slim_to_torch_key
+from inception3.run.checkpoint import FORMAT, load_checkpoint
+from inception3.run.layout import CHECKPOINTS
 
 TF_BACKGROUND_CLASSES = 1001  # TF-Slim's ImageNet logits: class 0 is the background
+TORCHVISION_KEY = "Conv2d_1a_3x3.conv.weight"  # torchvision's (and timm's) name for the first conv
 
 
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """Tensors of a `.safetensors` file or a weights-only torch file; refuses pickled code.
+@dataclass
+class Weights:
+    """A weights file as this model's state dict, the network it describes, and what else it says.
 
-    A checkpoint that wraps its weights (`{"state_dict": ...}`, `{"model": ...}`) is unwrapped,
-    and DataParallel's `module.` prefix removed.
+    `meta` holds "source" (inception3, safetensors, state dict, torchvision, TF-Slim), "step",
+    "class_names" (None when the file has none), "final" and "ema" (whether averaged weights).
+    """
+
+    state: dict[str, Tensor]
+    config: ModelConfig | None  # None when the file does not say (a plain state dict): see config_from_state
+    meta: dict
+
+
+def read_weights(path: Path, *, use_ema: bool = True, strict: bool = False) -> Weights:
+    """Read any weights file the project accepts; the one place that does.
+
+    An inception3 checkpoint (its moving averages unless `use_ema` is off), a `.safetensors` file
+    (with the config and class names `inception3 export` writes in its metadata, or without), a
+    plain state dict (wrapped in "state_dict"/"model" or not, DDP's `module.` and compile's
+    `_orig_mod.` prefixes removed), torchvision's or timm's Inception v3, and TF-Slim's checkpoint
+    (a prefix with an `.index` file, through TensorFlow). Pickles that carry code are refused.
+    `strict`: source tensors left unused by a conversion are an error instead of a warning.
     """
     path = Path(path)
+    if path.suffix == ".index" or Path(f"{path}.index").is_file():
+        return _read_tf_slim(path.with_suffix("") if path.suffix == ".index" else path, strict)
     if not path.is_file():
-        raise Inception3Error(f"{path}: no such weights file")
+        raise Inception3Error(f"{path}: no such checkpoint or weights file; check the path (a run keeps its "
+                              f"checkpoints in RUN/{CHECKPOINTS}/)")
+    info: dict[str, str] = {}
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(path)
-        except Exception as error:
-            raise Inception3Error(f"{path}: not a readable safetensors file ({error})") from None
+        state, info = _read_safetensors(path)
     else:
-        from inception3.train.checkpoint import load_checkpoint
-
         state = load_checkpoint(path)
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not all(isinstance(v, Tensor) for v in state.values()):
-        raise Inception3Error(f"{path}: holds no plain state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+        if state.get("format") == FORMAT:
+            return _from_checkpoint(state, use_ema)
+        for key in ("state_dict", "model", "state_dict_ema"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise Inception3Error(f"{path}: neither an inception3 checkpoint nor a plain state dict of tensors")
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    if TORCHVISION_KEY in state:
+        model = _from_torchvision(state, strict=strict, what="torchvision/timm")
+        return Weights(model.state_dict(), model.config, _plain_meta("torchvision"))
+    if "model_config" in info:
+        names = json.loads(info["class_names"]) if "class_names" in info else None
+        meta = {"source": "inception3", "step": int(info.get("step", 0)), "class_names": names,
+                "final": False, "ema": info.get("ema") == "true"}
+        return Weights(state, ModelConfig(**json.loads(info["model_config"])), meta)
+    source = "safetensors" if path.suffix == ".safetensors" else "state dict"
+    return Weights(state, None, _plain_meta(source))
+
+
+def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
+    """The model of any weights file (`read_weights`), in eval mode, and the file's metadata.
+
+    The metadata also holds "model_config" (as a dict) and "image_size".
+    """
+    weights = read_weights(path, use_ema=use_ema)
+    cfg = weights.config or config_from_state(weights.state)
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        model = InceptionV3.from_config(cfg)
+    try:
+        model.load_state_dict(weights.state, assign=True)
+    except RuntimeError as error:
+        raise Inception3Error(f"{path}: weights do not fit the model they describe: "
+                              f"{str(error).splitlines()[0]}") from None
+    meta = weights.meta | {"model_config": dataclasses.asdict(cfg), "image_size": cfg.image_size}
+    return model.eval(), meta
+
+
+def _model(weights: Weights) -> InceptionV3:
+    """The eval-mode network of converted weights (which always carry their config)."""
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        model = InceptionV3.from_config(weights.config)
+    model.load_state_dict(weights.state, assign=True)
+    return model.eval()
+
+
+def _plain_meta(source: str) -> dict:
+    return {"source": source, "step": 0, "class_names": None, "final": False, "ema": False}
+
+
+def _from_checkpoint(state: dict, use_ema: bool) -> Weights:
+    weights = state["ema"] if use_ema and state.get("ema") else state["model"]
+    meta = {key: value for key, value in state.items()
+            if key not in ("model", "ema", "optimizer", "rng", "data", "model_config")}
+    meta |= {"source": "inception3", "ema": weights is state.get("ema")}
+    meta.setdefault("class_names", None)
+    return Weights(weights, ModelConfig(**state["model_config"]), meta)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - not a dict
+    except Exception as error:  # safetensors raises its own and OS errors alike
+        raise Inception3Error(f"{path}: not a readable safetensors file ({error})") from None
+    return state, info
+
+
+def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
+    """The ModelConfig of a plain InceptionV3 state dict, from its tensor shapes."""
+    logits = state.get("Logits.Conv2d_1c_1x1.weight")
+    first = state.get("Conv2d_1a_3x3.weight")
+    if logits is None or first is None:
+        raise Inception3Error("not an inception3 checkpoint nor an InceptionV3 state dict "
+                              "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)")
+    aux = any(key.startswith("AuxLogits.") for key in state)
+    kernel = next((int(k.split("_")[-1].split("x")[0]) for k in state
+                   if k.startswith("AuxLogits.Conv2d_2a_")), 5)
+    image_size = next((size for size in range(IMAGE_SIZE, MIN_IMAGE_SIZE - 1, -1)
+                       if aux_kernel(size) == kernel), IMAGE_SIZE)
+    candidates = [first.shape[0] / 32] if first.shape[0] > 16 else [0.5, 0.25, 0.125, 0.0625]
+    for multiplier in candidates:
+        cfg = ModelConfig(num_classes=logits.shape[0], aux_logits=aux, depth_multiplier=multiplier,
+                          image_size=image_size)
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in InceptionV3.from_config(cfg).state_dict().items()}
+        if all(k in state and state[k].shape == s for k, s in shapes.items()):
+            return cfg
+    raise Inception3Error("the state dict's tensor shapes match no InceptionV3 width "
+                          f"(first conv has {first.shape[0]} channels)")
 
 
 def _conv_modules(module: nn.Module, prefix: str) -> list[str]:
@@ -152,13 +262,11 @@ def use_torchvision_pooling(model: InceptionV3) -> InceptionV3:
     return model
 
 
-def _load_inception3(source: Path | Mapping[str, Tensor], *, strict: bool, exact_pooling: bool,
-                     what: str) -> InceptionV3:
-    state = read_state_dict(Path(source)) if isinstance(source, str | Path) else dict(source)
-    if "fc.weight" not in state or "Conv2d_1a_3x3.conv.weight" not in state:
-        raise Inception3Error(f"not a {what} Inception v3 state dict (no fc.weight / "
-                              "Conv2d_1a_3x3.conv.weight)")
-    state = _in_torchvision_order(state)
+def _from_torchvision(state: Mapping[str, Tensor], *, strict: bool, what: str) -> InceptionV3:
+    """torchvision-layout tensors as an InceptionV3 in eval mode (TF pooling)."""
+    if "fc.weight" not in state or TORCHVISION_KEY not in state:
+        raise Inception3Error(f"not a {what} Inception v3 state dict (no fc.weight / {TORCHVISION_KEY})")
+    state = _in_torchvision_order(dict(state))
     classes = state["fc.weight"].shape[0]
     drop_background = classes == TF_BACKGROUND_CLASSES
     aux = "AuxLogits.fc.weight" in state
@@ -173,9 +281,20 @@ def _load_inception3(source: Path | Mapping[str, Tensor], *, strict: bool, exact
             raise Inception3Error(message + " (pass strict=False to ignore them)")
         warnings.warn(message, stacklevel=3)
     model.load_state_dict(weights, assign=True)
-    if exact_pooling:
-        use_torchvision_pooling(model)
     return model.eval()
+
+
+def _load_inception3(source: Path | Mapping[str, Tensor], *, strict: bool, exact_pooling: bool,
+                     what: str) -> InceptionV3:
+    if isinstance(source, str | Path):
+        weights = read_weights(Path(source), strict=strict)
+        if weights.meta["source"] != "torchvision":
+            raise Inception3Error(f"{source}: not a {what} Inception v3 state dict (no fc.weight / "
+                                  f"{TORCHVISION_KEY})")
+        model = _model(weights)
+    else:
+        model = _from_torchvision(source, strict=strict, what=what)
+    return use_torchvision_pooling(model) if exact_pooling else model
 
 
 def load_torchvision(source: Path | Mapping[str, Tensor], *, strict: bool = True,
@@ -244,6 +363,10 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
 
 def load_tf_slim(checkpoint: Path, *, strict: bool = False) -> InceptionV3:
     """TF-Slim's `inception_v3.ckpt` (a checkpoint prefix) read through TensorFlow, if installed."""
+    return _model(_read_tf_slim(Path(checkpoint), strict))
+
+
+def _read_tf_slim(checkpoint: Path, strict: bool) -> Weights:
     try:
         import tensorflow as tf
     except ImportError:
@@ -254,4 +377,5 @@ def load_tf_slim(checkpoint: Path, *, strict: bool = False) -> InceptionV3:
     except Exception as error:
         raise Inception3Error(f"{checkpoint}: not a readable TensorFlow checkpoint ({error})") from None
     names = reader.get_variable_to_shape_map()
-    return convert_tf_slim({name: reader.get_tensor(name) for name in names}, strict=strict)
+    model = convert_tf_slim({name: reader.get_tensor(name) for name in names}, strict=strict)
+    return Weights(model.state_dict(), model.config, _plain_meta("TF-Slim"))

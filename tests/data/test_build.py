@@ -13,8 +13,8 @@ from imagefolders import CLASSES, make_folder, write_jpeg
 import inception3.data.build as build_module
 from inception3.cli import main
 from inception3.data.build import build_dataset
-from inception3.data.dataset import load_dataset_info, split_shards
 from inception3.data.example import ImageRecord
+from inception3.data.meta import load_dataset_info, split_shards
 from inception3.data.records import iter_records
 from inception3.errors import Inception3Error
 
@@ -120,6 +120,7 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
     assert (out / "train-00000-of-00003").exists() and not (out / "train-00001-of-00003").exists()
     assert not (out / "dataset.json").exists()
     kept = (out / "train-00000-of-00003").stat().st_mtime_ns
+    (out / ".train-00001-of-00003.tmp-4242").write_bytes(b"half")  # as a build killed mid-shard leaves it
 
     monkeypatch.setattr(build_module, "prepare_image", real)
     report = build_dataset(tmp_path / "images", out, **options)

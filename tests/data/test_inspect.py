@@ -42,7 +42,7 @@ def test_verify_reports_a_corrupted_byte_by_shard_and_record(built, tmp_path, ca
     assert main(["inspect", str(copy), "--verify"]) == 1
     out = capsys.readouterr().out
     assert "verified: 1 bad records" in out
-    assert "train-00002-of-00003: record 2: (data checksum mismatch)" in out
+    assert "train-00002-of-00003: record 2: data checksum mismatch" in out
 
 
 def test_labels_that_do_not_fit_the_recorded_offset_are_a_problem(tmp_path, capsys):

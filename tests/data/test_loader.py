@@ -10,8 +10,8 @@ import torch
 from imagefolders import level_of, make_folder, write_jpeg
 
 from inception3.data.build import build_dataset
-from inception3.data.dataset import load_dataset_info
 from inception3.data.loader import EvalLoader, TrainLoader
+from inception3.data.meta import load_dataset_info
 from inception3.errors import Inception3Error
 
 

@@ -15,7 +15,7 @@ import torch
 from faultkit import make_shards, one_thread, train_args
 
 from inception3.cli import main
-from inception3.train.checkpoint import checkpoint_name, latest_checkpoint
+from inception3.run.checkpoint import checkpoint_name, latest_checkpoint
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 

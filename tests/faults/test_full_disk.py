@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from faultkit import assert_same_state, make_shards, one_thread, train_args
 
+from inception3 import files
 from inception3.cli import main
-from inception3.train import checkpoint
-from inception3.train.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, load_checkpoint
+from inception3.run.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, load_checkpoint
 
 STEPS = 4
 
@@ -65,7 +65,7 @@ def _fill_disk(monkeypatch, victim: Callable[[Path], bool], room: int) -> None:
         file = open(path, mode, *args, **kwargs)  # noqa: SIM115 (the caller closes it)
         return _FillingFile(file, room) if victim(Path(path)) else file
 
-    monkeypatch.setattr(checkpoint, "open", filling_open, raising=False)
+    monkeypatch.setattr(files, "open", filling_open, raising=False)
 
 
 def _eval_once(run: Path, shards: Path) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from faultkit import ENV, assert_same_state, inception3, logged_steps, make_shards, train_args
 
-from inception3.train.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint
+from inception3.run.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint
 
 SEED = 7
 MAX_STEPS = 30

@@ -11,9 +11,9 @@ import pytest
 from faultkit import ENV, flip_byte_in_record, make_shards, one_thread, train_args
 
 from inception3.cli import main
-from inception3.data.dataset import load_dataset_info
 from inception3.data.loader import TrainLoader
-from inception3.train.checkpoint import latest_checkpoint, load_checkpoint
+from inception3.data.meta import load_dataset_info
+from inception3.run.checkpoint import latest_checkpoint, load_checkpoint
 from inception3.train.summaries import SKIPPED_TAG
 
 STEPS = 7  # 56 records of 40: the bad ones come round again in the second epoch

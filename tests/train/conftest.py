@@ -11,6 +11,7 @@ import torch
 
 from inception3.config import TrainConfig
 from inception3.data.build import build_dataset
+from inception3.train.options import make_config
 
 COLOURS = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 230, 230), (20, 20, 20))
 
@@ -45,4 +46,4 @@ def tiny_config(**overrides) -> TrainConfig:
     values = {"image_size": 75, "depth_multiplier": 0.25, "batch_size": 8, "max_steps": 4,
               "learning_rate": 0.01, "lr_schedule": "constant", "num_workers": 0, "log_every": 1,
               "summary_every": 1000, "checkpoint_every": 1000, "device": "cpu"}
-    return TrainConfig(**(values | overrides))
+    return make_config(values | overrides)

@@ -14,8 +14,9 @@ from conftest import tiny_config
 from inception3.config import TrainConfig
 from inception3.data.augment import distort_batch
 from inception3.model import InceptionV3, parameter_groups
-from inception3.train import distributed
-from inception3.train.checkpoint import list_checkpoints, load_checkpoint
+from inception3.run import distributed
+from inception3.run.checkpoint import list_checkpoints, load_checkpoint
+from inception3.train import parallel
 from inception3.train.loop import train
 from inception3.train.optim import build_optimizer
 from inception3.train.step import AUGMENT_STREAM, inception_loss, step_seed, train_step
@@ -51,12 +52,12 @@ def _first_step_gradients(rank: int, world_size: int, port: int, cfg: TrainConfi
     ctx = distributed.init_distributed("cpu")
     model = _model(cfg)
     if cfg.sync_batch_norm:
-        distributed.convert_sync_batch_norm(model)
+        parallel.convert_sync_batch_norm(model)
     optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
     images, labels = _batch()
     share = GLOBAL_BATCH // world_size
     part = slice(rank * share, (rank + 1) * share)
-    train_step(distributed.wrap_model(model, ctx), optimizer, images[part], labels[part], 0, rank, cfg)
+    train_step(parallel.wrap_model(model, ctx), optimizer, images[part], labels[part], 0, rank, cfg)
     if rank == 0:
         torch.save({n: p.grad for n, p in model.named_parameters()}, out)
     distributed.shutdown(ctx)

@@ -11,7 +11,7 @@ from conftest import tiny_config
 
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
-from inception3.train.checkpoint import load_checkpoint
+from inception3.run.checkpoint import load_checkpoint
 from inception3.train.finetune import init_from, restrict_training
 from inception3.train.loop import train
 

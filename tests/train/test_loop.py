@@ -12,19 +12,19 @@ from conftest import make_shards, tiny_config
 
 from inception3.cli import main
 from inception3.data.augment import scale_to_unit
-from inception3.data.dataset import load_dataset_info
 from inception3.data.loader import EvalLoader
+from inception3.data.meta import load_dataset_info
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
-from inception3.train import loop
-from inception3.train.checkpoint import (
+from inception3.run.checkpoint import (
     is_final,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    load_model,
 )
+from inception3.train import loop
 from inception3.train.loop import train
+from inception3.weights import load_model
 
 LINE = re.compile(r"^step (\d+), loss = (\d+\.\d\d) \((\d+\.\d) examples/sec; (\d+\.\d\d\d) sec/batch\), "
                   r"learning rate = ([0-9.e-]+)$")

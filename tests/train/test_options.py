@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from inception3 import config
-from inception3.config import PRESETS, TrainConfig
+from inception3.config import PRESETS, ModelConfig, TrainConfig
 from inception3.errors import Inception3Error
-from inception3.train.options import config_to_toml, parse_set, read_toml, resolve_config
+from inception3.train.options import config_to_toml, make_config, parse_set, read_toml, resolve_config
 
 
 def test_defaults_are_the_original_recipe() -> None:
@@ -17,7 +17,8 @@ def test_defaults_are_the_original_recipe() -> None:
     assert (cfg.learning_rate, cfg.num_epochs_per_decay, cfg.learning_rate_decay_factor) == (0.1, 30.0, 0.16)
     assert (cfg.optimizer, cfg.rmsprop_decay, cfg.momentum, cfg.rmsprop_epsilon) == ("rmsprop", 0.9, 0.9, 1.0)
     assert (cfg.label_smoothing, cfg.aux_loss_weight, cfg.weight_decay) == (0.1, 0.4, 0.00004)
-    assert (cfg.ema_decay, cfg.batch_norm_decay, cfg.batch_size, cfg.image_size) == (0.9999, 0.9997, 32, 299)
+    assert (cfg.ema_decay, cfg.model.batch_norm_decay, cfg.batch_size, cfg.model.image_size) == (
+        0.9999, 0.9997, 32, 299)
     assert cfg.num_classes is None and cfg.precision == "fp32"
 
 
@@ -64,10 +65,11 @@ def test_later_sources_win_and_bad_values_are_refused(tmp_path: Path) -> None:
 
 
 def test_config_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
-    cfg = TrainConfig(num_classes=7, trainable=("Logits", "Mixed_7c"), init_from='C:\\w "x".pt',
-                      weight_decay=4e-5, compile=True, crop_area_range=(0.25, 0.75))
+    cfg = TrainConfig(model=ModelConfig(image_size=107, aux_logits=False), num_classes=7,
+                      trainable=("Logits", "Mixed_7c"), init_from='C:\\w "x".pt', weight_decay=4e-5,
+                      compile=True, crop_area_range=(0.25, 0.75))
     path = tmp_path / "config.toml"
     path.write_text(config_to_toml(cfg, header="written by a test"))
     assert path.read_text().startswith("# written by a test\n")
-    assert TrainConfig(**read_toml(path)) == cfg
+    assert make_config(read_toml(path)) == cfg
     assert "label_offset" not in path.read_text()  # None: unset, left to the dataset

@@ -10,7 +10,7 @@ import csv
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from inception3.data.augment import Box
+from inception3.data.example import Box
 from inception3.errors import Inception3Error
 
 _XML_KEYS = ("xmin", "ymin", "xmax", "ymax")

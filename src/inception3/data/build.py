@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -26,16 +27,24 @@ from pathlib import Path
 from tqdm import tqdm
 
 from inception3.config import BUILD_SHUFFLE_SEED
-from inception3.data.augment import Box
 from inception3.data.boxes import read_bounding_boxes
-from inception3.data.dataset import DATASET_FORMAT, DATASET_JSON, shard_name
-from inception3.data.example import ImageRecord
+from inception3.data.example import Box, ImageRecord
 from inception3.data.images import BadImageError, prepare_image
+from inception3.data.meta import (
+    DATASET_JSON,
+    folder_classes,
+    read_dataset_json,
+    shard_name,
+    shard_splits,
+    write_dataset_json,
+)
 from inception3.data.records import write_records
 from inception3.errors import Inception3Error
+from inception3.files import write_text_atomic
 
 RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
 STATE_DIR = ".inception3-build"  # per-shard results of an unfinished build; removed when it completes
+_PARTIAL = re.compile(r"\.(.+)\.tmp-\d+")  # `files.atomic_write`'s temporary of NAME, left by a kill
 
 
 @dataclass(frozen=True)
@@ -120,35 +129,12 @@ def _write_shard(task: _ShardTask) -> ShardResult:
                     _progress.value += 1
 
     write_records(task.path, records())
-    _atomic_write_text(task.state_path, json.dumps(asdict(result)))
+    write_text_atomic(task.state_path, json.dumps(asdict(result)))
     return result
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _class_names(train_dir: Path, labels_file: Path | None) -> list[str]:
-    if labels_file is not None:
-        if not Path(labels_file).is_file():
-            raise Inception3Error(f"{labels_file}: no such labels file; it lists one class folder name "
-                                  "per line")
-        names = [line.strip() for line in Path(labels_file).read_text().splitlines() if line.strip()]
-        if len(set(names)) != len(names):
-            raise Inception3Error(f"{labels_file}: a class is listed twice")
-    else:
-        names = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise Inception3Error(f"{train_dir}: no class sub-folders; put each class's images in its own folder")
-    return names
-
-
-def _list_files(image_dir: Path, class_names: list[str], label_offset: int) -> list[tuple[str, int, str]]:
+def _list_files(image_dir: Path, class_names: tuple[str, ...],
+                label_offset: int) -> list[tuple[str, int, str]]:
     if not image_dir.is_dir():
         raise Inception3Error(f"{image_dir}: no such directory of class folders")
     files = []
@@ -165,7 +151,7 @@ def _list_files(image_dir: Path, class_names: list[str], label_offset: int) -> l
 
 
 def _plan(train_dir: Path, validation_dir: Path | None, validation_fraction: float | None,
-          class_names: list[str], label_offset: int) -> dict[str, list[tuple[str, int, str]]]:
+          class_names: tuple[str, ...], label_offset: int) -> dict[str, list[tuple[str, int, str]]]:
     """Files per split, shuffled with the original's fixed seed."""
     files = _list_files(train_dir, class_names, label_offset)
     if not files:
@@ -205,7 +191,7 @@ def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | N
         raise Inception3Error(f"label offset {label_offset} must be 0 (0-based) or 1 (TensorFlow's 1-based)")
     if not train_dir.is_dir():
         raise Inception3Error(f"{train_dir}: no such directory of class folders")
-    class_names = _class_names(train_dir, labels_file)
+    class_names = folder_classes(train_dir, labels_file)
     splits = _plan(train_dir, validation_dir, validation_fraction, class_names, label_offset)
     boxes = read_bounding_boxes(bounding_boxes) if bounding_boxes is not None else {}
     wanted = {"train": train_shards, "validation": validation_shards}
@@ -218,19 +204,21 @@ def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | N
 
     fingerprint = hashlib.sha256(json.dumps(
         [splits, shard_counts, sorted(boxes.items())], sort_keys=True).encode()).hexdigest()
+    names = {split: [shard_name(split, i, n) for i in range(n)] for split, n in shard_counts.items()}
     state_dir = output_dir / STATE_DIR
-    if _check_output(output_dir, state_dir, fingerprint):
+    complete = _check_output(output_dir, state_dir, fingerprint)
+    _remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
+    if complete:
         shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up
         return _completed_report(output_dir, time.monotonic() - start)
     state_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(state_dir / "plan.json", json.dumps({"fingerprint": fingerprint}))
+    write_text_atomic(state_dir / "plan.json", json.dumps({"fingerprint": fingerprint}))
 
     tasks, results = [], {}
     for split, files in splits.items():
         n = shard_counts[split]
         bounds = [round(i * len(files) / n) for i in range(n + 1)]
-        for i in range(n):
-            name = shard_name(split, i, n)
+        for i, name in enumerate(names[split]):
             state_path = state_dir / f"{name}.json"
             if (output_dir / name).exists() and state_path.exists():
                 results[name] = ShardResult(**json.loads(state_path.read_text()))
@@ -243,7 +231,7 @@ def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | N
     for result in _run_tasks(tasks, workers or len(os.sched_getaffinity(0)), progress):
         results[result.name] = result
 
-    report = _write_dataset_json(output_dir, class_names, label_offset, splits, shard_counts, results, {
+    report = _record_build(output_dir, class_names, label_offset, names, results, {
         "fingerprint": fingerprint, "train_dir": str(train_dir),
         "validation_dir": str(validation_dir) if validation_dir is not None else None,
         "validation_fraction": validation_fraction,
@@ -267,15 +255,23 @@ def _check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
             raise Inception3Error(f"{output_dir}: holds an unfinished build of other images or shard counts; "
                                   "use an empty --output-dir, or repeat the original command to finish it")
         return False
-    meta_path = output_dir / DATASET_JSON
-    if meta_path.exists():
-        if json.loads(meta_path.read_text()).get("build", {}).get("fingerprint") == fingerprint:
+    recorded = read_dataset_json(output_dir)
+    if recorded is not None:
+        if recorded[1].get("fingerprint") == fingerprint:
             return True
         raise Inception3Error(f"{output_dir}: already holds a dataset built from other images or shard "
                               f"counts ({DATASET_JSON}); use an empty --output-dir")
-    if output_dir.exists() and any(output_dir.glob("*-of-*")):
+    if output_dir.exists() and shard_splits(output_dir):
         raise Inception3Error(f"{output_dir}: already holds shards; use an empty --output-dir")
     return False
+
+
+def _remove_partial_writes(output_dir: Path, names: set[str]) -> None:
+    """Delete the temporaries of `names` that a killed build left half-written."""
+    for path in output_dir.glob(".*.tmp-*"):
+        match = _PARTIAL.fullmatch(path.name)
+        if match and match[1] in names:
+            path.unlink(missing_ok=True)
 
 
 def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):
@@ -301,41 +297,35 @@ def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):
             bar.update(counter.value - bar.n)
 
 
-def _write_dataset_json(output_dir: Path, class_names: list[str], label_offset: int,
-                        splits: dict[str, list], shard_counts: dict[str, int],
-                        results: dict[str, ShardResult], build: dict) -> BuildReport:
+def _record_build(output_dir: Path, class_names: tuple[str, ...], label_offset: int,
+                  names: dict[str, list[str]], results: dict[str, ShardResult], build: dict) -> BuildReport:
+    """Record the finished build in dataset.json, with every converted and skipped file."""
     meta_splits, converted, skipped = {}, [], []
-    for split in splits:
-        names = [shard_name(split, i, shard_counts[split]) for i in range(shard_counts[split])]
-        shard_results = [results[name] for name in names]
-        heights = [h for r in shard_results for h in r.heights]
-        widths = [w for r in shard_results for w in r.widths]
+    for split, split_names in names.items():
+        shard_results = [results[name] for name in split_names]
         meta_splits[split] = {
-            "records": sum(r.records for r in shard_results),
             "shards": {r.name: r.records for r in shard_results},
             "bounding_boxes": sum(r.boxes for r in shard_results),
-            "image_height": _stats(heights), "image_width": _stats(widths),
+            "image_height": _stats([h for r in shard_results for h in r.heights]),
+            "image_width": _stats([w for r in shard_results for w in r.widths]),
         }
         converted += [tuple(c) for r in shard_results for c in r.converted]
         skipped += [tuple(s) for r in shard_results for s in r.skipped]
     build["converted"] = [{"file": f, "was": what} for f, what in converted]
     build["skipped"] = [{"file": f, "reason": why} for f, why in skipped]
-    meta = {"format": DATASET_FORMAT, "class_names": class_names, "label_offset": label_offset,
-            "splits": meta_splits, "build": build}
-    _atomic_write_text(output_dir / DATASET_JSON, json.dumps(meta, indent=1) + "\n")
-    return BuildReport(output_dir, {s: m["records"] for s, m in meta_splits.items()}, dict(shard_counts),
-                       converted, skipped, 0, 0.0)
+    write_dataset_json(output_dir, class_names, label_offset, meta_splits, build)
+    return BuildReport(output_dir, {s: sum(m["shards"].values()) for s, m in meta_splits.items()},
+                       {s: len(n) for s, n in names.items()}, converted, skipped, 0, 0.0)
 
 
 def _completed_report(output_dir: Path, seconds: float) -> BuildReport:
     """The report of a build found complete: every shard kept, nothing converted again."""
-    meta = json.loads((output_dir / DATASET_JSON).read_text())
-    splits = meta["splits"]
-    converted = [(c["file"], c["was"]) for c in meta["build"]["converted"]]
-    skipped = [(c["file"], c["reason"]) for c in meta["build"]["skipped"]]
-    return BuildReport(output_dir, {s: m["records"] for s, m in splits.items()},
-                       {s: len(m["shards"]) for s, m in splits.items()}, converted, skipped,
-                       sum(len(m["shards"]) for m in splits.values()), seconds)
+    info, build = read_dataset_json(output_dir)
+    converted = [(c["file"], c["was"]) for c in build["converted"]]
+    skipped = [(c["file"], c["reason"]) for c in build["skipped"]]
+    shards = {split: len(sizes) for split, sizes in info.shard_sizes.items()}
+    return BuildReport(output_dir, dict(info.split_sizes), shards, converted, skipped, sum(shards.values()),
+                       seconds)
 
 
 def _stats(values: list[int]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from inception3.errors import Inception3Error
 
 FeatureValue = Sequence[bytes] | Sequence[int] | Sequence[float]
+Box = tuple[float, float, float, float]  # (ymin, xmin, ymax, xmax), fractions of the image size, as TF
 
 BBOX_KEYS = ("image/object/bbox/xmin", "image/object/bbox/ymin", "image/object/bbox/xmax",
              "image/object/bbox/ymax")
@@ -123,7 +124,7 @@ class ImageRecord:
     format: str = "JPEG"
     colorspace: str = "RGB"
     channels: int = 3
-    boxes: tuple[tuple[float, float, float, float], ...] = field(default=())  # (ymin, xmin, ymax, xmax)
+    boxes: tuple[Box, ...] = field(default=())
 
     def to_features(self) -> dict[str, FeatureValue]:
         """The feature map `build_image_data.py` / `build_imagenet_data.py` write."""
@@ -160,7 +161,8 @@ class ImageRecord:
         """
         try:
             return cls._parse(decode_example(data))
-        except (KeyError, IndexError, ValueError, TypeError, AttributeError, UnicodeError) as error:
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError, UnicodeError,
+                OverflowError) as error:  # OverflowError: an integer field holding a float infinity
             raise MalformedExampleError(f"not an image Example ({error!r})") from error
 
     @classmethod

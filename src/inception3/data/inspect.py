@@ -8,23 +8,18 @@ This is what to run when a model trains to 0% accuracy and the labels are suspec
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import PIL.Image
 from tqdm import tqdm
 
-from inception3.data.augment import open_image
-from inception3.data.dataset import DATASET_JSON, split_shards
+from inception3.data.decode import DECODE_ERRORS, open_image
 from inception3.data.example import ImageRecord, MalformedExampleError
+from inception3.data.meta import DATASET_JSON, DatasetInfo, read_dataset_json, shard_splits, split_shards
 from inception3.data.records import CorruptRecordError, RecordFile
 from inception3.errors import Inception3Error
-
-_SHARD = re.compile(r"(.+)-\d{5}-of-\d{5}")
 
 
 @dataclass
@@ -50,7 +45,7 @@ class Inspection:
     """The summary of a directory; `bad` lists (shard, record index, what) found by verification."""
 
     data_dir: Path
-    meta: dict | None
+    info: DatasetInfo | None  # as dataset.json records it; None for shards built elsewhere
     splits: list[SplitSummary]
     bad: list[tuple[str, int, str]]
     verified: bool
@@ -59,8 +54,8 @@ class Inspection:
     def problems(self) -> list[str]:
         """Corrupt records and labels that cannot be right for the recorded classes."""
         found = [f"{shard}: record {index}: {what}" for shard, index, what in self.bad]
-        if self.meta:
-            offset, classes = self.meta["label_offset"], len(self.meta["class_names"])
+        if self.info is not None:
+            offset, classes = self.info.label_offset, self.info.num_classes
             for split in self.splits:
                 outside = sum(n for label, n in split.labels.items() if not 0 <= label - offset < classes)
                 if outside:
@@ -75,9 +70,8 @@ def inspect_dataset(data_dir: Path, *, verify: bool = False, limit: int | None =
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise Inception3Error(f"{data_dir}: no such directory; pass the directory that holds the shards")
-    meta_path = data_dir / DATASET_JSON
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
-    names = sorted({m[1] for p in data_dir.iterdir() if (m := _SHARD.fullmatch(p.name))})
+    recorded = read_dataset_json(data_dir)
+    names = shard_splits(data_dir)
     if not names:
         raise Inception3Error(f"{data_dir}: no shards (files named train-00000-of-00008 ...)")
     bad: list[tuple[str, int, str]] = []
@@ -87,7 +81,7 @@ def inspect_dataset(data_dir: Path, *, verify: bool = False, limit: int | None =
         for path in split_shards(data_dir, name):
             _scan_shard(path, summary, bad, verify=verify, limit=limit, progress=progress)
         splits.append(summary)
-    return Inspection(data_dir, meta, splits, bad, verify)
+    return Inspection(data_dir, recorded[0] if recorded else None, splits, bad, verify)
 
 
 def _scan_shard(path: Path, summary: SplitSummary, bad: list, *, verify: bool, limit: int | None,
@@ -110,12 +104,12 @@ def _scan_shard(path: Path, summary: SplitSummary, bad: list, *, verify: bool, l
                 with open_image(record.encoded) as image:
                     image.load()
         except CorruptRecordError as error:
-            bad.append((path.name, index, str(error).split(" is corrupt ")[-1]))
+            bad.append((path.name, index, error.what))
             continue
         except MalformedExampleError as error:
             bad.append((path.name, index, str(error)))
             continue
-        except (OSError, PIL.UnidentifiedImageError, SyntaxError) as error:
+        except DECODE_ERRORS as error:
             bad.append((path.name, index, f"image does not decode ({error})"))
             continue
         summary.labels[record.label] += 1
@@ -129,9 +123,9 @@ def _scan_shard(path: Path, summary: SplitSummary, bad: list, *, verify: bool, l
 def format_inspection(report: Inspection) -> str:
     """The human-readable summary that `inception3 inspect` prints."""
     lines = [f"{report.data_dir}"]
-    if report.meta:
-        lines.append(f"  {DATASET_JSON}: {len(report.meta['class_names'])} classes, "
-                     f"label offset {report.meta['label_offset']} (0-based label = stored label - offset)")
+    if report.info is not None:
+        lines.append(f"  {DATASET_JSON}: {report.info.num_classes} classes, "
+                     f"label offset {report.info.label_offset} (0-based label = stored label - offset)")
     else:
         lines.append(f"  no {DATASET_JSON}: built elsewhere "
                      "(TensorFlow's build scripts write 1-based labels)")
@@ -145,7 +139,7 @@ def format_inspection(report: Inspection) -> str:
             low, high = min(split.labels), max(split.labels)
             lines.append(f"    stored labels {low}..{high}, {len(split.labels)} distinct; "
                          f"{split.boxes} bounding boxes")
-            lines.append("    " + _label_hint(low, report.meta))
+            lines.append("    " + _label_hint(low, report.info))
             shown = sorted(split.texts.items())[:5]
             lines.append("    labels: " + ", ".join(f"{label}={text!r}" for label, text in shown)
                          + (", ..." if len(split.texts) > 5 else ""))
@@ -156,9 +150,9 @@ def format_inspection(report: Inspection) -> str:
     return "\n".join(lines)
 
 
-def _label_hint(lowest: int, meta: dict | None) -> str:
-    if meta:
-        return f"label offset in use: {meta['label_offset']} (from {DATASET_JSON})"
+def _label_hint(lowest: int, info: DatasetInfo | None) -> str:
+    if info is not None:
+        return f"label offset in use: {info.label_offset} (from {DATASET_JSON})"
     if lowest >= 1:
         return ("no label 0: looks 1-based (0 = background, as TensorFlow's build scripts): "
                 "use --label-offset 1")

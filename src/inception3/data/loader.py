@@ -1,10 +1,11 @@
-"""Records -> batches of uint8 images: decoding and cropping in CPU worker processes.
+"""Records -> batches of uint8 images: reading, decoding and cropping in CPU worker processes.
 
-Which records form each batch is planned in the main process from (seed, epoch) alone; workers
-only decode. The random crop of a record is drawn from a generator seeded by (seed, epoch,
-record number), and `torch.utils.data.DataLoader` returns batches in plan order, so the batches
-are the same for any number of workers, and `state_dict()` — the count of records this rank has
-consumed — is all it takes to resume exactly.
+Which records form each batch comes from `dataset.py` (`train_batches`, `eval_records`), planned in
+the main process from (seed, epoch) alone; workers only read, decode (`decode.py`) and crop
+(`crop.py`). The random crop of a record is drawn from a generator seeded by (seed, epoch, record
+number), and `torch.utils.data.DataLoader` returns batches in plan order, so the batches are the
+same for any number of workers, and `state_dict()` — the count of records this rank has consumed —
+is all it takes to resume exactly. The batches go on to `augment.py`, on the training device.
 """
 
 from __future__ import annotations
@@ -13,26 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import PIL.Image
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from inception3.config import AREA_RANGE, MIN_OBJECT_COVERED
-from inception3.data.augment import (
-    crop_and_resize,
-    decode_image,
-    eval_image,
-    image_size,
-    sample_distorted_box,
-)
-from inception3.data.dataset import (
-    DatasetInfo,
-    FolderRecords,
-    SplitRecords,
-    epoch_order,
-    open_split,
-    rank_records,
-)
+from inception3.data.crop import crop_and_resize, eval_image, sample_distorted_box
+from inception3.data.dataset import FolderRecords, SplitRecords, eval_records, open_split, train_batches
+from inception3.data.decode import DECODE_ERRORS, decode_image, image_size
+from inception3.data.meta import DatasetInfo
 from inception3.data.records import CorruptRecordError
 from inception3.errors import Inception3Error
 
@@ -62,14 +51,12 @@ class _BatchDecoder:
     Inception3Error with a one-line message, whatever the worker count.
     """
 
-    def __init__(self, records: SplitRecords | FolderRecords, info: DatasetInfo, image_size: int, *,
-                 train: bool, seed: int, skip_corrupt: bool, min_object_covered: float = MIN_OBJECT_COVERED,
+    def __init__(self, records: SplitRecords | FolderRecords, image_size: int, *, train: bool, seed: int,
+                 skip_corrupt: bool, min_object_covered: float = MIN_OBJECT_COVERED,
                  area_range: tuple[float, float] = AREA_RANGE) -> None:
         self.records = records
         self.min_object_covered, self.area_range = min_object_covered, area_range
         self.image_size = image_size
-        self.label_offset = info.label_offset
-        self.num_classes = info.num_classes
         self.train = train
         self.seed = seed
         self.skip_corrupt = skip_corrupt
@@ -96,13 +83,9 @@ class _BatchDecoder:
         return images[:len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
 
     def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
-        parsed = self.records.image(record)
-        label = parsed.label - self.label_offset
-        if not 0 <= label < self.num_classes:
-            raise Inception3Error(
-                f"{self.records.where(record)} has label {parsed.label}, outside the {self.num_classes} "
-                f"classes with label offset {self.label_offset}; check the dataset's label offset "
-                "(`inception3 inspect` shows the label range)")
+        """Record `record` cropped to uint8 [3, S, S]: a random crop seeded by (seed, epoch, record) when
+        training, the central crop otherwise; and its 0-based label."""
+        parsed, label = self.records.read(record)
         try:
             if self.train:
                 height, width = image_size(parsed.encoded)
@@ -112,7 +95,7 @@ class _BatchDecoder:
                                            area_range=self.area_range)
                 return crop_and_resize(parsed.encoded, box, self.image_size), label
             return eval_image(decode_image(parsed.encoded), self.image_size), label
-        except (OSError, RuntimeError, PIL.UnidentifiedImageError, ValueError, SyntaxError) as error:
+        except DECODE_ERRORS as error:
             raise self.records.corrupt(record, f"image does not decode: {error}") from error
 
 
@@ -131,39 +114,6 @@ def _check_rank(rank: int, world_size: int, batch_size: int) -> None:
         raise Inception3Error(f"batch size {batch_size} per rank must be at least 1")
 
 
-class _TrainPlan:
-    """The infinite sequence of training jobs of one rank, starting at record `position`."""
-
-    def __init__(self, shard_sizes: np.ndarray, seed: int, rank: int, world_size: int, batch_size: int,
-                 position: int) -> None:
-        self.shard_sizes, self.seed, self.rank, self.world_size = shard_sizes, seed, rank, world_size
-        self.batch_size, self.position = batch_size, position
-        self.per_rank = int(shard_sizes.sum()) // world_size
-
-    def epoch_records(self, epoch: int) -> np.ndarray:
-        return rank_records(epoch_order(self.shard_sizes, self.seed, epoch), self.rank, self.world_size)
-
-    def __iter__(self) -> Iterator[_Job]:
-        position = self.position
-        epoch = position // self.per_rank
-        current = self.epoch_records(epoch)
-        while True:
-            records, epochs = [], []
-            needed = self.batch_size
-            while needed:
-                start = position - epoch * self.per_rank
-                if start == self.per_rank:
-                    epoch += 1
-                    current = self.epoch_records(epoch)
-                    continue
-                take = current[start:start + needed]
-                records.append(take)
-                epochs.append(np.full(len(take), epoch, dtype=np.int64))
-                position += len(take)
-                needed -= len(take)
-            yield _Job(np.concatenate(records), np.concatenate(epochs))
-
-
 class TrainLoader:
     """Infinite batches of randomly cropped training images for one rank, epoch after epoch.
 
@@ -178,28 +128,23 @@ class TrainLoader:
                  skip_corrupt: bool = False, min_object_covered: float = MIN_OBJECT_COVERED,
                  area_range: tuple[float, float] = AREA_RANGE) -> None:
         _check_rank(rank, world_size, batch_size)
-        self.info, self.batch_size, self.image_size = info, batch_size, image_size
-        self.rank, self.world_size, self.seed, self.num_workers = rank, world_size, seed, num_workers
+        self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
+        self.num_workers = num_workers
         self.records = open_split(info, split, skip_corrupt=skip_corrupt)
         if len(self.records) < world_size:
             raise Inception3Error(f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
                                   f"by {world_size} ranks")
-        self.decoder = _BatchDecoder(self.records, info, image_size, train=True, seed=seed,
+        self.decoder = _BatchDecoder(self.records, image_size, train=True, seed=seed,
                                      skip_corrupt=skip_corrupt, min_object_covered=min_object_covered,
                                      area_range=area_range)
         self.position = 0
         # Records lost to damaged shard headers are left out of every epoch; counted once here.
         self.skipped_records = self.records.lost_records
 
-    @property
-    def epoch(self) -> float:
-        """Epochs completed so far by this rank, fractional."""
-        return self.position / (len(self.records) // self.world_size)
-
     def __iter__(self) -> Iterator[Batch]:
-        plan = _TrainPlan(self.records.shard_sizes, self.seed, self.rank, self.world_size, self.batch_size,
-                          self.position)
-        for images, labels, skipped, error in _data_loader(self.decoder, plan, self.num_workers):
+        jobs = (_Job(records, epochs) for records, epochs in train_batches(
+            self.records.shard_sizes, self.seed, self.rank, self.world_size, self.batch_size, self.position))
+        for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
             self.position += self.batch_size
@@ -237,13 +182,8 @@ class EvalLoader:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records = open_split(info, split)
-        self.decoder = _BatchDecoder(self.records, info, image_size, train=False, seed=0, skip_corrupt=False)
-        self.mine = np.arange(rank, len(self.records), world_size, dtype=np.int64)
-
-    @property
-    def num_examples(self) -> int:
-        """Records this rank evaluates."""
-        return len(self.mine)
+        self.decoder = _BatchDecoder(self.records, image_size, train=False, seed=0, skip_corrupt=False)
+        self.mine = eval_records(len(self.records), rank, world_size)
 
     def __len__(self) -> int:
         return -(-len(self.mine) // self.batch_size)

@@ -17,6 +17,7 @@ import google_crc32c
 import numpy as np
 
 from inception3.errors import Inception3Error
+from inception3.files import atomic_write
 
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
@@ -24,13 +25,20 @@ _MASK_DELTA = 0xA282EAD8
 
 
 class CorruptRecordError(Inception3Error):
-    """A record whose framing, checksum or contents are wrong, or a file cut short."""
+    """A record whose framing, checksum or contents are wrong, or a file cut short.
+
+    The message is the one-line advice for a user; `what` is the damage alone, for a listing.
+    """
+
+    def __init__(self, message: str, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
 
 
 def corrupt_record(path: Path | str, index: int, what: str) -> CorruptRecordError:
     """The error for record `index` of shard `path`, in one line that says what to do."""
     return CorruptRecordError(f"{path}: record {index} is corrupt ({what}); rebuild or replace this shard, "
-                              "or pass skip_corrupt to skip and count such records")
+                              "or pass skip_corrupt to skip and count such records", what)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -46,17 +54,12 @@ def frame(data: bytes) -> bytes:
 
 
 def write_records(path: Path, records: Iterable[bytes]) -> int:
-    """Write records to `path` atomically (temporary file, fsync, rename); returns how many."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write records to `path` atomically (`files.atomic_write`); returns how many."""
     count = 0
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         for data in records:
             f.write(frame(data))
             count += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return count
 
 

@@ -1,9 +1,10 @@
 """Starting from other weights, and training only part of the network (TF-Slim's two-stage recipe).
 
-`--init-from` takes an inception3 checkpoint (its averaged weights, as the original restored the
-moving averages), a plain InceptionV3 state dict (`.pt` or `.safetensors`, as `inception3 export`
-writes), or torchvision's / timm's Inception v3 weights (converted by `inception3.weights`, e.g.
-torchvision's `inception_v3_google-0cc3c7bd.pth`). The logits and aux logits are left out, and
+`--init-from` takes any weights file `inception3.weights.read_weights` reads: an inception3
+checkpoint (its averaged weights; the original's `--pretrained_model_checkpoint_path` restored the
+raw variables, but the averages are the ones that were evaluated), a plain InceptionV3 state dict
+(`.pt` or `.safetensors`, as `inception3 export` writes), or torchvision's / timm's Inception v3
+weights (e.g. torchvision's `inception_v3_google-0cc3c7bd.pth`). The logits and aux logits are left out, and
 keep their fresh initialisation, when the class count differs or `fine_tune` asks for it, as the
 original's `--fine_tune` did. `trainable` names the scopes that learn; every other parameter is
 frozen and its batch norm stays in inference mode.
@@ -18,26 +19,9 @@ from torch import nn
 
 from inception3.errors import Inception3Error
 from inception3.model import BatchNorm, InceptionV3
-from inception3.train.checkpoint import FORMAT, load_checkpoint
-from inception3.weights import load_torchvision, read_state_dict
+from inception3.weights import read_weights
 
 HEAD_SCOPES = ("Logits.", "AuxLogits.Conv2d_2b_1x1.")
-TORCHVISION_KEY = "Conv2d_1a_3x3.conv.weight"  # torchvision's (and timm's) name for the first conv
-
-
-def _source_weights(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        state = read_state_dict(path)
-    else:
-        state = load_checkpoint(path)
-        if state.get("format") == FORMAT:
-            return state["ema"] or state["model"]
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise Inception3Error(f"{path}: neither an inception3 checkpoint nor a plain state dict")
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    if TORCHVISION_KEY in state:
-        return load_torchvision(state, strict=False, exact_pooling=False).state_dict()
-    return state
 
 
 def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> list[str]:
@@ -46,7 +30,7 @@ def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> lis
     The heads are left out when `fine_tune` is set or their shapes differ from the model's; any
     other mismatch (another width, a missing layer) is an error naming the first key at fault.
     """
-    source = _source_weights(Path(path))
+    source = read_weights(Path(path)).state
     target = model.state_dict()
     head = [k for k in target if k.startswith(HEAD_SCOPES)]
     drop_head = fine_tune or any(k in source and source[k].shape != target[k].shape for k in head)

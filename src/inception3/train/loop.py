@@ -7,38 +7,27 @@ same steps on its share of the global batch.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import random
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
 import torch
 
-from inception3.config import TrainConfig
-from inception3.data.augment import distort_batch
-from inception3.data.dataset import DatasetInfo, load_dataset_info
-from inception3.data.loader import TrainLoader
+from inception3.config import ModelConfig, TrainConfig
+from inception3.data import DatasetInfo, TrainLoader, load_dataset_info
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
-from inception3.train import distributed as dist
-from inception3.train.checkpoint import (
-    is_final,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    remove_partial_files,
-    save_checkpoint,
-)
+from inception3.run import distributed as dist
+from inception3.run.checkpoint import is_final, latest_checkpoint, remove_partial_files, save_checkpoint
+from inception3.train import resume
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.finetune import freeze_batch_norm_statistics, init_from, restrict_training
 from inception3.train.optim import build_optimizer, learning_rate, set_learning_rate
-from inception3.train.resume import check_resumable, write_config
-from inception3.train.step import AUGMENT_STREAM, step_seed, train_step
+from inception3.train.parallel import convert_sync_batch_norm, wrap_model
+from inception3.train.step import StepResult, train_step
 from inception3.train.stopping import StopRequest
 from inception3.train.summaries import Summaries
 
@@ -54,89 +43,26 @@ class TrainResult:
     stopped_early: bool = False  # a SIGTERM or Ctrl-C ended it before max_steps (resumable)
 
 
-def _rng_state() -> dict:
-    """Every random state of the process, as tensors and plain values (weights-only loadable)."""
-    version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": [version, list(mt), gauss],
-             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached": float(cached), "kind": kind}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+@dataclass
+class StepTotals:
+    """A step over all ranks, from one all-reduce, so that every rank logs and stops alike."""
 
+    loss: float
+    cross_entropy: float
+    aux: float
+    skipped_records: int  # so far, whole run: each rank's own plus the split's lost ones counted once
+    stop: bool  # some rank was asked to stop (SIGTERM, Ctrl-C)
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _label_problem(labels: torch.Tensor, num_classes: int, info: DatasetInfo, step: int) -> str | None:
-    """Why a label has no logit in the model (explaining the background-class offset), or None."""
-    if not labels.numel() or (int(labels.min()) >= 0 and int(labels.max()) < num_classes):
-        return None
-    bad = int(labels.max()) if int(labels.max()) >= num_classes else int(labels.min())
-    return (f"{info.data_dir}: label {bad} at step {step} is outside the model's {num_classes} classes "
-            f"(0..{num_classes - 1}), with label_offset {info.label_offset}. Shards built by TensorFlow "
-            "store 1-based labels with 0 as the background class: read them with --set label_offset=1 "
-            "(or set num_classes to cover every stored label)")
-
-
-def _dataset_info(data_dir: Path, cfg: TrainConfig) -> DatasetInfo:
-    """The dataset's metadata; num_classes is the model's, so it only helps shards without dataset.json."""
-    try:
-        return load_dataset_info(data_dir, cfg.label_offset)
-    except Inception3Error:
-        if cfg.num_classes is None:
-            raise
-        return load_dataset_info(data_dir, cfg.label_offset, cfg.num_classes)
-
-
-def _check_divisible(cfg: TrainConfig, world_size: int) -> int:
-    share, rest = divmod(cfg.batch_size, world_size * cfg.grad_accum)
-    if rest or not share:
-        raise Inception3Error(f"batch_size {cfg.batch_size} is global: it must divide evenly by the "
-                              f"{world_size} ranks × {cfg.grad_accum} accumulation steps")
-    return cfg.batch_size // world_size
-
-
-def _checkpoint_state(model: InceptionV3, ema: ExponentialMovingAverage, optimizer: torch.optim.Optimizer,
-                      loader: TrainLoader, cfg: TrainConfig, info: DatasetInfo) -> dict:
-    return {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
-            "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "data": loader.state_dict(),
-            "rng": _rng_state(), "config": dataclasses.asdict(cfg) | {"trainable": list(cfg.trainable)},
-            "class_names": list(info.class_names), "image_size": cfg.image_size}
-
-
-def _resume_state(path: Path, train_dir: Path) -> dict:
-    """The checkpoint to resume from; when it cannot be read, say how to fall back to an earlier one."""
-    try:
-        return load_checkpoint(path)
-    except Inception3Error as error:
-        earlier = [p for _, p in list_checkpoints(train_dir) if p != path]
-        hint = (f"to resume from {earlier[-1].name} instead, move {path.name} out of {path.parent}"
-                if earlier else "no earlier checkpoint is left: train into a new --train-dir")
-        raise Inception3Error(f"cannot resume {train_dir}: {error}; {hint}") from None
-
-
-def _skipped_over_ranks(loader: TrainLoader, step_sum: torch.Tensor, ctx: dist.Distributed) -> int:
-    """Records skipped by every rank so far: each rank's own, plus the split's lost ones counted once."""
-    lost = loader.records.lost_records  # every rank counts the records of damaged shard headers
-    return round(float(step_sum) * ctx.world_size) + lost
-
-
-def _progress(enabled: bool, start: int, total: int):
-    if not (enabled and sys.stdout.isatty()):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(initial=start, total=total, unit="step", dynamic_ncols=True)
+    @classmethod
+    def reduce(cls, result: StepResult, loader: TrainLoader, stop: StopRequest,
+               ctx: dist.Distributed) -> StepTotals:
+        own_skipped = loader.skipped_records - loader.records.lost_records
+        local = torch.stack([result.total, result.cross_entropy, result.aux,
+                             result.total.new_tensor(float(own_skipped)),
+                             result.total.new_tensor(float(stop.requested is not None))])
+        mean = dist.mean_over_ranks(local, ctx).tolist()
+        return cls(mean[0], mean[1], mean[2], round(mean[3] * ctx.world_size) + loader.records.lost_records,
+                   mean[4] > 0)
 
 
 def train(cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = False,
@@ -156,158 +82,187 @@ def train(cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = Fa
 
 def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distributed, force: bool,
            out: TextIO) -> TrainResult:
-    per_rank = _check_divisible(cfg, ctx.world_size)
-    info = _dataset_info(data_dir, cfg)
-    model_cfg = cfg.model_config(info.num_classes)
-    if info.num_classes > model_cfg.num_classes:
-        raise Inception3Error(f"{data_dir}: the dataset has {info.num_classes} classes but num_classes is "
-                              f"{model_cfg.num_classes}; TF-built shards count the background class too, "
-                              "so check label_offset (1 for them) or raise num_classes")
-    train_examples = info.split_sizes.get("train", 0)
-    if not train_examples:
-        raise Inception3Error(f"{data_dir}: no 'train' records; build the shards with `inception3 build`")
+    say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
 
-    resume_path = latest_checkpoint(train_dir)
-    state = _resume_state(resume_path, train_dir) if resume_path is not None else None
-    if state is not None:
-        overridden = check_resumable(state, cfg, model_cfg, info.class_names, force=force)
-        if ctx.is_main and overridden:
-            print(f"resuming despite: {'; '.join(overridden)} (--force)", file=out, flush=True)
-    if state is None and cfg.fine_tune and not cfg.init_from:
+    # Data, and the network it needs; a checkpoint of this run, if any, must continue it exactly.
+    per_rank = _per_rank_batch(cfg, ctx.world_size)
+    info = _dataset_info(data_dir, cfg)
+    model_cfg = _model_config(cfg, info)
+    resumed = resume.latest_state(train_dir)
+    if resumed is not None:
+        overridden = resume.check_resumable(resumed[1], cfg, model_cfg, info.class_names, force=force)
+        if overridden:
+            say(f"resuming despite: {'; '.join(overridden)} (--force)")
+    elif cfg.fine_tune and not cfg.init_from:
         raise Inception3Error("fine_tune is set (the flowers preset) but there is nothing to fine-tune: "
                               "give --init-from CKPT, an inception3 checkpoint or InceptionV3 state dict")
-    step = int(state["step"]) if state is not None else 0
+    step = int(resumed[1]["step"]) if resumed is not None else 0
     if ctx.is_main:
-        train_dir.mkdir(parents=True, exist_ok=True)
-        write_config(train_dir, cfg, step, data_dir)
-        partial = remove_partial_files(train_dir)
-        if partial:
-            print(f"removed {len(partial)} partial file(s) of an interrupted checkpoint write: "
-                  f"{', '.join(p.name for p in partial)}", file=out, flush=True)
+        _prepare_run_dir(train_dir, cfg, step, data_dir, say)
 
-    torch.manual_seed(cfg.seed)
-    model = InceptionV3.from_config(model_cfg)
-    if state is None and cfg.init_from:
-        left = init_from(model, Path(cfg.init_from), fine_tune=cfg.fine_tune)
-        if ctx.is_main:
-            print(f"initialised from {cfg.init_from}" + (f"; new: {', '.join(left)}" if left else ""),
-                  file=out, flush=True)
-    restrict_training(model, cfg.trainable)
-    if cfg.sync_batch_norm and ctx.enabled:
-        dist.convert_sync_batch_norm(model)
-    model.to(ctx.device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    ema = ExponentialMovingAverage(model, cfg.ema_decay)
-    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
-    loader = TrainLoader(info, per_rank, cfg.image_size, rank=ctx.rank, world_size=ctx.world_size,
-                         seed=cfg.seed, num_workers=cfg.num_workers, skip_corrupt=cfg.skip_corrupt,
-                         min_object_covered=cfg.crop_min_object_covered, area_range=cfg.crop_area_range)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-        except ValueError as error:
-            raise Inception3Error(f"{resume_path}: the optimizer state does not fit this run ({error}); "
-                                  "were the trainable scopes changed? use a new --train-dir") from None
-        try:
-            loader.load_state_dict(state["data"])
-        except Inception3Error:
-            if not force:
-                raise
-        _set_rng_state(state["rng"])
-        if ctx.is_main:
-            print(f"resuming from {resume_path} at step {step}", file=out, flush=True)
-
+    # Model, moving averages, optimizer and data order: fresh, from --init-from, or as checkpointed.
+    run = _build(cfg, model_cfg, info, per_rank, ctx, fresh=resumed is None, say=say)
+    if resumed is not None:
+        resume.restore(run, resumed[1], resumed[0], force=force)
+        say(f"resuming from {resumed[0]} at step {step}")
+    model, ema, optimizer, loader = run.model, run.ema, run.optimizer, run.loader
     model.train()
     freeze_batch_norm_statistics(model)
-    net = dist.wrap_model(model, ctx)
+    net = wrap_model(model, ctx)
     if cfg.compile:
         net = torch.compile(net, backend=cfg.compile_backend)
+
     summaries = Summaries(train_dir, ctx.is_main, out)
     bar = _progress(ctx.is_main, step, cfg.max_steps)
     write = bar.write if bar is not None else None
-    last_save_time = time.monotonic()
-    loss = math.nan
-    skipped, ran = loader.skipped_records, False
-    window_start, window_steps = time.perf_counter(), 0
-    stopped = False
-    say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
     stop = StopRequest(say)
     stop.install()
+    totals = None
+    last_save, window_start, window_steps = time.monotonic(), time.perf_counter(), 0
     try:
         batches = iter(loader)
         while step < cfg.max_steps:  # test before drawing: the saved data position counts used batches only
+            # Forward, backward and update on this rank's share; DDP averages the gradients.
             batch = next(batches)
-            problem = _label_problem(batch.labels, model_cfg.num_classes, info, step)
-            if dist.any_rank(problem is not None, ctx):  # every rank stops, none waits for the others
-                raise Inception3Error(problem or f"{info.data_dir}: another rank read a label outside the "
-                                      f"model's {model_cfg.num_classes} classes at step {step}")
-            lr = learning_rate(step, cfg, train_examples)
+            lr = learning_rate(step, cfg, info.split_sizes["train"])
             set_learning_rate(optimizer, lr)
-            images = batch.images.to(ctx.device, non_blocking=True)
-            labels = batch.labels.to(ctx.device, non_blocking=True)
             summary_step = step % cfg.summary_every == 0
             with summaries.record_end_points(model, summary_step):
-                losses = train_step(net, optimizer, images, labels, step, ctx.rank, cfg)
+                result = train_step(net, optimizer, batch.images.to(ctx.device, non_blocking=True),
+                                    batch.labels.to(ctx.device, non_blocking=True), step, ctx.rank, cfg,
+                                    keep_inputs=summary_step and ctx.is_main)
             ema.update(model, step)
-            extra = torch.tensor([float(loader.skipped_records - loader.records.lost_records),
-                                  float(stop.requested is not None)], device=losses.total.device)
-            # One all-reduce per step carries the losses, the skipped records and any stop request,
-            # so every rank stops after the same step.
-            mean = dist.mean_over_ranks(torch.cat([torch.stack([losses.total, losses.cross_entropy,
-                                                                losses.aux]), extra]), ctx)
-            loss = float(mean[0])
-            skipped, ran = _skipped_over_ranks(loader, mean[3], ctx), True
-            if not math.isfinite(loss):
-                good = latest_checkpoint(train_dir)
-                raise Inception3Error(f"the loss became {loss} at step {step}; training stopped. The last "
-                                      f"good checkpoint is {good or 'none (none was written yet)'}; try a "
-                                      "lower learning_rate")
+
+            # One all-reduce carries the losses, skipped records and stop requests of every rank.
+            totals = StepTotals.reduce(result, loader, stop, ctx)
+            if not math.isfinite(totals.loss):
+                raise _diverged(totals.loss, step, train_dir)
+
+            # The original's log line every log_every steps; histograms and images every summary_every.
             window_steps += 1
             if step % cfg.log_every == 0:
                 elapsed = time.perf_counter() - window_start
-                summaries.log(step, {"total": loss, "cross_entropy": float(mean[1]), "aux": float(mean[2])},
-                              lr, cfg.batch_size * window_steps / elapsed, elapsed / window_steps, write,
-                              skipped_records=skipped if cfg.skip_corrupt else None)
+                summaries.log(step, {"total": totals.loss, "cross_entropy": totals.cross_entropy,
+                                     "aux": totals.aux}, lr, cfg.batch_size * window_steps / elapsed,
+                              elapsed / window_steps, write,
+                              skipped_records=totals.skipped_records if cfg.skip_corrupt else None)
                 window_start, window_steps = time.perf_counter(), 0
-            if summary_step and ctx.is_main:
-                generator = torch.Generator(device=ctx.device)
-                generator.manual_seed(step_seed(cfg.seed, step, ctx.rank, AUGMENT_STREAM))
-                regularization = sum(float(p.detach().float().pow(2).sum()) for p in
-                                     optimizer.param_groups[0]["params"]) * cfg.weight_decay / 2
-                summaries.histograms(step, model, distort_batch(images, generator), regularization)
+            if result.inputs is not None:
+                summaries.histograms(step, model, result.inputs, optimizer.param_groups[0]["params"],
+                                     cfg.weight_decay)
             step += 1
             if bar is not None:
                 bar.update(1)
-            if mean[4] > 0:
-                stopped = True
+
+            # Stop when asked; checkpoint every checkpoint_every steps or checkpoint_secs seconds.
+            if totals.stop:
                 break
-            waited = time.monotonic() - last_save_time
-            by_time = cfg.checkpoint_secs > 0 and waited >= cfg.checkpoint_secs
-            due = step % cfg.checkpoint_every == 0 or by_time
-            if due and step < cfg.max_steps and ctx.is_main:
-                mark = cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0
-                save_checkpoint(train_dir, step, _checkpoint_state(model, ema, optimizer, loader, cfg, info),
-                                keep=cfg.keep_checkpoints, mark=mark)
-                last_save_time = time.monotonic()
-        final = None
-        stopped_early = stopped and step < cfg.max_steps
-        already_final = state is not None and is_final(state) and int(state["step"]) == step
-        if ctx.is_main and not already_final:
-            final = save_checkpoint(train_dir, step,
-                                    _checkpoint_state(model, ema, optimizer, loader, cfg, info),
-                                    keep=cfg.keep_checkpoints, final=step >= cfg.max_steps)
-        if cfg.skip_corrupt and ran:
-            summaries.skipped_records(step, skipped, write)
-        dist.barrier(ctx)
-        if stopped_early and ctx.is_main:
-            print(f"stopped at step {step} as asked; run the same command again to resume from "
-                  f"{final or latest_checkpoint(train_dir)}", file=out, flush=True)
-        return TrainResult(step, final or latest_checkpoint(train_dir), loss, skipped, stopped_early)
+            by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
+            if (step % cfg.checkpoint_every == 0 or by_time) and step < cfg.max_steps and ctx.is_main:
+                save_checkpoint(train_dir, step, resume.training_state(run, cfg, info.class_names),
+                                keep=cfg.keep_checkpoints,
+                                mark=cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0)
+                last_save = time.monotonic()
+        return _finish(run, cfg, info, train_dir, step, resumed, totals, summaries, ctx, write, say)
     finally:
         stop.restore()
         if bar is not None:
             bar.close()
         summaries.close()
+
+
+def _diverged(loss: float, step: int, train_dir: Path) -> Inception3Error:
+    good = latest_checkpoint(train_dir) or "none (none was written yet)"
+    return Inception3Error(f"the loss became {loss} at step {step}; training stopped. The last good "
+                           f"checkpoint is {good}; try a lower learning_rate")
+
+
+def _per_rank_batch(cfg: TrainConfig, world_size: int) -> int:
+    share, rest = divmod(cfg.batch_size, world_size * cfg.grad_accum)
+    if rest or not share:
+        raise Inception3Error(f"batch_size {cfg.batch_size} is global: it must divide evenly by the "
+                              f"{world_size} ranks × {cfg.grad_accum} accumulation steps")
+    return cfg.batch_size // world_size
+
+
+def _dataset_info(data_dir: Path, cfg: TrainConfig) -> DatasetInfo:
+    """The dataset's metadata; num_classes is the model's, so it only helps shards without dataset.json."""
+    try:
+        info = load_dataset_info(data_dir, cfg.label_offset)
+    except Inception3Error:
+        if cfg.num_classes is None:
+            raise
+        info = load_dataset_info(data_dir, cfg.label_offset, cfg.num_classes)
+    if not info.split_sizes.get("train", 0):
+        raise Inception3Error(f"{data_dir}: no 'train' records; build the shards with `inception3 build`")
+    return info
+
+
+def _model_config(cfg: TrainConfig, info: DatasetInfo) -> ModelConfig:
+    model_cfg = cfg.model_config(info.num_classes)
+    if info.num_classes > model_cfg.num_classes:
+        raise Inception3Error(f"{info.data_dir}: the dataset has {info.num_classes} classes but num_classes "
+                              f"is {model_cfg.num_classes}; TF-built shards count the background class too, "
+                              "so check label_offset (1 for them) or raise num_classes")
+    return model_cfg
+
+
+def _prepare_run_dir(train_dir: Path, cfg: TrainConfig, step: int, data_dir: Path, say) -> None:
+    """Rank 0: the run directory, its config.toml, and no leftovers of an interrupted checkpoint write."""
+    train_dir.mkdir(parents=True, exist_ok=True)
+    resume.write_config(train_dir, cfg, step, data_dir)
+    partial = remove_partial_files(train_dir)
+    if partial:
+        say(f"removed {len(partial)} partial file(s) of an interrupted checkpoint write: "
+            f"{', '.join(p.name for p in partial)}")
+
+
+def _build(cfg: TrainConfig, model_cfg: ModelConfig, info: DatasetInfo, per_rank: int,
+           ctx: dist.Distributed, *, fresh: bool, say) -> resume.Resumable:
+    """The run's live objects, on the device: initialised by the recipe (or --init-from when fresh)."""
+    torch.manual_seed(cfg.seed)
+    model = InceptionV3.from_config(model_cfg)
+    if fresh and cfg.init_from:
+        left = init_from(model, Path(cfg.init_from), fine_tune=cfg.fine_tune)
+        say(f"initialised from {cfg.init_from}" + (f"; new: {', '.join(left)}" if left else ""))
+    restrict_training(model, cfg.trainable)
+    if cfg.sync_batch_norm and ctx.enabled:
+        convert_sync_batch_norm(model)
+    model.to(ctx.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = ExponentialMovingAverage(model, cfg.ema_decay)
+    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
+    loader = TrainLoader(info, per_rank, model_cfg.image_size, rank=ctx.rank, world_size=ctx.world_size,
+                         seed=cfg.seed, num_workers=cfg.num_workers, skip_corrupt=cfg.skip_corrupt,
+                         min_object_covered=cfg.crop_min_object_covered, area_range=cfg.crop_area_range)
+    return resume.Resumable(model, ema, optimizer, loader)
+
+
+def _finish(run: resume.Resumable, cfg: TrainConfig, info: DatasetInfo, train_dir: Path, step: int,
+            resumed: tuple[Path, dict] | None, totals: StepTotals | None, summaries: Summaries,
+            ctx: dist.Distributed, write, say) -> TrainResult:
+    """The last checkpoint (final when max_steps was reached), the skipped-record count, the result."""
+    stopped_early = totals is not None and totals.stop and step < cfg.max_steps
+    already_final = resumed is not None and is_final(resumed[1]) and int(resumed[1]["step"]) == step
+    final = None
+    if ctx.is_main and not already_final:
+        final = save_checkpoint(train_dir, step, resume.training_state(run, cfg, info.class_names),
+                                keep=cfg.keep_checkpoints, final=step >= cfg.max_steps)
+    skipped = totals.skipped_records if totals is not None else run.loader.skipped_records
+    if cfg.skip_corrupt and totals is not None:
+        summaries.skipped_records(step, skipped, write)
+    dist.barrier(ctx)
+    checkpoint = final or latest_checkpoint(train_dir)
+    if stopped_early:
+        say(f"stopped at step {step} as asked; run the same command again to resume from {checkpoint}")
+    return TrainResult(step, checkpoint, totals.loss if totals is not None else math.nan, skipped,
+                       stopped_early)
+
+
+def _progress(enabled: bool, start: int, total: int):
+    if not (enabled and sys.stdout.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(initial=start, total=total, unit="step", dynamic_ncols=True)

@@ -1,6 +1,8 @@
 """The effective training config: defaults, then a preset, then a TOML file, then `--set key=value`.
 
-Also writes a config as TOML (RUN/config.toml), readable back by `--config`.
+Keys are flat (`image_size`, `batch_size`); the model's go into `TrainConfig.model`. Every value is
+converted to its field's type here, string choices checked against their `Literal`. Also writes a
+config as TOML (RUN/config.toml), readable back by `--config`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import tomllib
 import typing
 from pathlib import Path
 
-from inception3.config import PRESETS, TrainConfig
+from inception3.config import PRESETS, ModelConfig, TrainConfig
 from inception3.errors import Inception3Error
 
-_TYPES = typing.get_type_hints(TrainConfig)
+# The model's class count comes from the dataset; `num_classes` is TrainConfig's own override.
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "num_classes")
+_TYPES = {key: typing.get_type_hints(ModelConfig)[key] for key in MODEL_KEYS}
+_TYPES |= {key: kind for key, kind in typing.get_type_hints(TrainConfig).items() if key != "model"}
 
 
 def _convert(key: str, value: object, where: str) -> object:
@@ -45,6 +50,11 @@ def _convert(key: str, value: object, where: str) -> object:
             return tuple(str(s).strip() for s in items if str(s).strip())
         if kind is str:
             return str(value)
+        if typing.get_origin(kind) is typing.Literal:
+            choices = typing.get_args(kind)
+            if str(value) in choices:
+                return str(value)
+            raise Inception3Error(f"{where}: {key} must be {' or '.join(choices)}, got {value!r}")
     except (TypeError, ValueError):
         pass
     raise Inception3Error(f"{where}: {key} = {value!r} is not a valid {getattr(kind, '__name__', kind)}")
@@ -97,9 +107,22 @@ def resolve_config(preset: str | None = None, config_file: Path | None = None,
     if config_file is not None:
         values.update(read_toml(config_file))
     values.update(parse_set(overrides or []))
-    cfg = TrainConfig(**values)
+    cfg = make_config(values)
     validate(cfg)
     return cfg
+
+
+def make_config(values: dict[str, object]) -> TrainConfig:
+    """A TrainConfig from flat typed keys (those of `--set` and config.toml)."""
+    model = {key: values.pop(key) for key in MODEL_KEYS if key in values}
+    return TrainConfig(model=ModelConfig(**model), **values)
+
+
+def flat_config(cfg: TrainConfig) -> dict[str, object]:
+    """`cfg` as flat keys, in the order config.toml lists them (the model's first)."""
+    flat = {key: getattr(cfg.model, key) for key in MODEL_KEYS}
+    flat |= {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "model"}
+    return flat
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -114,10 +137,6 @@ def validate(cfg: TrainConfig) -> None:
         (0.0 <= cfg.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}"),
         (cfg.log_every >= 1 and cfg.summary_every >= 1, "log_every and summary_every must be at least 1"),
         (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
-        (cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}"),
-        (cfg.optimizer in ("rmsprop", "sgd"), f"optimizer must be rmsprop or sgd, got {cfg.optimizer!r}"),
-        (cfg.lr_schedule in ("exponential", "cosine", "constant"),
-         f"lr_schedule must be exponential, cosine or constant, got {cfg.lr_schedule!r}"),
         (cfg.num_classes is None or cfg.num_classes >= 1, "num_classes must be at least 1"),
         (0.0 <= cfg.crop_min_object_covered <= 1.0,
          f"crop_min_object_covered must be in [0, 1], got {cfg.crop_min_object_covered}"),
@@ -142,8 +161,5 @@ def _toml_value(value: object) -> str:
 def config_to_toml(cfg: TrainConfig, header: str = "") -> str:
     """Every key of `cfg` as TOML, one a line; keys whose value is None (unset) are left out."""
     lines = [f"# {line}" for line in header.splitlines()]
-    for field in dataclasses.fields(cfg):
-        value = getattr(cfg, field.name)
-        if value is not None:
-            lines.append(f"{field.name} = {_toml_value(value)}")
+    lines += [f"{key} = {_toml_value(value)}" for key, value in flat_config(cfg).items() if value is not None]
     return "\n".join(lines) + "\n"

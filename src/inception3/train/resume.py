@@ -1,37 +1,120 @@
-"""A run directory across restarts: its config.toml, and whether a checkpoint can be resumed.
+"""A run across restarts: what a training checkpoint holds, written and read here, and config.toml.
 
-Nothing in the run directory is ever deleted: a config that changed between restarts is written
-next to the old one, which is kept under the step it stopped being used at.
+A checkpoint holds the model and its moving averages, the optimizer, the data position and every
+random state, so that a resumed run repeats the very steps a straight one would. Nothing in the
+run directory is ever deleted: a config that changed between restarts is written next to the old
+one, which is kept under the step it stopped being used at.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
+from dataclasses import dataclass
 from pathlib import Path
 
-from inception3.config import ModelConfig, TrainConfig
-from inception3.errors import Inception3Error
-from inception3.train.options import config_to_toml
+import numpy as np
+import torch
 
-CONFIG_FILE = "config.toml"
+from inception3.config import ModelConfig, TrainConfig
+from inception3.data import TrainLoader
+from inception3.errors import Inception3Error
+from inception3.files import write_text_atomic
+from inception3.model import InceptionV3
+from inception3.run.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from inception3.run.layout import config_path, retired_config_path
+from inception3.train.ema import ExponentialMovingAverage
+from inception3.train.options import config_to_toml, flat_config
+
 # Keys whose change would make a resumed run something other than the continuation of the saved one.
 RESUME_KEYS = ("batch_size", "seed", "optimizer", "grad_accum", "label_offset")
 
 
+@dataclass
+class Resumable:
+    """Everything a checkpoint restores: the live objects of a training run."""
+
+    model: InceptionV3
+    ema: ExponentialMovingAverage
+    optimizer: torch.optim.Optimizer
+    loader: TrainLoader
+
+
+def training_state(run: Resumable, cfg: TrainConfig, class_names: tuple[str, ...]) -> dict:
+    """The checkpoint of a training run (weights-only loadable: tensors and plain values)."""
+    return {"model_config": dataclasses.asdict(run.model.config), "model": run.model.state_dict(),
+            "ema": run.ema.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "data": run.loader.state_dict(), "rng": _rng_state(),
+            "config": flat_config(cfg) | {"trainable": list(cfg.trainable)},
+            "class_names": list(class_names), "image_size": cfg.model.image_size}
+
+
+def restore(run: Resumable, state: dict, path: Path, *, force: bool) -> None:
+    """Put a checkpoint's weights, averages, optimizer, data position and random states back."""
+    run.model.load_state_dict(state["model"])
+    run.ema.load_state_dict(state["ema"])
+    try:
+        run.optimizer.load_state_dict(state["optimizer"])
+    except ValueError as error:
+        raise Inception3Error(f"{path}: the optimizer state does not fit this run ({error}); "
+                              "were the trainable scopes changed? use a new --train-dir") from None
+    try:
+        run.loader.load_state_dict(state["data"])
+    except Inception3Error:
+        if not force:
+            raise
+    _set_rng_state(state["rng"])
+
+
+def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint of the run and its contents; when unreadable, how to fall back."""
+    path = latest_checkpoint(train_dir)
+    if path is None:
+        return None
+    try:
+        return path, load_checkpoint(path)
+    except Inception3Error as error:
+        earlier = [p for _, p in list_checkpoints(train_dir) if p != path]
+        hint = (f"to resume from {earlier[-1].name} instead, move {path.name} out of {path.parent}"
+                if earlier else "no earlier checkpoint is left: train into a new --train-dir")
+        raise Inception3Error(f"cannot resume {train_dir}: {error}; {hint}") from None
+
+
+def _rng_state() -> dict:
+    """Every random state of the process, as tensors and plain values."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": [version, list(mt), gauss],
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached), "kind": kind}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def write_config(run_dir: Path, cfg: TrainConfig, step: int, data_dir: Path) -> Path:
     """Write RUN/config.toml (the effective config); an older, different one is kept as config-to-N.toml."""
-    path = Path(run_dir) / CONFIG_FILE
+    path = config_path(run_dir)
     text = config_to_toml(cfg, header=f"inception3 train --data-dir {data_dir}\nstarted at step {step}")
     if path.exists():
         old = path.read_text()
         if old.split("\n", 2)[-1] == text.split("\n", 2)[-1]:
             return path
-        keep = path.with_name(f"config-to-{step}.toml")
+        keep = retired_config_path(run_dir, step)
         if not keep.exists():
             path.rename(keep)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
     return path
 
 

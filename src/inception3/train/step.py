@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inception3.config import TrainConfig
-from inception3.data.augment import distort_batch
+from inception3.data import distort_batch
 from inception3.model import InceptionOutputs
 
 AUGMENT_STREAM, DROPOUT_STREAM = 0, 1
@@ -29,12 +29,16 @@ def step_seed(seed: int, step: int, rank: int, stream: int) -> int:
 
 
 @dataclass
-class StepLosses:
-    """The step's losses, detached, on the device: total = cross_entropy + aux_weight · aux."""
+class StepResult:
+    """What a step leaves for logging: its losses (detached, on the device), and its inputs if asked.
+
+    total = cross_entropy + aux_loss_weight · aux. `inputs` is the distorted batch in [-1, 1].
+    """
 
     total: torch.Tensor
     cross_entropy: torch.Tensor
     aux: torch.Tensor
+    inputs: torch.Tensor | None = None
 
 
 def inception_loss(outputs: torch.Tensor | InceptionOutputs, labels: torch.Tensor,
@@ -56,9 +60,11 @@ def inception_loss(outputs: torch.Tensor | InceptionOutputs, labels: torch.Tenso
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               labels: torch.Tensor, step: int, rank: int, cfg: TrainConfig) -> StepLosses:
+               labels: torch.Tensor, step: int, rank: int, cfg: TrainConfig, *,
+               keep_inputs: bool = False) -> StepResult:
     """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
 
+    `keep_inputs`: also return the distorted batch (for the input-image summary).
     The batch is split into `cfg.grad_accum` micro-batches whose gradients add up (DDP
     synchronises only on the last), each loss scaled so the sum is the batch mean.
     """
@@ -83,4 +89,4 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
             (total * weight).backward()
         sums += torch.stack([total, main, aux]).detach() * weight
     optimizer.step()
-    return StepLosses(sums[0], sums[1], sums[2])
+    return StepResult(sums[0], sums[1], sums[2], x if keep_inputs else None)

@@ -92,10 +92,12 @@ class Summaries:
             for handle in handles:
                 handle.remove()
 
-    def histograms(self, step: int, model: nn.Module, images: torch.Tensor, regularization: float) -> None:
-        """End-point histograms and sparsity, gradient norms, input images, the L2 loss."""
+    def histograms(self, step: int, model: nn.Module, images: torch.Tensor, decayed: list[torch.Tensor],
+                   weight_decay: float) -> None:
+        """End-point histograms and sparsity, gradient norms, input images, the L2 loss of `decayed`."""
         if not self.enabled:
             return
+        regularization = sum(float(p.detach().float().pow(2).sum()) for p in decayed) * weight_decay / 2
         w = self.writer
         for name, value in self.end_points.items():
             value = value.float()

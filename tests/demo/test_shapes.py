@@ -10,8 +10,7 @@ import PIL.Image
 import pytest
 
 from inception3.data.boxes import read_bounding_boxes
-from inception3.errors import Inception3Error
-from inception3.shapes import (
+from inception3.demo.shapes import (
     MAX_ASPECT,
     MAX_SIDE,
     MIN_SIDE,
@@ -20,6 +19,7 @@ from inception3.shapes import (
     make_shapes,
     outline,
 )
+from inception3.errors import Inception3Error
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""Synchronous data parallelism with `torch.distributed`, launched by `torchrun` (or run alone).
+"""The process group and this rank's device, for every command that runs under `torchrun`.
 
 `torchrun` sets RANK, WORLD_SIZE and LOCAL_RANK; without them the run is a single process and
 nothing here touches `torch.distributed`. CUDA ranks use NCCL, one GPU per local rank; CPU ranks
-use gloo. Gradients are averaged every step by DistributedDataParallel.
+use gloo. The collectives below are no-ops for a single process.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from inception3.errors import Inception3Error
-from inception3.model import BatchNorm
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,11 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     raise Inception3Error(f"device must be 'auto', 'cuda' or 'cpu', got {name!r}")
 
 
+def single_process(device: str = "auto") -> Distributed:
+    """One process alone on `device`, whatever the environment says."""
+    return Distributed(0, 1, 0, resolve_device(device))
+
+
 def restart_store(rank: int, world_size: int) -> dist.Store | None:
     """Under torchrun, a store namespaced by this attempt (TORCHELASTIC_RESTART_COUNT); else None.
 
@@ -87,15 +90,6 @@ def shutdown(ctx: Distributed) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: Distributed) -> nn.Module:
-    """The model DDP averages gradients for (the model itself when alone)."""
-    if not ctx.enabled:
-        return model
-    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    # Each rank keeps its own batch-norm statistics between steps, as the original's towers did.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
-
-
 def mean_over_ranks(value: torch.Tensor, ctx: Distributed) -> torch.Tensor:
     """The mean of a tensor across ranks (the tensor itself when alone), for logging."""
     if not ctx.enabled:
@@ -119,37 +113,19 @@ def barrier(ctx: Distributed) -> None:
         dist.barrier()
 
 
-class SyncBatchNorm(BatchNorm):
-    """TF-Slim's batch norm with the batch statistics taken over every rank's batch.
-
-    Each rank's mean and variance (two-pass, `var_mean`) and count are all-gathered with autograd
-    (`torch.distributed.nn`), so it runs on gloo (CPU) as on NCCL, and combined exactly (Chan's
-    parallel variance); the moving statistics get the global mean and unbiased variance.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or not dist.is_initialized():
-            return super().forward(x)
-        from torch.distributed.nn import all_gather
-
-        channels = x.shape[1]
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
-        local = torch.cat([mean, var, x.new_full((1,), x.numel() / channels)])
-        gathered = torch.stack(all_gather(local))
-        means, variances, counts = gathered[:, :channels], gathered[:, channels:-1], gathered[:, -1:]
-        total = counts.sum()
-        mean = (means * counts).sum(0) / total
-        var = ((variances + (means - mean) ** 2) * counts).sum(0) / total
-        with torch.no_grad():
-            self.moving_mean.lerp_(mean.detach(), self.momentum)
-            self.moving_variance.lerp_(var.detach() * total / (total - 1).clamp_min(1.0), self.momentum)
-        shape = (1, channels, 1, 1)
-        return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.epsilon) + self.beta.view(shape)
+def sum_over_ranks(value: torch.Tensor, ctx: Distributed) -> torch.Tensor:
+    """The sum of a tensor across ranks (the tensor itself when alone), on the tensor's device."""
+    if not ctx.enabled:
+        return value
+    summed = value.detach().to(ctx.device, copy=True)
+    dist.all_reduce(summed)
+    return summed.to(value.device)
 
 
-def convert_sync_batch_norm(model: nn.Module) -> nn.Module:
-    """Make every batch norm a `SyncBatchNorm` in place: same beta, statistics and state-dict keys."""
-    for module in model.modules():
-        if type(module) is BatchNorm:
-            module.__class__ = SyncBatchNorm
-    return model
+def from_main(value: object, ctx: Distributed) -> object:
+    """Rank 0's value on every rank, so that all ranks take the same decision."""
+    if not ctx.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic files, the `latest` pointer, pruning, weights-only loading, the model inside."""
+"""Checkpoints: atomic files, the `latest` pointer, pruning, weights-only loading."""
 
 from __future__ import annotations
 
@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from inception3 import files
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
-from inception3.train import checkpoint
-from inception3.train.checkpoint import (
-    CHECKPOINT_DIR,
+from inception3.run.checkpoint import (
     is_final,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    load_model,
     save_checkpoint,
 )
+from inception3.run.layout import CHECKPOINTS
 
 
 def _tiny_model(num_classes: int = 5, seed: int = 0) -> InceptionV3:
@@ -42,8 +41,8 @@ def _state(model: InceptionV3, ema: InceptionV3 | None = None) -> dict:
 def test_save_then_load_round_trips_with_weights_only(tmp_path: Path) -> None:
     model = _tiny_model()
     path = save_checkpoint(tmp_path, 10, _state(model))
-    assert path == tmp_path / CHECKPOINT_DIR / "ckpt-00000010.pt"
-    assert (tmp_path / CHECKPOINT_DIR / "latest").read_text().strip() == path.name
+    assert path == tmp_path / CHECKPOINTS / "ckpt-00000010.pt"
+    assert (tmp_path / CHECKPOINTS / "latest").read_text().strip() == path.name
     torch.load(path, weights_only=True)  # readable without arbitrary unpickling
     state = load_checkpoint(path)
     assert state["format"] == "inception3/1" and state["step"] == 10 and not is_final(state)
@@ -81,25 +80,26 @@ def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(tmp_
     def broken_replace(src, dst):
         raise OSError("disk vanished")
 
-    monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(Inception3Error, match=r"cannot write the checkpoint of step 2 \(disk vanished\); "
                                               r"nothing partial was left and ckpt-00000001.pt is intact"):
         save_checkpoint(tmp_path, 2, state)
     monkeypatch.undo()
     assert latest_checkpoint(tmp_path) == good
-    assert sorted(p.name for p in (tmp_path / CHECKPOINT_DIR).iterdir()) == [good.name, "latest"]
+    assert sorted(p.name for p in (tmp_path / CHECKPOINTS).iterdir()) == [good.name, "latest"]
 
 
 def test_a_process_killed_while_saving_leaves_latest_on_a_complete_file(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, 1, _state(_tiny_model()))
     script = textwrap.dedent(f"""
         import os, signal, torch
-        from inception3.train import checkpoint
+        from inception3 import files
+        from inception3.run import checkpoint
         real_fsync = os.fsync
         def dying_fsync(fd):
             real_fsync(fd)
             os.kill(os.getpid(), signal.SIGKILL)  # killed after writing the temp file, before the rename
-        checkpoint.os.fsync = dying_fsync
+        files.os.fsync = dying_fsync
         checkpoint.save_checkpoint({str(tmp_path)!r}, 2, {{"model": {{"w": torch.ones(1000)}}}})
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True)
@@ -121,29 +121,3 @@ def test_truncated_and_unsafe_files_are_refused_clearly(tmp_path: Path) -> None:
         load_checkpoint(unsafe)
     with pytest.raises(Inception3Error, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
-
-
-def test_load_model_uses_the_average_by_default(tmp_path: Path) -> None:
-    raw, averaged = _tiny_model(seed=1), _tiny_model(seed=2)
-    path = save_checkpoint(tmp_path, 7, _state(raw, averaged), final=True)
-    model, meta = load_model(path)
-    assert not model.training and meta["ema"] and meta["step"] == 7 and meta["final"]
-    assert meta["image_size"] == 75 and meta["model_config"]["depth_multiplier"] == 0.25
-    assert meta["class_names"] == ["a", "b", "c", "d", "e"]
-    for key, value in averaged.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value)
-    model, meta = load_model(path, use_ema=False)
-    assert not meta["ema"]
-    for key, value in raw.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value)
-
-
-def test_load_model_reads_a_plain_state_dict(tmp_path: Path) -> None:
-    source = _tiny_model(num_classes=7)
-    path = tmp_path / "plain.pt"
-    torch.save(source.state_dict(), path)
-    model, meta = load_model(path)
-    assert meta["model_config"]["num_classes"] == 7 and meta["model_config"]["depth_multiplier"] == 0.25
-    assert meta["step"] == 0 and not meta["final"]
-    x = torch.rand(2, 3, 75, 75) * 2 - 1
-    assert torch.equal(model(x), source.eval()(x))

@@ -9,7 +9,6 @@ saved in `OUT/commands.sh`), so each step can be repeated on other data.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -20,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from inception3.demo.shapes import SHAPES, make_shapes
 from inception3.errors import Inception3Error
-from inception3.shapes import SHAPES, make_shapes
-from inception3.train.checkpoint import latest_checkpoint
+from inception3.run import layout
+from inception3.run.checkpoint import latest_checkpoint
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,7 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _read_evaluations(run_dir: Path, split: str = "validation") -> list[dict]:
-    path = run_dir / "eval" / f"{split}.jsonl"
-    if not path.exists():
-        return []
-    by_step = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            by_step[record["step"]] = record
+    by_step = {record["step"]: record for record in layout.read_results(run_dir, split)}
     return [by_step[step] for step in sorted(by_step)]
 
 
@@ -171,7 +164,7 @@ def run_demo(config: DemoConfig, out: IO[str] = sys.stdout) -> DemoResult:
     trainer = _Step("train", train_args, logs, out)
     evaluator = None
     try:
-        while not (result.run_dir / "config.toml").exists() and trainer.process.poll() is None:
+        while not layout.config_path(result.run_dir).exists() and trainer.process.poll() is None:
             time.sleep(0.2)  # the evaluator follows a run directory that training has created
         evaluator = _Step("eval", evaluate_args, logs, out, env=_EVAL_ENV)
         trainer.wait()
@@ -229,7 +222,7 @@ def summary(result: DemoResult) -> str:
               f"images and boxes:    {result.out_dir / 'images'}",
               f"shards:              {result.shards}",
               f"checkpoints:         {result.run_dir / 'checkpoints'}",
-              f"evaluations:         {result.run_dir / 'eval' / 'validation.jsonl'}",
+              f"evaluations:         {layout.results_path(result.run_dir, 'validation')}",
               f"logs of each step:   {result.out_dir / 'logs'}",
               f"ONNX model:          {result.onnx}",
               f"report:              {result.report}",

@@ -12,7 +12,7 @@ import onnxruntime
 import pytest
 
 from inception3.cli import main
-from inception3.shapes import SHAPES
+from inception3.demo.shapes import SHAPES
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,156 @@
+"""Crops of a record's image, in the loader's worker processes: encoded bytes in, uint8 pixels out.
+
+Training: `sample_distorted_box` draws a box by the rules of `tf.image.sample_distorted_bounding_box`
+and `crop_and_resize` decodes just enough of the JPEG to cut it out at the output size (the crop and
+resize of the original's `distort_image`). Evaluation: `eval_image`, the original's `central_crop`
+0.875 and bilinear resize. The rest of the training distortions run on whole batches, on the
+training device (`augment.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+
+from inception3.config import (
+    AREA_RANGE,
+    ASPECT_RATIO_RANGE,
+    EVAL_CENTRAL_FRACTION,
+    MAX_CROP_ATTEMPTS,
+    MIN_OBJECT_COVERED,
+)
+from inception3.data.decode import decode_pixels, image_size
+from inception3.data.example import Box
+
+
+def _lrint(value: float) -> int:
+    """C's lrintf: round half to even, as TensorFlow's sampler rounds."""
+    return int(round(value))
+
+
+def _random_crop(width: int, height: int, min_area_frac: float, max_area_frac: float, aspect: float,
+                 rng: np.random.Generator) -> tuple[int, int, int, int] | None:
+    """TF's GenerateRandomCrop: one box (x, y, w, h) of the given aspect ratio, or None."""
+    min_area = min_area_frac * width * height
+    max_area = max_area_frac * width * height
+    crop_h = _lrint(math.sqrt(min_area / aspect))
+    max_h = _lrint(math.sqrt(max_area / aspect))
+    if _lrint(max_h * aspect) > width:
+        max_h = int((width + 0.5 - 1e-7) / aspect)
+        if _lrint(max_h * aspect) > width:
+            max_h -= 1
+    max_h = min(max_h, height)
+    crop_h = min(crop_h, max_h)
+    if crop_h < max_h:
+        crop_h += int(rng.integers(max_h - crop_h + 1))
+    crop_w = _lrint(crop_h * aspect)
+    area = crop_w * crop_h
+    if area < min_area:
+        crop_h += 1
+        crop_w = _lrint(crop_h * aspect)
+        area = crop_w * crop_h
+    if area > max_area:
+        crop_h -= 1
+        crop_w = _lrint(crop_h * aspect)
+        area = crop_w * crop_h
+    if area < min_area or area > max_area or crop_w > width or crop_h > height or crop_w <= 0 or crop_h <= 0:
+        return None
+    y = int(rng.integers(height - crop_h)) if crop_h < height else 0
+    x = int(rng.integers(width - crop_w)) if crop_w < width else 0
+    return x, y, crop_w, crop_h
+
+
+def _covers_an_object(crop: tuple[int, int, int, int], objects: list[tuple[int, int, int, int]],
+                      min_covered: float) -> bool:
+    """TF's SatisfiesOverlapConstraints: the crop holds `min_covered` of at least one object box."""
+    x, y, w, h = crop
+    if w * h < 1:
+        return False
+    for x0, y0, x1, y1 in objects:
+        area = (x1 - x0) * (y1 - y0)
+        if area < 1:
+            continue
+        inter_w = min(x + w, x1) - max(x, x0)
+        inter_h = min(y + h, y1) - max(y, y0)
+        if inter_w > 0 and inter_h > 0 and inter_w * inter_h / area >= min_covered:
+            return True
+    return False
+
+
+def sample_distorted_box(height: int, width: int, boxes: tuple[Box, ...] | list[Box],
+                         rng: np.random.Generator, *,
+                         min_object_covered: float = MIN_OBJECT_COVERED,
+                         aspect_ratio_range: tuple[float, float] = ASPECT_RATIO_RANGE,
+                         area_range: tuple[float, float] = AREA_RANGE,
+                         max_attempts: int = MAX_CROP_ATTEMPTS) -> tuple[int, int, int, int]:
+    """A random crop (top, left, crop_height, crop_width) in pixels of a `height`×`width` image.
+
+    Same rules as `tf.image.sample_distorted_bounding_box(use_image_if_no_bounding_boxes=True)`:
+    up to `max_attempts` draws of an aspect ratio (width/height) and an area fraction; a draw is
+    kept when the box covers at least `min_object_covered` of one object box (the whole image when
+    `boxes` is empty); after `max_attempts` failures the whole image is the crop.
+    """
+    objects = [(int(min(max(b[1], 0.0), 1.0) * width), int(min(max(b[0], 0.0), 1.0) * height),
+                int(min(max(b[3], 0.0), 1.0) * width), int(min(max(b[2], 0.0), 1.0) * height)) for b in boxes]
+    if not objects:
+        objects = [(0, 0, width, height)]
+    low, high = aspect_ratio_range
+    for _ in range(max_attempts):
+        aspect = rng.random() * (high - low) + low
+        crop = _random_crop(width, height, area_range[0], area_range[1], aspect, rng)
+        if crop is not None and _covers_an_object(crop, objects, min_object_covered):
+            x, y, w, h = crop
+            return y, x, h, w
+    return 0, 0, height, width
+
+
+def crop_and_resize(encoded: bytes, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """Decode, crop `box` (top, left, height, width in pixels) and resize it to uint8 [3, size, size].
+
+    libjpeg-turbo (via simplejpeg) decodes with DCT scaling by the largest of its factors (7/8,
+    3/4, ... 1/8) that still leaves the crop at least `size` pixels a side: a crop much larger than
+    the output costs a fraction of a full decode. The crop is then snapped to the scaled pixel grid
+    and resized bilinearly with antialiasing (Pillow's filter, PyTorch's fast uint8 kernel).
+    """
+    top, left, height, width = box
+    full_height, full_width = image_size(encoded)
+    pixels = decode_pixels(encoded, min_height=math.ceil(full_height * size / height),
+                           min_width=math.ceil(full_width * size / width))
+    scale_y, scale_x = pixels.shape[0] / full_height, pixels.shape[1] / full_width
+    region = pixels[round(top * scale_y):round((top + height) * scale_y),
+                    round(left * scale_x):round((left + width) * scale_x)]
+    batch = torch.from_numpy(region).permute(2, 0, 1)[None]  # channels-last: the fast kernel's layout
+    return F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def central_crop(image: torch.Tensor, fraction: float = EVAL_CENTRAL_FRACTION) -> torch.Tensor:
+    """`tf.image.central_crop`: keep the centre `fraction` of each side of a [..., H, W] image.
+
+    As TF, the margin is `H // int(1 / ((1 - fraction) / 2))` pixels (H // 16 for 0.875) per side.
+    """
+    divisor = int(1 / ((1 - fraction) / 2))
+    height, width = image.shape[-2:]
+    top, left = height // divisor, width // divisor
+    return image[..., top:height - top, left:width - left]
+
+
+def resize_bilinear(image: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [3, H, W] -> uint8 [3, size, size], bilinear with half-pixel centres, rounded."""
+    resized = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", align_corners=False)
+    return resized[0].round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _to_tensor(image: PIL.Image.Image) -> torch.Tensor:
+    """RGB PIL image -> uint8 [3, H, W]."""
+    array = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def eval_image(image: PIL.Image.Image | torch.Tensor, size: int) -> torch.Tensor:
+    """A decoded image (PIL, or uint8 [3, H, W] RGB) -> uint8 [3, size, size]: central crop 0.875, resize."""
+    tensor = _to_tensor(image) if isinstance(image, PIL.Image.Image) else image
+    return resize_bilinear(central_crop(tensor), size)

@@ -1,0 +1,237 @@
+"""What a dataset directory holds: the one reader and writer of `dataset.json`, labels files and names.
+
+A directory inception3 built holds shards named `<split>-00000-of-00008` and `dataset.json` (class
+names, label offset, records per split and shard, and the build's own record of how it made them).
+Directories built by TensorFlow's `build_image_data.py` have no `dataset.json`: their labels are
+1-based (0 is the unused background class), and the offset and classes must be given, never
+guessed; the class names may come from a `labels.txt` beside the shards. An image folder (class
+folders, or train/ and validation/ folders of class folders) is read directly, without shards.
+`load_dataset_info` tells these apart once and describes the directory in a `DatasetInfo`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inception3.data.records import RecordFile
+from inception3.errors import Inception3Error
+from inception3.files import write_text_atomic
+
+DATASET_JSON = "dataset.json"
+LABELS_FILE = "labels.txt"  # TensorFlow's build scripts' labels file: one class name per line, in label order
+SPLITS = ("train", "validation")
+_FORMAT = "inception3-shards/1"
+_SHARD = re.compile(r"(.+)-(\d{5})-of-(\d{5})")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the trainer and evaluator need to know about a dataset directory."""
+
+    data_dir: Path
+    class_names: tuple[str, ...]  # index = 0-based label
+    label_offset: int  # 0-based label = stored label - label_offset (1 for TF-built shards)
+    split_sizes: dict[str, int]  # records per split, e.g. {"train": 3000, "validation": 500}
+    # Records per shard of each split as dataset.json records them; empty when it is not known.
+    shard_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # For an image folder read without shards: each split's folder of class folders.
+    folders: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+# Shard names
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+    """The original's shard naming: `train-00003-of-00128`."""
+    return f"{split}-{index:05d}-of-{num_shards:05d}"
+
+
+def shard_splits(data_dir: Path) -> list[str]:
+    """The names of the splits that have shards in `data_dir`, sorted."""
+    return sorted({m[1] for p in Path(data_dir).iterdir() if (m := _SHARD.fullmatch(p.name))})
+
+
+def split_shards(data_dir: Path, split: str) -> list[Path]:
+    """The complete, ordered list of shard files of `split`; Inception3Error if any is missing."""
+    data_dir = Path(data_dir)
+    found: dict[int, set[int]] = {}
+    for path in data_dir.glob(f"{split}-*-of-*"):
+        match = _SHARD.fullmatch(path.name)
+        if match and match[1] == split:
+            found.setdefault(int(match[3]), set()).add(int(match[2]))
+    if not found:
+        raise Inception3Error(f"{data_dir}: no '{split}' shards (files named {shard_name(split, 0, 8)} ...); "
+                              "check --data-dir or build them with `inception3 build`")
+    if len(found) > 1:
+        raise Inception3Error(f"{data_dir}: '{split}' shards of several builds "
+                              f"(-of-{', -of-'.join(f'{n:05d}' for n in sorted(found))}); keep only one")
+    ((total, indices),) = found.items()
+    missing = sorted(set(range(total)) - indices)
+    if missing:
+        raise Inception3Error(f"{data_dir}: shard {shard_name(split, missing[0], total)} is missing "
+                              f"({len(missing)} of {total} missing); finish the build with "
+                              "`inception3 build`")
+    return [data_dir / shard_name(split, i, total) for i in range(total)]
+
+
+# Class names and image folders
+
+
+def read_labels(path: Path) -> tuple[str, ...]:
+    """The class names a labels file lists, one per line in label order (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise Inception3Error(f"{path}: no such labels file; it lists one class name per line")
+    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if not names:
+        raise Inception3Error(f"{path}: lists no classes; put one class name per line")
+    if len(set(names)) != len(names):
+        raise Inception3Error(f"{path}: a class is listed twice")
+    return names
+
+
+def folder_classes(folder: Path, labels_file: Path | None = None) -> tuple[str, ...]:
+    """The classes of a folder of class folders: the labels file's lines, or the sorted folder names."""
+    if labels_file is not None:
+        return read_labels(labels_file)
+    names = tuple(sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if not names:
+        raise Inception3Error(f"{folder}: no class sub-folders; put each class's images in its own folder")
+    return names
+
+
+def list_images(root: Path, class_names: Sequence[str]) -> list[tuple[Path, int]]:
+    """The image files of `root`'s class folders with their 0-based labels, in label then name order."""
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(class_names):
+        folder = Path(root) / name
+        if folder.is_dir():
+            files += [(p, label) for p in sorted(folder.iterdir())
+                      if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise Inception3Error(f"{root}: the class folders hold no images")
+    return files
+
+
+def _folder_root(data_dir: Path, split: str) -> Path | None:
+    """Where an image folder keeps `split`: DIR/<split>/<class>/..., or DIR/<class>/... for train."""
+    if (data_dir / split).is_dir() and any(p.is_dir() for p in (data_dir / split).iterdir()):
+        return data_dir / split
+    if split == "train" and not any((data_dir / s).is_dir() for s in SPLITS):
+        return data_dir
+    return None
+
+
+def _is_image_folder(data_dir: Path) -> bool:
+    return not shard_splits(data_dir) and any(p.is_dir() and not p.name.startswith(".")
+                                               for p in data_dir.iterdir())
+
+
+def _folder_info(data_dir: Path) -> DatasetInfo:
+    folders = {split: root for split in SPLITS if (root := _folder_root(data_dir, split)) is not None}
+    if "train" not in folders:
+        raise Inception3Error(f"{data_dir}: an image folder needs class folders, or train/<class>/ folders")
+    labels_path = data_dir / LABELS_FILE
+    names = folder_classes(folders["train"], labels_path if labels_path.exists() else None)
+    sizes = {split: len(list_images(root, names)) for split, root in folders.items()}
+    return DatasetInfo(data_dir, names, 0, sizes, folders=folders)
+
+
+# dataset.json
+
+
+def write_dataset_json(output_dir: Path, class_names: Sequence[str], label_offset: int,
+                       splits: dict[str, dict], build: dict) -> None:
+    """Write `output_dir/dataset.json` atomically.
+
+    `splits` holds, per split, its records per shard under "shards" and any figures worth keeping
+    beside them (box counts, image sizes); `build` is the build's own record, kept as given.
+    """
+    document = {"format": _FORMAT, "class_names": list(class_names), "label_offset": label_offset,
+                "splits": {split: {"records": sum(entry["shards"].values()), **entry}
+                           for split, entry in splits.items()},
+                "build": build}
+    write_text_atomic(Path(output_dir) / DATASET_JSON, json.dumps(document, indent=1) + "\n")
+
+
+def read_dataset_json(data_dir: Path) -> tuple[DatasetInfo, dict] | None:
+    """What `data_dir/dataset.json` records: the dataset, and the build's own record; None without one."""
+    path = Path(data_dir) / DATASET_JSON
+    if not path.exists():
+        return None
+    try:
+        document = json.loads(path.read_text())
+        names = tuple(str(n) for n in document["class_names"])
+        offset = int(document["label_offset"])
+        sizes = {split: int(entry["records"]) for split, entry in document["splits"].items()}
+        shards = {split: {str(name): int(n) for name, n in entry.get("shards", {}).items()}
+                  for split, entry in document["splits"].items()}
+        build = dict(document.get("build", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise Inception3Error(f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
+                              "`inception3 build` or delete it and pass --label-offset") from error
+    return DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards), build
+
+
+def _from_json(info: DatasetInfo, label_offset: int | None, num_classes: int | None) -> DatasetInfo:
+    """`info` as dataset.json records it, unless the given values contradict it."""
+    path = info.data_dir / DATASET_JSON
+    if label_offset is not None and label_offset != info.label_offset:
+        raise Inception3Error(f"{path}: records labels with offset {info.label_offset}, "
+                              f"but label_offset={label_offset} was given; drop the option")
+    if num_classes is not None and num_classes != info.num_classes:
+        raise Inception3Error(f"{path}: lists {info.num_classes} classes, "
+                              f"but num_classes={num_classes} was given")
+    return info
+
+
+def load_dataset_info(data_dir: Path, label_offset: int | None = None,
+                      num_classes: int | None = None) -> DatasetInfo:
+    """Read `data_dir/dataset.json`, or describe a TensorFlow-built directory or an image folder.
+
+    An image folder (class folders, or train/ and validation/ folders of class folders) is read
+    directly, labels in sorted folder order or `labels.txt` order. For shards without dataset.json,
+    `label_offset` must be given (1 for TensorFlow's build scripts) and the classes come from
+    `data_dir/labels.txt` (one name per line, in label order) or from `num_classes`. Given values
+    that contradict dataset.json are an error, not overridden.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise Inception3Error(f"{data_dir}: no such directory; pass the directory that holds the shards")
+    recorded = read_dataset_json(data_dir)
+    if recorded is not None:
+        return _from_json(recorded[0], label_offset, num_classes)
+    if _is_image_folder(data_dir):
+        return _folder_info(data_dir)
+    splits = shard_splits(data_dir)
+    if not splits:
+        raise Inception3Error(f"{data_dir}: holds no shards, no {DATASET_JSON} and no class folders; "
+                              "build shards with `inception3 build` or pass a folder of class folders")
+    if label_offset is None:
+        raise Inception3Error(
+            f"{data_dir}: no {DATASET_JSON}, so the label offset is unknown; pass --label-offset 1 "
+            "(train: --set label_offset=1) for shards built by TensorFlow's build_image_data.py (labels "
+            "1..N, 0 = background), or 0 for 0-based labels (`inception3 inspect` shows the label range)")
+    labels_path = data_dir / LABELS_FILE
+    if labels_path.exists():
+        names = read_labels(labels_path)
+        if num_classes is not None and num_classes != len(names):
+            raise Inception3Error(f"{labels_path}: {len(names)} classes, "
+                                  f"but num_classes={num_classes} was given")
+    elif num_classes is not None:
+        names = tuple(str(i) for i in range(num_classes))
+    else:
+        raise Inception3Error(f"{data_dir}: no {DATASET_JSON} and no {LABELS_FILE}, so the classes are "
+                              "unknown; set the class count (train: --set num_classes=N) or put the "
+                              "labels file (one class per line) there")
+    sizes = {split: sum(len(RecordFile(p)) for p in split_shards(data_dir, split))
+             for split in SPLITS if split in splits}
+    return DatasetInfo(data_dir, names, int(label_offset), sizes)

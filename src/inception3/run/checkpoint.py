@@ -1,0 +1,161 @@
+"""Checkpoint files that survive a crash at any instant.
+
+Layout: `RUN/checkpoints/ckpt-00001000.pt`, one file per save, plus `RUN/checkpoints/latest`, a
+text file naming the newest complete one. Each file is written atomically (`files.atomic_write`);
+only then is `latest` replaced the same way. A kill at any moment leaves either the old or the new
+checkpoint complete, and `latest` never names a partial file.
+
+Files hold only tensors, numbers, strings, lists and dicts, so `torch.load(weights_only=True)`
+reads them without unpickling arbitrary objects. What a training checkpoint holds is written and
+read in `train/resume.py`; this module adds "format", "step" and "final".
+"""
+
+from __future__ import annotations
+
+import errno
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from inception3.errors import Inception3Error
+from inception3.files import atomic_write, write_text_atomic
+from inception3.run.layout import KEPT, LATEST, checkpoint_dir
+
+FORMAT = "inception3/1"
+_NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+_PARTIAL = re.compile(r"^\.(ckpt-\d+\.pt|latest|kept)\.tmp-\d+$")  # atomic_write's, never complete
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def checkpoint_name(step: int) -> str:
+    """File name of the checkpoint at `step`: zero-padded so names sort by step."""
+    return f"ckpt-{step:08d}.pt"
+
+
+def _kept_names(directory: Path) -> set[str]:
+    kept = directory / KEPT
+    return set(kept.read_text().split()) if kept.exists() else set()
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict, *, keep: int = 5, final: bool = False,
+                    mark: bool = False) -> Path:
+    """Write `state` as the checkpoint of `step` atomically, point `latest` at it, prune old ones.
+
+    Keeps the newest `keep` checkpoints (all when `keep` is 0) plus every final or `mark`ed one;
+    only files this module wrote are ever removed. Returns the checkpoint's path.
+    """
+    directory = checkpoint_dir(run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {**state, "format": FORMAT, "step": int(step), "final": bool(final)}
+    path = directory / checkpoint_name(step)
+    previous = latest_checkpoint(run_dir)
+    try:
+        with atomic_write(path) as f:
+            torch.save(state, f)
+        if final or mark:
+            kept = sorted(_kept_names(directory) | {path.name})
+            write_text_atomic(directory / KEPT, "\n".join(kept) + "\n")
+        write_text_atomic(directory / LATEST, f"{path.name}\n")
+    except (OSError, RuntimeError) as error:
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        raise _write_error(cause, directory, step, previous) from None
+    if keep > 0:
+        kept = _kept_names(directory)
+        prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
+        for old in prunable[:max(0, len(prunable) - (keep - 1))]:
+            old.unlink()
+    return path
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind `error`: torch.save's zip writer hides a failed write behind a RuntimeError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _write_error(error: OSError, directory: Path, step: int, previous: Path | None) -> Inception3Error:
+    """One line for a checkpoint that could not be written: what happened, what survived, what to do."""
+    kept = f"{previous.name} is intact and `latest` still names it" if previous else "no earlier checkpoint"
+    if error.errno in _DISK_FULL:
+        return Inception3Error(f"{directory}: the disk is full ({error.strerror}) while writing the "
+                               f"checkpoint of step {step}; nothing partial was left and {kept}. Free space "
+                               "there (or lower keep_checkpoints) and run the same command again to resume")
+    return Inception3Error(f"{directory}: cannot write the checkpoint of step {step} "
+                           f"({error.strerror or error}); nothing partial was left and {kept}. Fix the "
+                           "directory and run the same command again to resume")
+
+
+def remove_partial_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of writes a kill interrupted (only this module's own, by name).
+
+    Call before writing a run's first checkpoint; they are never read, but may be large.
+    """
+    directory = checkpoint_dir(run_dir)
+    if not directory.is_dir():
+        return []
+    partial = sorted(p for p in directory.iterdir() if _PARTIAL.match(p.name))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as (step, path), oldest first (temporary files are not listed)."""
+    directory = checkpoint_dir(run_dir)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint: the one `latest` names, else the highest step on disk."""
+    directory = checkpoint_dir(run_dir)
+    pointer = directory / LATEST
+    if pointer.exists():
+        path = directory / pointer.read_text().strip()
+        if _NAME.match(path.name) and path.exists():
+            return path
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint (or any weights-only torch file) onto the CPU, without arbitrary unpickling."""
+    path = Path(path)
+    if not path.is_file():
+        raise Inception3Error(f"{path}: no such checkpoint file; check the path (a run keeps its checkpoints "
+                              f"in RUN/checkpoints/)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated zip, a pickle of arbitrary objects, not a torch file at all
+        raise _load_error(path, error) from None
+    if not isinstance(state, dict):
+        raise Inception3Error(f"{path}: holds a {type(state).__name__}, not a checkpoint or state dict")
+    return state
+
+
+def _load_error(path: Path, error: Exception) -> Inception3Error:
+    """One line for an unreadable file: a refused pickle (which could run code), or damage."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    if isinstance(error, pickle.UnpicklingError) and "GLOBAL" in text:
+        return Inception3Error(f"{path}: cannot be read: it holds Python objects besides tensors and plain "
+                               "values, which could run code when loaded, so the weights-only loader refuses "
+                               "it; use a checkpoint inception3 wrote or a state dict saved with "
+                               "torch.save(model.state_dict(), ...)")
+    if isinstance(error, RuntimeError) and text.strip():  # the zip reader's own words
+        gist = text.strip().split(". ")[0].splitlines()[0][:160]
+    else:
+        gist = "it ends early" if isinstance(error, EOFError) else "not a PyTorch file"
+    return Inception3Error(f"{path}: cannot be read: truncated or not a PyTorch checkpoint ({gist}); copy it "
+                           "again or pick another checkpoint")
+
+
+def is_final(state: dict) -> bool:
+    """Whether training wrote this checkpoint at its end (max_steps reached)."""
+    return bool(state.get("final", False))
