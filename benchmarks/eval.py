@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from torchvision.models import inception_v3
 
-from inception3.config import IMAGE_SIZE, EvalConfig, ModelConfig
+from inception3.config import IMAGE_SIZE, BuildConfig, EvalConfig, ModelConfig
 from inception3.data.build import build_dataset
 from inception3.evaluate import evaluate_checkpoint
 from inception3.model import InceptionV3
@@ -92,8 +92,8 @@ def main() -> None:
         root = Path(tmp)
         _make_images(root / "validation", args.images, args.height, args.width)
         _make_images(root / "train", CLASSES, args.height, args.width)
-        build_dataset(root / "train", root / "shards", validation_dir=root / "validation",
-                      workers=args.workers, progress=False)
+        build_dataset(BuildConfig(root / "train", root / "shards", validation_dir=root / "validation",
+                      workers=args.workers, progress=False))
         checkpoint = _checkpoint(root / "run")
         reference = inception_v3(weights=None, num_classes=CLASSES, aux_logits=True, init_weights=False,
                                  transform_input=False).eval()

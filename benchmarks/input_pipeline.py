@@ -28,7 +28,7 @@ import torchvision
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from inception3.config import BRIGHTNESS_MAX_DELTA, CONTRAST_RANGE, HUE_MAX_DELTA, IMAGE_SIZE
+from inception3.config import BRIGHTNESS_MAX_DELTA, CONTRAST_RANGE, HUE_MAX_DELTA, IMAGE_SIZE, BuildConfig
 from inception3.data import TrainLoader, distort_batch, load_dataset_info
 from inception3.data.build import build_dataset
 from inception3.data.crop import crop_and_resize, sample_distorted_box
@@ -169,7 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, shards = Path(tmp) / "images", Path(tmp) / "shards"
         size = _make_images(root, args.images, args.height, args.width)
-        build_dataset(root, shards, train_shards=1, workers=args.workers, progress=False)
+        build_dataset(BuildConfig(root, shards, train_shards=1, workers=args.workers, progress=False))
         rates = _time_interleaved({
             "torchvision ImageFolder + transforms": _torchvision_passes(root, args.batch, args.workers),
             "inception3 TrainLoader + distort_batch": _inception3_passes(shards, args.images, args.batch,

@@ -10,6 +10,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
 from inception3.model import BatchNorm, InceptionV3
 from inception3.run.checkpoint import save_checkpoint
@@ -41,8 +42,17 @@ def make_folders(root: Path, counts: dict[str, int]) -> Path:
 def make_shards(root: Path, validation: int = 7, train: int = 3) -> Path:
     """Shards of `train` + `validation` tiny images in 3 classes: root/shards."""
     images = make_folders(root / "images", {"train": train, "validation": validation})
-    build_dataset(images / "train", root / "shards", validation_dir=images / "validation", train_shards=1,
-                  validation_shards=2, workers=1, progress=False)
+    build_dataset(
+        BuildConfig(
+            images / "train",
+            root / "shards",
+            validation_dir=images / "validation",
+            train_shards=1,
+            validation_shards=2,
+            workers=1,
+            progress=False,
+        )
+    )
     return root / "shards"
 
 
@@ -71,12 +81,27 @@ def randomize_statistics(model: InceptionV3, seed: int) -> InceptionV3:
 def _state(seed: int, ema_seed: int | None) -> dict:
     model = randomize_statistics(tiny_model(seed), seed)
     ema = randomize_statistics(tiny_model(ema_seed), ema_seed) if ema_seed is not None else model
-    return {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
-            "ema": ema.state_dict(), "optimizer": {}, "data": {"position": 0}, "rng": {}, "config": {},
-            "class_names": list(CLASSES), "image_size": IMAGE_SIZE}
+    return {
+        "model_config": dataclasses.asdict(model.config),
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": {},
+        "data": {"position": 0},
+        "rng": {},
+        "config": {},
+        "class_names": list(CLASSES),
+        "image_size": IMAGE_SIZE,
+    }
 
 
-def write_checkpoint(run_dir: Path, step: int, *, seed: int = 0, ema_seed: int | None = None,
-                     final: bool = False, keep: int = 0) -> Path:
+def write_checkpoint(
+    run_dir: Path,
+    step: int,
+    *,
+    seed: int = 0,
+    ema_seed: int | None = None,
+    final: bool = False,
+    keep: int = 0,
+) -> Path:
     """A checkpoint in the trainer's layout: raw weights from `seed`, averaged ones from `ema_seed`."""
     return save_checkpoint(run_dir, step, _state(seed, ema_seed), keep=keep, final=final)

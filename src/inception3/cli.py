@@ -8,6 +8,7 @@ inside `run`, so that `inception3 --help` answers at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,11 +68,8 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from inception3.data.build import build_dataset
 
-    report = build_dataset(args.train_dir, args.output_dir, validation_dir=args.validation_dir,
-                           validation_fraction=args.validation_fraction, labels_file=args.labels_file,
-                           train_shards=args.train_shards, validation_shards=args.validation_shards,
-                           workers=args.workers, bounding_boxes=args.bounding_boxes,
-                           label_offset=args.label_offset)
+    fields = [f.name for f in dataclasses.fields(config.BuildConfig) if f.name != "progress"]
+    report = build_dataset(config.BuildConfig(**{name: getattr(args, name) for name in fields}))
     print(report.summary())
     return 0
 
@@ -116,6 +114,15 @@ def _run_report(args: argparse.Namespace) -> int:
     print(f"wrote {write_report(args.run_dir, args.output)}")
     return 0
 
+def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also: str = "") -> None:
+    """--checkpoint (any weights file `weights.read_weights` reads) and --no-ema."""
+    parser.add_argument("--checkpoint", type=Path, required=required, metavar="PATH",
+                        help="an inception3 checkpoint, an exported .safetensors file, a plain state dict or "
+                             "torchvision's/timm's Inception v3 weights" + (f"; {also}" if also else ""))
+    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
+                        help="use the raw weights instead of their moving averages")
+
+
 def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval", help="evaluate a run's checkpoints (top-1/top-5 precision, loss, per-class accuracy)",
@@ -129,16 +136,13 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, required=True,
                         help="shards (or an image folder) to evaluate on")
     parser.add_argument("--split", default="validation", help="which split (default: validation)")
-    parser.add_argument("--checkpoint", type=Path, metavar="PATH",
-                        help="evaluate this checkpoint file only (results go under RUN/eval/ when "
-                             "--train-dir is given)")
+    _add_weights(parser, required=False, also="evaluate this file only (results go under RUN/eval/ when "
+                                             "--train-dir is given)")
     parser.add_argument("--once", action="store_true", help="evaluate the run's newest checkpoint and exit")
     parser.add_argument("--interval", type=float, default=config.EVAL_INTERVAL_SECS, metavar="SECONDS",
                         help="seconds between looks for a new checkpoint (default: %(default)s)")
     parser.add_argument("--keep-waiting", action="store_true",
                         help="keep following the run after its final checkpoint")
-    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
-                        help="evaluate the raw weights instead of their moving averages")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
                         help="images per batch, global: split across the ranks as in train (default: "
                              "%(default)s)")
@@ -171,13 +175,10 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         description="Classify image files with the evaluation preprocessing (central crop 0.875, bilinear "
                     "resize, scale to [-1, 1]) and the checkpoint's moving-average weights.")
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
-                        help="an inception3 checkpoint, an exported .safetensors file or a plain state dict")
+    _add_weights(parser)
     parser.add_argument("--top-k", type=int, default=config.TOP_K,
                         help="classes shown per image (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
-    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
-                        help="use the raw weights instead of their moving averages")
     parser.set_defaults(run=_run_predict)
 
 
@@ -195,13 +196,10 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         description="Export the inference model (logits of images scaled to [-1, 1], [B, 3, S, S]) of a "
                     "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
                     "any batch size; safetensors holds the state dict plus the model config as metadata.")
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
-                        help="an inception3 checkpoint, an exported .safetensors file or a plain state dict")
+    _add_weights(parser)
     parser.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"),
                         help="the output format")
     parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
-    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
-                        help="export the raw weights instead of their moving averages")
     parser.set_defaults(run=_run_export)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 # --- model ---------------------------------------------------------------------------------
@@ -165,6 +166,24 @@ class TrainConfig:
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network this config trains, for a dataset of `num_classes` classes."""
         return dataclasses.replace(self.model, num_classes=self.num_classes or num_classes)
+
+
+# --- building shards ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildConfig:
+    """What `inception3 build` converts, and into how many shards (None: one per 1024 images)."""
+
+    train_dir: Path  # one sub-folder of images per class
+    output_dir: Path
+    validation_dir: Path | None = None  # the same class sub-folders
+    validation_fraction: float | None = None  # or: hold out this fraction of train_dir
+    labels_file: Path | None = None  # class folder names in label order; None: sorted folder names
+    train_shards: int | None = None
+    validation_shards: int | None = None
+    workers: int | None = None  # processes; None: all cores
+    bounding_boxes: Path | None = None  # a CSV or ImageNet's folder of XML annotations
+    label_offset: int = 0  # 1: the original's 1-based labels, 0 the background class
+    progress: bool | None = None  # a progress bar; None: when stderr is a terminal
 
 
 # --- evaluation ------------------------------------------------------------------------------

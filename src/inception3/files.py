@@ -8,15 +8,25 @@ flushed and fsynced, renamed over NAME, then the directory fsynced so the rename
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+_TEMPORARY = re.compile(r"\.(.+)\.tmp-\d+")
 
 
 def temporary_name(path: Path) -> Path:
     """The temporary sibling `atomic_write` writes `path` under in this process."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def leftover_temporaries(directory: Path, ours: Callable[[str], bool]) -> list[Path]:
+    """The temporaries of `atomic_write`s that a kill left in `directory` (any process's), for the file
+    names `ours` accepts. They are never complete; delete them before writing those files again."""
+    found = [(path, _TEMPORARY.fullmatch(path.name)) for path in directory.glob(".*.tmp-*")]
+    return sorted(path for path, match in found if match and ours(match[1]))
 
 
 def fsync_dir(directory: Path) -> None:

@@ -12,6 +12,7 @@ from imagefolders import CLASSES, make_folder, write_jpeg
 
 import inception3.data.build as build_module
 from inception3.cli import main
+from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
 from inception3.data.example import ImageRecord
 from inception3.data.meta import load_dataset_info, split_shards
@@ -25,8 +26,17 @@ def _records(shard_dir, split):
 
 def test_folder_to_shards_gives_back_every_image_and_label(tmp_path):
     made = make_folder(tmp_path / "images", per_class=3)
-    report = build_dataset(tmp_path / "images", tmp_path / "out", validation_fraction=0.34, train_shards=2,
-                           validation_shards=1, workers=2, progress=False)
+    report = build_dataset(
+        BuildConfig(
+            tmp_path / "images",
+            tmp_path / "out",
+            validation_fraction=0.34,
+            train_shards=2,
+            validation_shards=1,
+            workers=2,
+            progress=False,
+        )
+    )
     assert report.records == {"train": 6, "validation": 3} and not report.skipped and not report.converted
     records = _records(tmp_path / "out", "train") + _records(tmp_path / "out", "validation")
     assert sorted(r.filename for r in records) == sorted(made)
@@ -46,8 +56,16 @@ def test_folder_to_shards_gives_back_every_image_and_label(tmp_path):
 def test_labels_file_sets_the_class_order_and_offset_1_writes_1_based_labels(tmp_path):
     make_folder(tmp_path / "images", per_class=1)
     (tmp_path / "labels.txt").write_text("cat\nant\nbee\n")
-    build_dataset(tmp_path / "images", tmp_path / "out", labels_file=tmp_path / "labels.txt", workers=1,
-                  label_offset=1, progress=False)
+    build_dataset(
+        BuildConfig(
+            tmp_path / "images",
+            tmp_path / "out",
+            labels_file=tmp_path / "labels.txt",
+            workers=1,
+            label_offset=1,
+            progress=False,
+        )
+    )
     labels = {r.text: r.label for r in _records(tmp_path / "out", "train")}
     assert labels == {"cat": 1, "ant": 2, "bee": 3}
     assert load_dataset_info(tmp_path / "out").label_offset == 1
@@ -76,11 +94,18 @@ def _bad_image_corpus(root):
 
 def test_bad_images_are_converted_or_skipped_and_listed_never_fatal(tmp_path):
     _bad_image_corpus(tmp_path / "images")
-    report = build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    report = build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", workers=1, progress=False))
     converted = {path.rsplit("/", 1)[1]: what for path, what in report.converted}
-    assert converted == {"cmyk.jpg": "JPEG CMYK", "png_in_disguise.jpg": "PNG RGB", "grey.jpg": "JPEG L",
-                         "palette_alpha.png": "PNG P", "image.gif": "GIF P", "image.bmp": "BMP RGB",
-                         "image.webp": "WEBP RGB", "alpha.png": "PNG RGBA"}
+    assert converted == {
+        "cmyk.jpg": "JPEG CMYK",
+        "png_in_disguise.jpg": "PNG RGB",
+        "grey.jpg": "JPEG L",
+        "palette_alpha.png": "PNG P",
+        "image.gif": "GIF P",
+        "image.bmp": "BMP RGB",
+        "image.webp": "WEBP RGB",
+        "alpha.png": "PNG RGBA",
+    }
     assert sorted(path.rsplit("/", 1)[1] for path, _ in report.skipped) == ["notes.jpg", "truncated.jpg"]
     records = _records(tmp_path / "out", "train")
     assert len(records) == 9 and report.records == {"train": 9}
@@ -95,7 +120,7 @@ def test_transparent_pixels_become_white(tmp_path):
     rgba = np.zeros((16, 16, 4), dtype=np.uint8)  # fully transparent black
     (tmp_path / "images" / "a").mkdir(parents=True)
     PIL.Image.fromarray(rgba, "RGBA").save(tmp_path / "images" / "a" / "clear.png")
-    build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", workers=1, progress=False))
     (record,) = _records(tmp_path / "out", "train")
     assert np.asarray(PIL.Image.open(io.BytesIO(record.encoded))).min() >= 250
 
@@ -103,7 +128,7 @@ def test_transparent_pixels_become_white(tmp_path):
 def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypatch):
     make_folder(tmp_path / "images", per_class=3)
     options = {"train_shards": 3, "workers": 1, "progress": False}
-    build_dataset(tmp_path / "images", tmp_path / "clean", **options)
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "clean", **options))
     order = [r.filename for r in _records(tmp_path / "clean", "train")]
 
     real = build_module.prepare_image
@@ -115,7 +140,7 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
 
     monkeypatch.setattr(build_module, "prepare_image", crash_on_the_fifth_image)
     with pytest.raises(KeyboardInterrupt):
-        build_dataset(tmp_path / "images", tmp_path / "out", **options)
+        build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", **options))
     out = tmp_path / "out"
     assert (out / "train-00000-of-00003").exists() and not (out / "train-00001-of-00003").exists()
     assert not (out / "dataset.json").exists()
@@ -123,7 +148,7 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
     (out / ".train-00001-of-00003.tmp-4242").write_bytes(b"half")  # as a build killed mid-shard leaves it
 
     monkeypatch.setattr(build_module, "prepare_image", real)
-    report = build_dataset(tmp_path / "images", out, **options)
+    report = build_dataset(BuildConfig(tmp_path / "images", out, **options))
     assert report.reused_shards == 1
     assert (out / "train-00000-of-00003").stat().st_mtime_ns == kept
     for i in range(3):
@@ -131,33 +156,43 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
     shards = [f"train-0000{i}-of-00003" for i in range(3)]
     assert sorted(p.name for p in out.iterdir()) == ["dataset.json", *shards], "no temporary files left"
-    assert build_dataset(tmp_path / "images", out, **options).reused_shards == 3, "a finished build is kept"
+    again = build_dataset(BuildConfig(tmp_path / "images", out, **options))
+    assert again.reused_shards == 3, "a finished build is kept"
 
 
 def test_a_build_killed_while_it_cleans_up_is_complete_and_tidy_on_rerun(tmp_path):
     make_folder(tmp_path / "images", per_class=2)
     options = {"workers": 1, "progress": False}
-    build_dataset(tmp_path / "images", tmp_path / "out", **options)
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", **options))
     # As if killed inside the final rmtree after it removed plan.json: a state dir with shard results.
     state = tmp_path / "out" / build_module.STATE_DIR
     state.mkdir()
     (state / "train-00000-of-00001.json").write_text("{}")
-    assert build_dataset(tmp_path / "images", tmp_path / "out", **options).reused_shards == 1
+    assert build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", **options)).reused_shards == 1
     assert not state.exists()
 
 
 def test_a_different_build_into_the_same_directory_is_refused(tmp_path):
     make_folder(tmp_path / "images", per_class=2)
-    build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", workers=1, progress=False))
     with pytest.raises(Inception3Error, match="use an empty --output-dir"):
-        build_dataset(tmp_path / "images", tmp_path / "out", train_shards=2, workers=1, progress=False)
+        build_dataset(
+            BuildConfig(tmp_path / "images", tmp_path / "out", train_shards=2, workers=1, progress=False)
+        )
 
 
 def test_bounding_boxes_from_csv_and_from_imagenet_xml(tmp_path):
     make_folder(tmp_path / "images", per_class=1)
     (tmp_path / "boxes.csv").write_text("ant0.jpg,0.1,0.2,0.5,0.6\nant0.jpg,0.0,0.0,1.0,1.0\n")
-    build_dataset(tmp_path / "images", tmp_path / "csv", bounding_boxes=tmp_path / "boxes.csv", workers=1,
-                  progress=False)
+    build_dataset(
+        BuildConfig(
+            tmp_path / "images",
+            tmp_path / "csv",
+            bounding_boxes=tmp_path / "boxes.csv",
+            workers=1,
+            progress=False,
+        )
+    )
     boxes = {r.filename: r.boxes for r in _records(tmp_path / "csv", "train")}
     assert boxes["bee0.jpg"] == ()
     assert np.allclose(boxes["ant0.jpg"], [(0.2, 0.1, 0.6, 0.5), (0.0, 0.0, 1.0, 1.0)])
@@ -166,9 +201,17 @@ def test_bounding_boxes_from_csv_and_from_imagenet_xml(tmp_path):
     (tmp_path / "xml" / "bee" / "bee0.xml").write_text(
         "<annotation><size><width>90</width><height>75</height></size>"
         "<object><bndbox><xmin>9</xmin><ymin>15</ymin><xmax>45</xmax><ymax>90</ymax></bndbox></object>"
-        "</annotation>")
-    build_dataset(tmp_path / "images", tmp_path / "xmlout", bounding_boxes=tmp_path / "xml", workers=1,
-                  progress=False)
+        "</annotation>"
+    )
+    build_dataset(
+        BuildConfig(
+            tmp_path / "images",
+            tmp_path / "xmlout",
+            bounding_boxes=tmp_path / "xml",
+            workers=1,
+            progress=False,
+        )
+    )
     boxes = {r.filename: r.boxes for r in _records(tmp_path / "xmlout", "train")}
     assert np.allclose(boxes["bee0.jpg"], [(0.2, 0.1, 1.0, 0.5)]), "pixels -> fractions, clipped to 1"
 
@@ -177,14 +220,25 @@ def test_a_malformed_box_csv_names_the_line(tmp_path):
     make_folder(tmp_path / "images", per_class=1)
     (tmp_path / "boxes.csv").write_text("ant0.jpg,0.1,0.2,0.5,0.6\nbee0.jpg,0.5,0.2,0.1,0.6\n")
     with pytest.raises(Inception3Error, match=r"boxes.csv:2: box"):
-        build_dataset(tmp_path / "images", tmp_path / "out", bounding_boxes=tmp_path / "boxes.csv")
+        build_dataset(
+            BuildConfig(tmp_path / "images", tmp_path / "out", bounding_boxes=tmp_path / "boxes.csv")
+        )
 
 
 def test_cli_build_reports_and_exits_0_and_bad_input_exits_2(tmp_path, capsys):
     make_folder(tmp_path / "images", per_class=1)
     (tmp_path / "images" / "ant" / "broken.jpg").write_bytes(b"\xff\xd8 nothing")
-    code = main(["build", "--train-dir", str(tmp_path / "images"), "--output-dir", str(tmp_path / "out"),
-                 "--workers", "1"])
+    code = main(
+        [
+            "build",
+            "--train-dir",
+            str(tmp_path / "images"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--workers",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "wrote 3 train records in 1 shards" in out and "broken.jpg" in out
     assert main(["build", "--train-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "x")]) == 2
@@ -194,9 +248,18 @@ def test_cli_build_reports_and_exits_0_and_bad_input_exits_2(tmp_path, capsys):
 def test_a_validation_folder_becomes_the_validation_split(tmp_path):
     make_folder(tmp_path / "train", per_class=2)
     made = make_folder(tmp_path / "val", per_class=1)
-    report = build_dataset(tmp_path / "train", tmp_path / "out", validation_dir=tmp_path / "val",
-                           validation_shards=2, workers=1, progress=False)
+    report = build_dataset(
+        BuildConfig(
+            tmp_path / "train",
+            tmp_path / "out",
+            validation_dir=tmp_path / "val",
+            validation_shards=2,
+            workers=1,
+            progress=False,
+        )
+    )
     assert report.records == {"train": 6, "validation": 3} and report.shards["validation"] == 2
     validation = _records(tmp_path / "out", "validation")
     assert sorted((r.filename, r.label) for r in validation) == sorted(
-        (name, CLASSES.index(cls)) for name, (cls, _) in made.items())
+        (name, CLASSES.index(cls)) for name, (cls, _) in made.items()
+    )

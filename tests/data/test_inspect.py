@@ -8,6 +8,7 @@ import shutil
 from imagefolders import make_folder
 
 from inception3.cli import main
+from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
 from inception3.data.inspect import format_inspection, inspect_dataset
 
@@ -47,7 +48,9 @@ def test_verify_reports_a_corrupted_byte_by_shard_and_record(built, tmp_path, ca
 
 def test_labels_that_do_not_fit_the_recorded_offset_are_a_problem(tmp_path, capsys):
     make_folder(tmp_path / "images", per_class=1)
-    build_dataset(tmp_path / "images", tmp_path / "out", workers=1, label_offset=1, progress=False)
+    build_dataset(
+        BuildConfig(tmp_path / "images", tmp_path / "out", workers=1, label_offset=1, progress=False)
+    )
     meta_path = tmp_path / "out" / "dataset.json"
     meta = json.loads(meta_path.read_text())
     meta["label_offset"] = 0  # the mistake a 1-based dataset described as 0-based makes

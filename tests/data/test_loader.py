@@ -9,6 +9,7 @@ import pytest
 import torch
 from imagefolders import level_of, make_folder, write_jpeg
 
+from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
 from inception3.data.loader import EvalLoader, TrainLoader
 from inception3.data.meta import load_dataset_info
@@ -30,7 +31,7 @@ def test_the_crop_rule_is_the_loaders_to_choose(tmp_path):
     ramp = np.tile(np.linspace(0, 255, 120).astype(np.uint8)[None, :, None], (120, 1, 3))  # dark to light
     for i in range(4):
         write_jpeg(tmp_path / "images" / "ramp" / f"{i}.jpg", ramp, quality=100)
-    build_dataset(tmp_path / "images", tmp_path / "shards", workers=1)
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "shards", workers=1))
     info = load_dataset_info(tmp_path / "shards")
 
     def spans(**crop) -> list[int]:
@@ -124,8 +125,8 @@ def test_skip_corrupt_leaves_the_record_out_and_counts_it(built, tmp_path):
 
 def test_tensorflow_style_one_based_labels_come_out_0_based(tmp_path):
     made = make_folder(tmp_path / "images", per_class=1)
-    build_dataset(tmp_path / "images", tmp_path / "tf", train_shards=1, workers=1, label_offset=1,
-                  progress=False)
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "tf", train_shards=1, workers=1, label_offset=1,
+                  progress=False))
     (tmp_path / "tf" / "dataset.json").unlink()
     info = load_dataset_info(tmp_path / "tf", label_offset=1, num_classes=3)
     batch = next(iter(EvalLoader(info, 3, 75, split="train", num_workers=0)))

@@ -15,6 +15,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from inception3.config import BuildConfig
 from inception3.data import load_dataset_info
 from inception3.data.build import build_dataset
 from inception3.data.example import ImageRecord
@@ -37,7 +38,9 @@ def _images(root: Path, per_class: int = 6, size: int = 80) -> None:
 @pytest.fixture()
 def shards(tmp_path) -> Path:
     _images(tmp_path / "images")
-    build_dataset(tmp_path / "images", tmp_path / "shards", train_shards=SHARDS, workers=1, progress=False)
+    build_dataset(
+        BuildConfig(tmp_path / "images", tmp_path / "shards", train_shards=SHARDS, workers=1, progress=False)
+    )
     return tmp_path / "shards"
 
 
@@ -50,8 +53,8 @@ def _flip_byte_in_record(path: Path, record: int) -> None:
     offset = 0
     data = bytearray(path.read_bytes())
     for _ in range(record):
-        offset += 12 + int.from_bytes(data[offset:offset + 8], "little") + 4
-    length = int.from_bytes(data[offset:offset + 8], "little")
+        offset += 12 + int.from_bytes(data[offset : offset + 8], "little") + 4
+    length = int.from_bytes(data[offset : offset + 8], "little")
     at = offset + 12 + random.Random(record).randrange(length)
     data[at] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -112,7 +115,7 @@ def _bad_image_corpus(folder: Path, monkeypatch) -> dict[str, str]:
     add("truncated.jpg", "truncated JPEG").write_bytes(good.read_bytes()[:300])
     PIL.Image.fromarray(pixels).save(add("png_named.jpg", "PNG named .jpg"), format="PNG")
     PIL.Image.fromarray(pixels).convert("CMYK").save(add("cmyk.jpg", "CMYK JPEG"), format="JPEG")
-    sixteen = (np.arange(60 * 70, dtype=np.uint16).reshape(60, 70) * 15)
+    sixteen = np.arange(60 * 70, dtype=np.uint16).reshape(60, 70) * 15
     PIL.Image.fromarray(sixteen).save(add("sixteen.png", "16-bit PNG"))
     PIL.Image.fromarray(pixels).convert("L").save(add("grey.jpg", "greyscale"), format="JPEG")
     palette = PIL.Image.fromarray(pixels).convert("P")
@@ -137,7 +140,7 @@ def _bad_image_corpus(folder: Path, monkeypatch) -> dict[str, str]:
 
 def test_every_bad_image_is_converted_or_listed_and_the_build_completes(tmp_path, monkeypatch):
     made = _bad_image_corpus(tmp_path / "images" / "odd", monkeypatch)
-    report = build_dataset(tmp_path / "images", tmp_path / "out", workers=1, progress=False)
+    report = build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", workers=1, progress=False))
     converted = {Path(path).name for path, _ in report.converted}
     skipped = {Path(path).name: why for path, why in report.skipped}
     assert converted | set(skipped) == set(made)
@@ -152,8 +155,20 @@ def test_every_bad_image_is_converted_or_listed_and_the_build_completes(tmp_path
 
 
 def _build_command(images: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "inception3", "build", "--train-dir", str(images), "--output-dir", str(out),
-            "--train-shards", "24", "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "inception3",
+        "build",
+        "--train-dir",
+        str(images),
+        "--output-dir",
+        str(out),
+        "--train-shards",
+        "24",
+        "--workers",
+        "1",
+    ]
 
 
 def _records_by_shard(out: Path) -> dict[str, bytes]:
@@ -168,8 +183,9 @@ def test_a_build_killed_mid_way_finishes_on_rerun_with_exactly_the_same_records(
     out = tmp_path / "out"
     kills = 0
     for delay in (0.0, 0.05, 0.1):
-        process = subprocess.Popen(_build_command(tmp_path / "images", out), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _build_command(tmp_path / "images", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         complete_before = len(list(out.glob("train-*")))
         while process.poll() is None and len(list(out.glob("train-*"))) <= complete_before:
             time.sleep(0.005)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from faultkit import make_shards, one_thread, train_args
+from faultkit import one_thread, train_args
+from tinyshards import make_shards
 
 from inception3.cli import main
 from inception3.run.checkpoint import checkpoint_name, latest_checkpoint

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultkit import assert_same_state, make_shards, one_thread, train_args
+from faultkit import assert_same_state, one_thread, train_args
+from tinyshards import make_shards
 
 from inception3 import files
 from inception3.cli import main

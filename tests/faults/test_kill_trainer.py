@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from faultkit import ENV, assert_same_state, inception3, logged_steps, make_shards, train_args
+from faultkit import ENV, assert_same_state, inception3, logged_steps, train_args
+from tinyshards import make_shards
 
 from inception3.run.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint
 

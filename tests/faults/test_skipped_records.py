@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultkit import ENV, flip_byte_in_record, make_shards, one_thread, train_args
+from faultkit import ENV, flip_byte_in_record, one_thread, train_args
+from tinyshards import make_shards
 
 from inception3.cli import main
 from inception3.data.loader import TrainLoader

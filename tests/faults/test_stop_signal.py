@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import ENV, inception3, logged_steps, make_shards, train_args
+from faultkit import ENV, inception3, logged_steps, train_args
+from tinyshards import make_shards
 
 from inception3.run.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint
 

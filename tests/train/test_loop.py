@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_shards, tiny_config
+from conftest import tiny_config
+from tinyshards import make_shards
 
 from inception3.cli import main
 from inception3.data.augment import scale_to_unit

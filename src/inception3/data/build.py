@@ -15,7 +15,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from inception3.config import BUILD_SHUFFLE_SEED
+from inception3.config import BUILD_SHUFFLE_SEED, BuildConfig
 from inception3.data.boxes import read_bounding_boxes
 from inception3.data.example import Box, ImageRecord
 from inception3.data.images import BadImageError, prepare_image
@@ -40,11 +39,10 @@ from inception3.data.meta import (
 )
 from inception3.data.records import write_records
 from inception3.errors import Inception3Error
-from inception3.files import write_text_atomic
+from inception3.files import leftover_temporaries, write_text_atomic
 
 RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
 STATE_DIR = ".inception3-build"  # per-shard results of an unfinished build; removed when it completes
-_PARTIAL = re.compile(r"\.(.+)\.tmp-\d+")  # `files.atomic_write`'s temporary of NAME, left by a kill
 
 
 @dataclass(frozen=True)
@@ -170,31 +168,26 @@ def _plan(train_dir: Path, validation_dir: Path | None, validation_fraction: flo
     return splits
 
 
-def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | None = None,
-                  validation_fraction: float | None = None, labels_file: Path | None = None,
-                  train_shards: int | None = None, validation_shards: int | None = None,
-                  workers: int | None = None, bounding_boxes: Path | None = None,
-                  label_offset: int = 0, progress: bool | None = None) -> BuildReport:
-    """Convert class folders into shards and `dataset.json` in `output_dir`; see the module doc.
+def build_dataset(cfg: BuildConfig) -> BuildReport:
+    """Convert class folders into shards and `dataset.json` in `cfg.output_dir`; see the module doc.
 
-    `train_shards` / `validation_shards` default to one shard per `RECORDS_PER_SHARD` files;
-    `workers` (processes) defaults to all cores; `label_offset` 1 writes the original's 1-based
-    labels. `progress` None shows a progress bar only on a terminal.
+    Shard counts default to one shard per `RECORDS_PER_SHARD` files; workers to all cores.
     """
     start = time.monotonic()
     # Absolute paths: a re-run may spell them differently and must still find its own unfinished build.
-    train_dir, output_dir = Path(train_dir).resolve(), Path(output_dir)
-    validation_dir = Path(validation_dir).resolve() if validation_dir is not None else None
+    train_dir, output_dir = Path(cfg.train_dir).resolve(), Path(cfg.output_dir)
+    validation_dir = Path(cfg.validation_dir).resolve() if cfg.validation_dir is not None else None
+    validation_fraction, label_offset = cfg.validation_fraction, cfg.label_offset
     if validation_dir is not None and validation_fraction is not None:
         raise Inception3Error("give either --validation-dir or --validation-fraction, not both")
     if label_offset not in (0, 1):
         raise Inception3Error(f"label offset {label_offset} must be 0 (0-based) or 1 (TensorFlow's 1-based)")
     if not train_dir.is_dir():
         raise Inception3Error(f"{train_dir}: no such directory of class folders")
-    class_names = folder_classes(train_dir, labels_file)
+    class_names = folder_classes(train_dir, cfg.labels_file)
     splits = _plan(train_dir, validation_dir, validation_fraction, class_names, label_offset)
-    boxes = read_bounding_boxes(bounding_boxes) if bounding_boxes is not None else {}
-    wanted = {"train": train_shards, "validation": validation_shards}
+    boxes = read_bounding_boxes(cfg.bounding_boxes) if cfg.bounding_boxes is not None else {}
+    wanted = {"train": cfg.train_shards, "validation": cfg.validation_shards}
     shard_counts = {}
     for split, files in splits.items():
         count = wanted[split] or max(1, math.ceil(len(files) / RECORDS_PER_SHARD))
@@ -228,15 +221,15 @@ def build_dataset(train_dir: Path, output_dir: Path, *, validation_dir: Path | N
             tasks.append(_ShardTask(output_dir / name, state_path, chunk,
                                     {stem: boxes[stem] for stem in stems if stem in boxes}))
     reused = len(results)
-    for result in _run_tasks(tasks, workers or len(os.sched_getaffinity(0)), progress):
+    for result in _run_tasks(tasks, cfg.workers or len(os.sched_getaffinity(0)), cfg.progress):
         results[result.name] = result
 
     report = _record_build(output_dir, class_names, label_offset, names, results, {
         "fingerprint": fingerprint, "train_dir": str(train_dir),
         "validation_dir": str(validation_dir) if validation_dir is not None else None,
         "validation_fraction": validation_fraction,
-        "labels_file": str(labels_file) if labels_file is not None else None,
-        "bounding_boxes": str(bounding_boxes) if bounding_boxes is not None else None,
+        "labels_file": str(cfg.labels_file) if cfg.labels_file is not None else None,
+        "bounding_boxes": str(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
         "shuffle_seed": BUILD_SHUFFLE_SEED, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     shutil.rmtree(state_dir)
     report.reused_shards = reused
@@ -268,10 +261,8 @@ def _check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
 
 def _remove_partial_writes(output_dir: Path, names: set[str]) -> None:
     """Delete the temporaries of `names` that a killed build left half-written."""
-    for path in output_dir.glob(".*.tmp-*"):
-        match = _PARTIAL.fullmatch(path.name)
-        if match and match[1] in names:
-            path.unlink(missing_ok=True)
+    for path in leftover_temporaries(output_dir, names.__contains__):
+        path.unlink(missing_ok=True)
 
 
 def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):

@@ -20,12 +20,11 @@ from pathlib import Path
 import torch
 
 from inception3.errors import Inception3Error
-from inception3.files import atomic_write, write_text_atomic
+from inception3.files import atomic_write, leftover_temporaries, write_text_atomic
 from inception3.run.layout import KEPT, LATEST, checkpoint_dir
 
 FORMAT = "inception3/1"
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
-_PARTIAL = re.compile(r"^\.(ckpt-\d+\.pt|latest|kept)\.tmp-\d+$")  # atomic_write's, never complete
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -98,7 +97,7 @@ def remove_partial_files(run_dir: Path) -> list[Path]:
     directory = checkpoint_dir(run_dir)
     if not directory.is_dir():
         return []
-    partial = sorted(p for p in directory.iterdir() if _PARTIAL.match(p.name))
+    partial = leftover_temporaries(directory, lambda name: name in (LATEST, KEPT) or bool(_NAME.match(name)))
     for path in partial:
         path.unlink(missing_ok=True)
     return partial
