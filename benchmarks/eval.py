@@ -54,17 +54,32 @@ def _checkpoint(run_dir: Path) -> Path:
     for value in model.state_dict().values():
         value.normal_(0, 0.01) if value.dim() > 1 else value.uniform_(0.5, 1.0)
     state = model.state_dict()
-    return save_checkpoint(run_dir, 1, {"model_config": dataclasses.asdict(cfg), "model": state, "ema": state,
-                                        "class_names": [f"class{i}" for i in range(CLASSES)],
-                                        "image_size": IMAGE_SIZE})
+    return save_checkpoint(
+        run_dir,
+        1,
+        {
+            "model_config": dataclasses.asdict(cfg),
+            "model": state,
+            "ema": state,
+            "class_names": [f"class{i}" for i in range(CLASSES)],
+            "image_size": IMAGE_SIZE,
+        },
+    )
 
 
 def _reference_pass(model: torch.nn.Module, folder: Path, batch_size: int, workers: int) -> tuple[int, float]:
     """torchvision's reference `evaluate()`: returns (examples, seconds)."""
-    transform = transforms.Compose([transforms.Resize(342), transforms.CenterCrop(IMAGE_SIZE),
-                                    transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
-    loader = DataLoader(datasets.ImageFolder(str(folder), transform), batch_size=batch_size,
-                        num_workers=workers)
+    transform = transforms.Compose(
+        [
+            transforms.Resize(342),
+            transforms.CenterCrop(IMAGE_SIZE),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
+    loader = DataLoader(
+        datasets.ImageFolder(str(folder), transform), batch_size=batch_size, num_workers=workers
+    )
     start = time.perf_counter()
     seen, correct_1, correct_5, loss = 0, 0, 0, 0.0
     with torch.inference_mode():
@@ -92,15 +107,24 @@ def main() -> None:
         root = Path(tmp)
         _make_images(root / "validation", args.images, args.height, args.width)
         _make_images(root / "train", CLASSES, args.height, args.width)
-        build_dataset(BuildConfig(root / "train", root / "shards", validation_dir=root / "validation",
-                      workers=args.workers, progress=False))
+        build_dataset(
+            BuildConfig(
+                root / "train",
+                root / "shards",
+                validation_dir=root / "validation",
+                workers=args.workers,
+                progress=False,
+            )
+        )
         checkpoint = _checkpoint(root / "run")
-        reference = inception_v3(weights=None, num_classes=CLASSES, aux_logits=True, init_weights=False,
-                                 transform_input=False).eval()
+        reference = inception_v3(
+            weights=None, num_classes=CLASSES, aux_logits=True, init_weights=False, transform_input=False
+        ).eval()
 
         def ours() -> tuple[int, float]:
-            cfg = EvalConfig(batch_size=args.batch_size, device="cpu", num_workers=args.workers,
-                             progress=False)
+            cfg = EvalConfig(
+                batch_size=args.batch_size, device="cpu", num_workers=args.workers, progress=False
+            )
             result = evaluate_checkpoint(checkpoint, root / "shards", cfg)
             return result.examples, result.seconds
 
@@ -114,8 +138,10 @@ def main() -> None:
                 examples, seconds = run()
                 assert examples == args.images, (name, examples)
                 best[name] = max(best[name], examples / seconds)
-    print(f"{args.images} JPEGs {args.width}x{args.height}, batch {args.batch_size}, {args.workers} workers, "
-          f"{torch.get_num_threads()} threads, {cores} cores, torch {torch.__version__}")
+    print(
+        f"{args.images} JPEGs {args.width}x{args.height}, batch {args.batch_size}, {args.workers} workers, "
+        f"{torch.get_num_threads()} threads, {cores} cores, torch {torch.__version__}"
+    )
     print(f"{'pipeline':<24}{'images/s':>10}{'per core':>10}{'ratio':>8}")
     base = best["torchvision reference"]
     for name, rate in best.items():

@@ -63,14 +63,20 @@ def _make_images(root: Path, count: int, height: int, width: int) -> int:
 
 def _baseline_transform() -> transforms.Compose:
     low, high = CONTRAST_RANGE
-    return transforms.Compose([
-        transforms.RandomResizedCrop(IMAGE_SIZE),
-        transforms.RandomHorizontalFlip(),
-        transforms.ColorJitter(brightness=BRIGHTNESS_MAX_DELTA, contrast=(low, high), saturation=(low, high),
-                               hue=HUE_MAX_DELTA),
-        transforms.ToTensor(),
-        transforms.Normalize([0.5] * 3, [0.5] * 3),
-    ])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(IMAGE_SIZE),
+            transforms.RandomHorizontalFlip(),
+            transforms.ColorJitter(
+                brightness=BRIGHTNESS_MAX_DELTA,
+                contrast=(low, high),
+                saturation=(low, high),
+                hue=HUE_MAX_DELTA,
+            ),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
 
 
 def _torchvision_passes(root: Path, batch: int, workers: int):
@@ -140,18 +146,30 @@ def _stage_costs(shards: Path, root: Path, repeats: int = 64) -> list[tuple[str,
 
     crops = torch.stack([crop_and_resize(encoded, box, IMAGE_SIZE) for box in boxes])
     return [
-        ("torchvision: open, decode, full transform", per_image(
-            lambda: [transform(PIL.Image.open(f).convert("RGB")) for f in files])),
-        ("inception3: decode + crop + resize (worker)", per_image(
-            lambda: [crop_and_resize(encoded, box, IMAGE_SIZE) for box in boxes])),
-        ("  the same with Pillow, full decode", per_image(
-            lambda: [_pillow_crop(encoded, box) for box in boxes])),
-        ("inception3: distort_batch (flip, colour, scale)", per_image(
-            lambda: distort_batch(crops, torch.Generator().manual_seed(1)))),
-        ("2000x1500 photo: decode + crop + resize", per_image(
-            lambda: [crop_and_resize(large, box, IMAGE_SIZE) for box in large_boxes])),
-        ("  the same with Pillow, full decode", per_image(
-            lambda: [_pillow_crop(large, box) for box in large_boxes])),
+        (
+            "torchvision: open, decode, full transform",
+            per_image(lambda: [transform(PIL.Image.open(f).convert("RGB")) for f in files]),
+        ),
+        (
+            "inception3: decode + crop + resize (worker)",
+            per_image(lambda: [crop_and_resize(encoded, box, IMAGE_SIZE) for box in boxes]),
+        ),
+        (
+            "  the same with Pillow, full decode",
+            per_image(lambda: [_pillow_crop(encoded, box) for box in boxes]),
+        ),
+        (
+            "inception3: distort_batch (flip, colour, scale)",
+            per_image(lambda: distort_batch(crops, torch.Generator().manual_seed(1))),
+        ),
+        (
+            "2000x1500 photo: decode + crop + resize",
+            per_image(lambda: [crop_and_resize(large, box, IMAGE_SIZE) for box in large_boxes]),
+        ),
+        (
+            "  the same with Pillow, full decode",
+            per_image(lambda: [_pillow_crop(large, box) for box in large_boxes]),
+        ),
     ]
 
 
@@ -170,14 +188,20 @@ def main() -> None:
         root, shards = Path(tmp) / "images", Path(tmp) / "shards"
         size = _make_images(root, args.images, args.height, args.width)
         build_dataset(BuildConfig(root, shards, train_shards=1, workers=args.workers, progress=False))
-        rates = _time_interleaved({
-            "torchvision ImageFolder + transforms": _torchvision_passes(root, args.batch, args.workers),
-            "inception3 TrainLoader + distort_batch": _inception3_passes(shards, args.images, args.batch,
-                                                                         args.workers),
-        }, args.epochs)
-        print(f"{args.images} JPEGs {args.width}x{args.height} (mean {size / args.images / 1024:.0f} KiB), "
-              f"batch {args.batch}, {args.workers} workers, {cores} cores, main process 1 thread, "
-              f"torch {torch.__version__}, {args.epochs} timed passes each, interleaved")
+        rates = _time_interleaved(
+            {
+                "torchvision ImageFolder + transforms": _torchvision_passes(root, args.batch, args.workers),
+                "inception3 TrainLoader + distort_batch": _inception3_passes(
+                    shards, args.images, args.batch, args.workers
+                ),
+            },
+            args.epochs,
+        )
+        print(
+            f"{args.images} JPEGs {args.width}x{args.height} (mean {size / args.images / 1024:.0f} KiB), "
+            f"batch {args.batch}, {args.workers} workers, {cores} cores, main process 1 thread, "
+            f"torch {torch.__version__}, {args.epochs} timed passes each, interleaved"
+        )
         print(f"{'pipeline':<44} {'images/s':>9} {'per core':>9} {'ratio':>6}")
         baseline = rates["torchvision ImageFolder + transforms"]
         for name, rate in rates.items():

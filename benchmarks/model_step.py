@@ -22,8 +22,9 @@ from torch import nn
 from inception3.model import InceptionV3
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+def _train_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> Callable[[], None]:
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         logits, aux = model(x)
@@ -62,13 +63,16 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
     y = torch.randint(0, 1000, (args.batch,))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"{args.size}x{args.size}, median of {args.steps} steps")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+        f"{args.size}x{args.size}, median of {args.steps} steps"
+    )
     print(f"{'what':<28} {'inception3 ms':>14} {'torchvision ms':>15} {'ratio':>7}")
     for memory_format in (torch.contiguous_format, torch.channels_last):
         ours = InceptionV3(image_size=args.size).to(memory_format=memory_format)
-        theirs = torchvision.models.inception_v3(weights=None, init_weights=False, aux_logits=True,
-                                                 transform_input=False).to(memory_format=memory_format)
+        theirs = torchvision.models.inception_v3(
+            weights=None, init_weights=False, aux_logits=True, transform_input=False
+        ).to(memory_format=memory_format)
         xf = x.contiguous(memory_format=memory_format)
         tag = "channels_last" if memory_format is torch.channels_last else "NCHW"
         for what in ("train step", "inference"):
@@ -80,8 +84,10 @@ def main() -> None:
                 ours.eval(), theirs.eval()
                 a, b = _inference(ours, xf), _inference(theirs, xf)
             t_ours, t_theirs = _time_pair(a, b, args.steps)
-            print(f"{what + ', ' + tag:<28} {t_ours * 1e3:>14.1f} {t_theirs * 1e3:>15.1f} "
-                  f"{t_ours / t_theirs:>6.2f}x")
+            print(
+                f"{what + ', ' + tag:<28} {t_ours * 1e3:>14.1f} {t_theirs * 1e3:>15.1f} "
+                f"{t_ours / t_theirs:>6.2f}x"
+            )
 
 
 if __name__ == "__main__":

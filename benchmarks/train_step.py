@@ -34,8 +34,9 @@ from inception3.train.optim import build_optimizer
 from inception3.train.step import train_step
 
 
-def _ours(cfg: TrainConfig, images: torch.Tensor,
-          labels: torch.Tensor) -> tuple[Callable[[], None], nn.Module]:
+def _ours(
+    cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[Callable[[], None], nn.Module]:
     model = InceptionV3(num_classes=1000, image_size=cfg.model.image_size).to(images.device).train()
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -52,13 +53,15 @@ def _ours(cfg: TrainConfig, images: torch.Tensor,
     return step, model
 
 
-def _baseline(model: nn.Module, cfg: TrainConfig, images: torch.Tensor,
-              labels: torch.Tensor) -> Callable[[], None]:
+def _baseline(
+    model: nn.Module, cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor
+) -> Callable[[], None]:
     model = model.to(images.device).train()
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.1, alpha=0.9, eps=1.0, momentum=0.9,
-                                    weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.RMSprop(
+        model.parameters(), lr=0.1, alpha=0.9, eps=1.0, momentum=0.9, weight_decay=cfg.weight_decay
+    )
     net = torch.compile(model) if cfg.compile else model
 
     def step() -> None:
@@ -83,12 +86,14 @@ def _baseline_model(device: torch.device) -> tuple[str, nn.Module]:
         try:
             import timm
 
-            return "timm", timm.create_model("inception_v3", pretrained=False, num_classes=1000,
-                                             aux_logits=True)
+            return "timm", timm.create_model(
+                "inception_v3", pretrained=False, num_classes=1000, aux_logits=True
+            )
         except ImportError:
             pass
-    return "torchvision", torchvision.models.inception_v3(weights=None, init_weights=False, aux_logits=True,
-                                                          transform_input=False)
+    return "torchvision", torchvision.models.inception_v3(
+        weights=None, init_weights=False, aux_logits=True, transform_input=False
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -96,8 +101,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _time_pair(ours: Callable[[], None], theirs: Callable[[], None], steps: int,
-               device: torch.device) -> tuple[float, float]:
+def _time_pair(
+    ours: Callable[[], None], theirs: Callable[[], None], steps: int, device: torch.device
+) -> tuple[float, float]:
     for fn in (ours, theirs, ours, theirs):  # warm-up: allocator, kernel selection, compilation
         fn()
     a, b = [], []
@@ -127,8 +133,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=299)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (median)")
-    parser.add_argument("--peak-tflops", type=float, default=989.0,
-                        help="the device's dense bf16 peak for MFU (H100 SXM: 989)")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=989.0,
+        help="the device's dense bf16 peak for MFU (H100 SXM: 989)",
+    )
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     g = torch.Generator().manual_seed(0)
@@ -136,10 +146,15 @@ def main() -> None:
     images, labels = images.to(device), torch.randint(0, 1000, (args.batch,), generator=g).to(device)
     variants = {"fp32, NCHW": {}, "fp32, channels_last": {"channels_last": True}}
     if device.type == "cuda":
-        variants["bf16, channels_last, compile"] = {"precision": "bf16", "channels_last": True,
-                                                    "compile": True}
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"{args.size}x{args.size}, median of {args.steps} steps")
+        variants["bf16, channels_last, compile"] = {
+            "precision": "bf16",
+            "channels_last": True,
+            "compile": True,
+        }
+    print(
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, batch {args.batch}, "
+        f"{args.size}x{args.size}, median of {args.steps} steps"
+    )
     flops = None
     for what, overrides in variants.items():
         cfg = TrainConfig(model=ModelConfig(image_size=args.size), batch_size=args.batch, **overrides)
@@ -149,8 +164,10 @@ def main() -> None:
             flops = _train_flops(our_model, args.batch, args.size, device)
         t_ours, t_theirs = _time_pair(ours, _baseline(theirs_model, cfg, images, labels), args.steps, device)
         eps_ours, eps_theirs = args.batch / t_ours, args.batch / t_theirs
-        line = (f"{what:<30} inception3 {eps_ours:8.2f} ex/s   {name} {eps_theirs:8.2f} ex/s   "
-                f"ratio {eps_ours / eps_theirs:5.2f}x")
+        line = (
+            f"{what:<30} inception3 {eps_ours:8.2f} ex/s   {name} {eps_theirs:8.2f} ex/s   "
+            f"ratio {eps_ours / eps_theirs:5.2f}x"
+        )
         if device.type == "cuda":
             line += f"   MFU {flops / t_ours / (args.peak_tflops * 1e12):6.1%}"
         print(line, flush=True)

@@ -80,9 +80,29 @@ def test_eval_counts_every_example_once_whatever_the_batch(checkpoint, shards, r
 
 def test_eval_counts_every_example_once_across_two_ranks(checkpoint, shards, tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "inception3", "eval", "--checkpoint", str(checkpoint), "--data-dir", str(shards),
-               "--train-dir", str(run), "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "inception3",
+        "eval",
+        "--checkpoint",
+        str(checkpoint),
+        "--data-dir",
+        str(shards),
+        "--train-dir",
+        str(run),
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -57,10 +57,35 @@ def test_torchscript_matches_pytorch(checkpoint, images, ema_logits, tmp_path):
 def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpoint, tmp_path):
     ema_model, _ = load_model(checkpoint)
     raw_model, _ = load_model(checkpoint, use_ema=False)
-    assert main(["export", "--checkpoint", str(checkpoint), "--format", "safetensors",
-                 "--output", str(tmp_path / "ema.safetensors")]) == 0
-    assert main(["export", "--checkpoint", str(checkpoint), "--format", "safetensors", "--no-ema",
-                 "--output", str(tmp_path / "raw.safetensors")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(checkpoint),
+                "--format",
+                "safetensors",
+                "--output",
+                str(tmp_path / "ema.safetensors"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(checkpoint),
+                "--format",
+                "safetensors",
+                "--no-ema",
+                "--output",
+                str(tmp_path / "raw.safetensors"),
+            ]
+        )
+        == 0
+    )
     ema, raw = load_file(tmp_path / "ema.safetensors"), load_file(tmp_path / "raw.safetensors")
     key = "Conv2d_1a_3x3.weight"
     assert torch.equal(ema[key], ema_model.state_dict()[key])
@@ -72,26 +97,55 @@ def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpo
     assert json.loads(meta["model_config"])["depth_multiplier"] == 0.25
 
 
-def test_an_exported_safetensors_file_predicts_like_its_checkpoint(checkpoint, images, ema_logits, tmp_path,
-                                                                   capsys):
+def test_an_exported_safetensors_file_predicts_like_its_checkpoint(
+    checkpoint, images, ema_logits, tmp_path, capsys
+):
     exported = tmp_path / "model.safetensors"
-    assert main(["export", "--checkpoint", str(checkpoint), "--format", "safetensors",
-                 "--output", str(exported)]) == 0
+    assert (
+        main(
+            ["export", "--checkpoint", str(checkpoint), "--format", "safetensors", "--output", str(exported)]
+        )
+        == 0
+    )
     model, meta = load_model(exported)
     assert meta["class_names"] == list(CLASSES) and meta["ema"] and meta["model_config"]["image_size"] == 75
     with torch.no_grad():
         assert torch.equal(model(images), ema_logits)
     (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")
     capsys.readouterr()
-    assert main(["export", "--checkpoint", str(tmp_path / "broken.safetensors"), "--format", "onnx",
-                 "--output", str(tmp_path / "model.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tmp_path / "broken.safetensors"),
+                "--format",
+                "onnx",
+                "--output",
+                str(tmp_path / "model.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "broken.safetensors: not a readable safetensors file" in capsys.readouterr().err
 
 
 def test_unknown_format_and_missing_checkpoint_are_user_errors(checkpoint, tmp_path, capsys):
     with pytest.raises(Inception3Error, match="choose one of onnx, torchscript, safetensors"):
         export_checkpoint(checkpoint, "tflite", tmp_path / "m.bin")
-    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--format", "onnx",
-                 "--output", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tmp_path / "missing.pt"),
+                "--format",
+                "onnx",
+                "--output",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "missing.pt" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()

@@ -20,8 +20,9 @@ from inception3.model import (
 
 
 def tiny(**kwargs) -> InceptionV3:
-    return InceptionV3(num_classes=kwargs.pop("num_classes", 5), depth_multiplier=0.25,
-                       image_size=75, **kwargs)
+    return InceptionV3(
+        num_classes=kwargs.pop("num_classes", 5), depth_multiplier=0.25, image_size=75, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,28 @@ def full_end_points() -> dict[str, tuple[int, ...]]:
 
 def test_end_points_at_299_have_the_original_shapes(full_end_points):
     expected = {
-        "Conv2d_1a_3x3": (32, 149, 149), "Conv2d_2a_3x3": (32, 147, 147),
-        "Conv2d_2b_3x3": (64, 147, 147), "MaxPool_3a_3x3": (64, 73, 73),
-        "Conv2d_3b_1x1": (80, 73, 73), "Conv2d_4a_3x3": (192, 71, 71),
-        "MaxPool_5a_3x3": (192, 35, 35), "Mixed_5b": (256, 35, 35), "Mixed_5c": (288, 35, 35),
-        "Mixed_5d": (288, 35, 35), "Mixed_6a": (768, 17, 17), "Mixed_6b": (768, 17, 17),
-        "Mixed_6c": (768, 17, 17), "Mixed_6d": (768, 17, 17), "Mixed_6e": (768, 17, 17),
-        "Mixed_7a": (1280, 8, 8), "Mixed_7b": (2048, 8, 8), "Mixed_7c": (2048, 8, 8),
-        "AuxLogits": (1000,), "PreLogits": (2048,), "Logits": (1000,), "Predictions": (1000,),
+        "Conv2d_1a_3x3": (32, 149, 149),
+        "Conv2d_2a_3x3": (32, 147, 147),
+        "Conv2d_2b_3x3": (64, 147, 147),
+        "MaxPool_3a_3x3": (64, 73, 73),
+        "Conv2d_3b_1x1": (80, 73, 73),
+        "Conv2d_4a_3x3": (192, 71, 71),
+        "MaxPool_5a_3x3": (192, 35, 35),
+        "Mixed_5b": (256, 35, 35),
+        "Mixed_5c": (288, 35, 35),
+        "Mixed_5d": (288, 35, 35),
+        "Mixed_6a": (768, 17, 17),
+        "Mixed_6b": (768, 17, 17),
+        "Mixed_6c": (768, 17, 17),
+        "Mixed_6d": (768, 17, 17),
+        "Mixed_6e": (768, 17, 17),
+        "Mixed_7a": (1280, 8, 8),
+        "Mixed_7b": (2048, 8, 8),
+        "Mixed_7c": (2048, 8, 8),
+        "AuxLogits": (1000,),
+        "PreLogits": (2048,),
+        "Logits": (1000,),
+        "Predictions": (1000,),
     }
     assert list(full_end_points) == list(END_POINTS)
     assert {name: shape[1:] for name, shape in full_end_points.items()} == expected
@@ -134,14 +149,16 @@ def test_batch_norm_has_beta_only_with_the_original_decay_and_epsilon():
 
 def test_slim_variable_names_map_to_state_dict_keys_by_rule():
     keys = set(InceptionV3().state_dict())
-    for name in ("InceptionV3/Conv2d_1a_3x3/weights",
-                 "InceptionV3/Mixed_5b/Branch_1/Conv2d_0b_5x5/BatchNorm/beta",
-                 "InceptionV3/Mixed_5c/Branch_1/Conv_1_0c_5x5/BatchNorm/moving_mean",
-                 "InceptionV3/Mixed_7b/Branch_1/Conv2d_0b_3x1/weights",
-                 "InceptionV3/Mixed_7c/Branch_1/Conv2d_0c_3x1/BatchNorm/moving_variance",
-                 "InceptionV3/AuxLogits/Conv2d_2a_5x5/weights",
-                 "InceptionV3/AuxLogits/Conv2d_2b_1x1/biases",
-                 "InceptionV3/Logits/Conv2d_1c_1x1/weights:0"):
+    for name in (
+        "InceptionV3/Conv2d_1a_3x3/weights",
+        "InceptionV3/Mixed_5b/Branch_1/Conv2d_0b_5x5/BatchNorm/beta",
+        "InceptionV3/Mixed_5c/Branch_1/Conv_1_0c_5x5/BatchNorm/moving_mean",
+        "InceptionV3/Mixed_7b/Branch_1/Conv2d_0b_3x1/weights",
+        "InceptionV3/Mixed_7c/Branch_1/Conv2d_0c_3x1/BatchNorm/moving_variance",
+        "InceptionV3/AuxLogits/Conv2d_2a_5x5/weights",
+        "InceptionV3/AuxLogits/Conv2d_2b_1x1/biases",
+        "InceptionV3/Logits/Conv2d_1c_1x1/weights:0",
+    ):
         assert slim_to_torch_key(name) in keys, name
 
 
@@ -164,7 +181,8 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
     def loss() -> torch.Tensor:
         out = model(x)
         return nn.functional.cross_entropy(out.logits, y) + 0.4 * nn.functional.cross_entropy(
-            out.aux_logits, y)
+            out.aux_logits, y
+        )
 
     first = loss()
     for _ in range(5):

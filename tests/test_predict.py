@@ -36,7 +36,7 @@ def _expected_probabilities(checkpoint, pixels: np.ndarray) -> torch.Tensor:
     model, _ = load_model(checkpoint)
     image = torch.from_numpy(pixels).permute(2, 0, 1).float()
     top, left = 96 // 16, 128 // 16
-    crop = image[:, top:96 - top, left:128 - left]
+    crop = image[:, top : 96 - top, left : 128 - left]
     resized = F.interpolate(crop[None], size=(75, 75), mode="bilinear", align_corners=False)
     resized = resized.round().clamp(0, 255)
     with torch.no_grad():
@@ -55,8 +55,10 @@ def test_predict_gives_the_known_images_classes_and_probabilities(checkpoint, ph
 
 def test_cli_json_lists_every_image_with_top_k(checkpoint, photo, capsys):
     path, _ = photo
-    assert main(["predict", str(path), str(path), "--checkpoint", str(checkpoint), "--top-k", "3",
-                 "--json"]) == 0
+    assert (
+        main(["predict", str(path), str(path), "--checkpoint", str(checkpoint), "--top-k", "3", "--json"])
+        == 0
+    )
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["image"] for r in records] == [str(path), str(path)]
     assert sorted(records[0]["classes"]) == sorted(CLASSES)

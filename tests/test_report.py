@@ -29,8 +29,12 @@ def _write_eval(run_dir: Path, split: str, records: list[dict]) -> None:
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     with open(run_dir / "eval" / f"{split}.jsonl", "a") as f:
         for record in records:
-            f.write(json.dumps({"checkpoint": "x", "loss": 1.0, "examples": 10, "ema": True, "time": 0.0,
-                                **record}) + "\n")
+            f.write(
+                json.dumps(
+                    {"checkpoint": "x", "loss": 1.0, "examples": 10, "ema": True, "time": 0.0, **record}
+                )
+                + "\n"
+            )
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -41,28 +45,39 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_reads_losses_learning_rate_and_precision_by_step(tmp_path):
     _write_events(tmp_path, range(0, 20, 2))
-    _write_eval(tmp_path, "validation", [{"step": 10, "top1": 0.5, "top5": 0.9},
-                                         {"step": 20, "top1": 0.75, "top5": 1.0}])
+    _write_eval(
+        tmp_path,
+        "validation",
+        [{"step": 10, "top1": 0.5, "top5": 0.9}, {"step": 20, "top1": 0.75, "top5": 1.0}],
+    )
     curves = read_run(tmp_path)
     assert sorted(curves.losses) == ["loss/cross_entropy", "loss/total"]
     steps, values = curves.losses["loss/total"]
     assert steps == list(range(0, 20, 2))
     assert values == pytest.approx([2.0 / (1 + s) for s in steps])
     assert curves.learning_rates["learning_rate"][1][-1] == pytest.approx(0.1 * 0.5**3)
-    assert curves.precisions == {"validation top1": ([10, 20], [0.5, 0.75]),
-                                 "validation top5": ([10, 20], [0.9, 1.0])}
+    assert curves.precisions == {
+        "validation top1": ([10, 20], [0.5, 0.75]),
+        "validation top5": ([10, 20], [0.9, 1.0]),
+    }
 
 
 def test_a_step_evaluated_again_keeps_its_last_result(tmp_path):
-    _write_eval(tmp_path, "validation", [{"step": 10, "top1": 0.5, "top5": 0.9},
-                                         {"step": 10, "top1": 0.6, "top5": 0.95}])
+    _write_eval(
+        tmp_path,
+        "validation",
+        [{"step": 10, "top1": 0.5, "top5": 0.9}, {"step": 10, "top1": 0.6, "top5": 0.95}],
+    )
     assert read_run(tmp_path).precisions["validation top1"] == ([10], [0.6])
 
 
 def test_report_is_a_png_of_sensible_size_in_the_run_directory(tmp_path):
     _write_events(tmp_path, range(30))
-    _write_eval(tmp_path, "validation", [{"step": 10, "top1": 0.4, "top5": 0.8},
-                                         {"step": 29, "top1": 0.9, "top5": 1.0}])
+    _write_eval(
+        tmp_path,
+        "validation",
+        [{"step": 10, "top1": 0.4, "top5": 0.8}, {"step": 29, "top1": 0.9, "top5": 1.0}],
+    )
     path = write_report(tmp_path)
     assert path == tmp_path / "report.png"
     width, height = _png_size(path)

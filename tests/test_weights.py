@@ -158,10 +158,17 @@ def _tiny_model(num_classes: int = 5, seed: int = 0) -> InceptionV3:
 
 
 def _state(model: InceptionV3, ema: InceptionV3 | None = None) -> dict:
-    return {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
-            "ema": (ema or model).state_dict(), "optimizer": {}, "data": {"position": 8},
-            "rng": {"torch": torch.get_rng_state()}, "config": {"seed": 0},
-            "class_names": ["a", "b", "c", "d", "e"], "image_size": 75}
+    return {
+        "model_config": dataclasses.asdict(model.config),
+        "model": model.state_dict(),
+        "ema": (ema or model).state_dict(),
+        "optimizer": {},
+        "data": {"position": 8},
+        "rng": {"torch": torch.get_rng_state()},
+        "config": {"seed": 0},
+        "class_names": ["a", "b", "c", "d", "e"],
+        "image_size": 75,
+    }
 
 
 def test_load_model_uses_the_average_by_default(tmp_path: Path) -> None:

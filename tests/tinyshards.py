@@ -22,6 +22,14 @@ def make_shards(root: Path, per_class: int = 8, label_offset: int = 0) -> Path:
         for i in range(per_class):
             pixels = np.asarray(colour)[None, None, :] + rng.normal(0, 20, (84, 90, 3))
             PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i}.jpg")
-    build_dataset(BuildConfig(root / "images", root / "shards", train_shards=2, workers=1, progress=False,
-                  label_offset=label_offset))
+    build_dataset(
+        BuildConfig(
+            root / "images",
+            root / "shards",
+            train_shards=2,
+            workers=1,
+            progress=False,
+            label_offset=label_offset,
+        )
+    )
     return root / "shards"

@@ -20,7 +20,8 @@ from inception3.errors import Inception3Error
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inception3",
-        description="Inception v3 on PyTorch: build shards, train, evaluate, predict, export.")
+        description="Inception v3 on PyTorch: build shards, train, evaluate, predict, export.",
+    )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
@@ -36,32 +37,51 @@ def _version() -> str:
 
 def _add_build(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "build", help="convert class folders of images into sharded TFRecord files",
+        "build",
+        help="convert class folders of images into sharded TFRecord files",
         description="Convert a folder of class sub-folders into TFRecord shards of tf.train.Example "
-                    "(the original's keys, readable by TensorFlow) plus dataset.json. Images that are not "
-                    "RGB JPEG are converted; unreadable ones are skipped and listed. Each shard appears "
-                    "atomically; re-running an interrupted build keeps the complete shards.")
-    parser.add_argument("--train-dir", type=Path, required=True,
-                        help="folder with one sub-folder of images per class")
+        "(the original's keys, readable by TensorFlow) plus dataset.json. Images that are not "
+        "RGB JPEG are converted; unreadable ones are skipped and listed. Each shard appears "
+        "atomically; re-running an interrupted build keeps the complete shards.",
+    )
+    parser.add_argument(
+        "--train-dir", type=Path, required=True, help="folder with one sub-folder of images per class"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--validation-dir", type=Path, help="validation images, same class sub-folders")
-    group.add_argument("--validation-fraction", type=float,
-                       help="hold out this fraction of the (shuffled) training images for validation")
+    group.add_argument(
+        "--validation-fraction",
+        type=float,
+        help="hold out this fraction of the (shuffled) training images for validation",
+    )
     parser.add_argument("--output-dir", type=Path, required=True, help="where the shards are written")
-    parser.add_argument("--labels-file", type=Path,
-                        help="class folder names, one per line, in label order "
-                             "(default: the sorted folder names)")
-    parser.add_argument("--train-shards", type=int,
-                        help="number of training shards (default: 1 per 1024 images)")
-    parser.add_argument("--validation-shards", type=int,
-                        help="number of validation shards (default: 1 per 1024 images)")
+    parser.add_argument(
+        "--labels-file",
+        type=Path,
+        help="class folder names, one per line, in label order (default: the sorted folder names)",
+    )
+    parser.add_argument(
+        "--train-shards", type=int, help="number of training shards (default: 1 per 1024 images)"
+    )
+    parser.add_argument(
+        "--validation-shards", type=int, help="number of validation shards (default: 1 per 1024 images)"
+    )
     parser.add_argument("--workers", type=int, help="processes converting images (default: all cores)")
-    parser.add_argument("--bounding-boxes", type=Path, metavar="CSV|XML_DIR",
-                        help="CSV 'filename,xmin,ymin,xmax,ymax' (fractions of the image size) or "
-                             "ImageNet's folder of XML annotations")
-    parser.add_argument("--label-offset", type=int, choices=(0, 1), default=0,
-                        help="0: store 0-based labels (default); 1: the original's 1-based labels "
-                             "(0 = background), recorded in dataset.json either way")
+    parser.add_argument(
+        "--bounding-boxes",
+        type=Path,
+        metavar="CSV|XML_DIR",
+        help="CSV 'filename,xmin,ymin,xmax,ymax' (fractions of the image size) or "
+        "ImageNet's folder of XML annotations",
+    )
+    parser.add_argument(
+        "--label-offset",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="0: store 0-based labels (default); 1: the original's 1-based labels "
+        "(0 = background), recorded in dataset.json either way",
+    )
     parser.set_defaults(run=_run_build)
 
 
@@ -76,10 +96,12 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "inspect", help="summarise a shard directory (ours or TensorFlow-built); --verify checks it",
+        "inspect",
+        help="summarise a shard directory (ours or TensorFlow-built); --verify checks it",
         description="Records per split and shard, the label range and the label offset in use, bounding "
-                    "boxes and image sizes. --verify checks every CRC and decodes every image, listing bad "
-                    "records by shard and index. Exit code 1 when problems are found.")
+        "boxes and image sizes. --verify checks every CRC and decodes every image, listing bad "
+        "records by shard and index. Exit code 1 when problems are found.",
+    )
     parser.add_argument("data_dir", type=Path, metavar="DIR", help="directory holding the shards")
     parser.add_argument("--verify", action="store_true", help="check every checksum and decode every image")
     parser.add_argument("--limit", type=int, help="read at most this many records per split")
@@ -94,17 +116,19 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
-
 def _add_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "report", help="plot a run's training loss, learning rate and evaluation precision into a PNG",
+        "report",
+        help="plot a run's training loss, learning rate and evaluation precision into a PNG",
         description="Read the TensorBoard event files that inception3 train wrote in RUN and the JSON lines "
-                    "that inception3 eval appended to RUN/eval/<split>.jsonl, and draw the training losses, "
-                    "the learning rate and the top-1/top-5 precision over steps into one PNG. Whatever is "
-                    "there is plotted, so it works during training too.")
+        "that inception3 eval appended to RUN/eval/<split>.jsonl, and draw the training losses, "
+        "the learning rate and the top-1/top-5 precision over steps into one PNG. Whatever is "
+        "there is plotted, so it works during training too.",
+    )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="the training directory (--train-dir)")
-    parser.add_argument("--output", type=Path, metavar="PNG", help="where to write the PNG "
-                        "(default: RUN/report.png)")
+    parser.add_argument(
+        "--output", type=Path, metavar="PNG", help="where to write the PNG (default: RUN/report.png)"
+    )
     parser.set_defaults(run=_run_report)
 
 
@@ -114,45 +138,82 @@ def _run_report(args: argparse.Namespace) -> int:
     print(f"wrote {write_report(args.run_dir, args.output)}")
     return 0
 
+
 def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also: str = "") -> None:
     """--checkpoint (any weights file `weights.read_weights` reads) and --no-ema."""
-    parser.add_argument("--checkpoint", type=Path, required=required, metavar="PATH",
-                        help="an inception3 checkpoint, an exported .safetensors file, a plain state dict or "
-                             "torchvision's/timm's Inception v3 weights" + (f"; {also}" if also else ""))
-    parser.add_argument("--no-ema", dest="use_ema", action="store_false",
-                        help="use the raw weights instead of their moving averages")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=required,
+        metavar="PATH",
+        help="an inception3 checkpoint, an exported .safetensors file, a plain state dict or "
+        "torchvision's/timm's Inception v3 weights" + (f"; {also}" if also else ""),
+    )
+    parser.add_argument(
+        "--no-ema",
+        dest="use_ema",
+        action="store_false",
+        help="use the raw weights instead of their moving averages",
+    )
 
 
 def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "eval", help="evaluate a run's checkpoints (top-1/top-5 precision, loss, per-class accuracy)",
+        "eval",
+        help="evaluate a run's checkpoints (top-1/top-5 precision, loss, per-class accuracy)",
         description="Follow a training directory like the original evaluator: evaluate each complete "
-                    "checkpoint once, oldest first, with the moving-average weights, over every example "
-                    "of the split; print 'precision @ 1 = ... recall @ 5 = ... [N examples]', append a JSON "
-                    "line to RUN/eval/<split>.jsonl and TensorBoard scalars under RUN/eval/. Steps already "
-                    "in the JSON lines are not evaluated again. Stops after the checkpoint training marked "
-                    "final. Under torchrun each rank evaluates its share and the totals are exact.")
+        "checkpoint once, oldest first, with the moving-average weights, over every example "
+        "of the split; print 'precision @ 1 = ... recall @ 5 = ... [N examples]', append a JSON "
+        "line to RUN/eval/<split>.jsonl and TensorBoard scalars under RUN/eval/. Steps already "
+        "in the JSON lines are not evaluated again. Stops after the checkpoint training marked "
+        "final. Under torchrun each rank evaluates its share and the totals are exact.",
+    )
     parser.add_argument("--train-dir", type=Path, metavar="RUN", help="the training directory to follow")
-    parser.add_argument("--data-dir", type=Path, required=True,
-                        help="shards (or an image folder) to evaluate on")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="shards (or an image folder) to evaluate on"
+    )
     parser.add_argument("--split", default="validation", help="which split (default: validation)")
-    _add_weights(parser, required=False, also="evaluate this file only (results go under RUN/eval/ when "
-                                             "--train-dir is given)")
+    _add_weights(
+        parser,
+        required=False,
+        also="evaluate this file only (results go under RUN/eval/ when --train-dir is given)",
+    )
     parser.add_argument("--once", action="store_true", help="evaluate the run's newest checkpoint and exit")
-    parser.add_argument("--interval", type=float, default=config.EVAL_INTERVAL_SECS, metavar="SECONDS",
-                        help="seconds between looks for a new checkpoint (default: %(default)s)")
-    parser.add_argument("--keep-waiting", action="store_true",
-                        help="keep following the run after its final checkpoint")
-    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
-                        help="images per batch, global: split across the ranks as in train (default: "
-                             "%(default)s)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=config.EVAL_INTERVAL_SECS,
+        metavar="SECONDS",
+        help="seconds between looks for a new checkpoint (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-waiting", action="store_true", help="keep following the run after its final checkpoint"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=config.BATCH_SIZE,
+        help="images per batch, global: split across the ranks as in train (default: %(default)s)",
+    )
     parser.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default: 2)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
-                        help="where the model runs (default: CUDA when available)")
-    parser.add_argument("--label-offset", type=int, choices=(0, 1),
-                        help="stored label of class 0 (default: dataset.json's; 1 for TF-built shards)")
-    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                        help="run the network in the default NCHW layout instead of the faster NHWC")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cuda", "cpu"),
+        help="where the model runs (default: CUDA when available)",
+    )
+    parser.add_argument(
+        "--label-offset",
+        type=int,
+        choices=(0, 1),
+        help="stored label of class 0 (default: dataset.json's; 1 for TF-built shards)",
+    )
+    parser.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="run the network in the default NCHW layout instead of the faster NHWC",
+    )
     parser.set_defaults(run=_run_eval)
 
 
@@ -161,23 +222,39 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.train_dir is None and args.checkpoint is None:
         raise Inception3Error("give --train-dir RUN to follow a run, or --checkpoint PATH")
-    cfg = config.EvalConfig(split=args.split, use_ema=args.use_ema, batch_size=args.batch_size,
-                            device=args.device, num_workers=args.num_workers, label_offset=args.label_offset,
-                            channels_last=args.channels_last)
-    watch(args.train_dir, args.data_dir, cfg, checkpoint=args.checkpoint, once=args.once,
-          interval=args.interval, keep_waiting=args.keep_waiting)
+    cfg = config.EvalConfig(
+        split=args.split,
+        use_ema=args.use_ema,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        label_offset=args.label_offset,
+        channels_last=args.channels_last,
+    )
+    watch(
+        args.train_dir,
+        args.data_dir,
+        cfg,
+        checkpoint=args.checkpoint,
+        once=args.once,
+        interval=args.interval,
+        keep_waiting=args.keep_waiting,
+    )
     return 0
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "predict", help="classify images with a checkpoint: top-k class names and probabilities",
+        "predict",
+        help="classify images with a checkpoint: top-k class names and probabilities",
         description="Classify image files with the evaluation preprocessing (central crop 0.875, bilinear "
-                    "resize, scale to [-1, 1]) and the checkpoint's moving-average weights.")
+        "resize, scale to [-1, 1]) and the checkpoint's moving-average weights.",
+    )
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     _add_weights(parser)
-    parser.add_argument("--top-k", type=int, default=config.TOP_K,
-                        help="classes shown per image (default: %(default)s)")
+    parser.add_argument(
+        "--top-k", type=int, default=config.TOP_K, help="classes shown per image (default: %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
     parser.set_defaults(run=_run_predict)
 
@@ -192,13 +269,16 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _add_export(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "export", help="write a checkpoint's model as ONNX, TorchScript or safetensors",
+        "export",
+        help="write a checkpoint's model as ONNX, TorchScript or safetensors",
         description="Export the inference model (logits of images scaled to [-1, 1], [B, 3, S, S]) of a "
-                    "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
-                    "any batch size; safetensors holds the state dict plus the model config as metadata.")
+        "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
+        "any batch size; safetensors holds the state dict plus the model config as metadata.",
+    )
     _add_weights(parser)
-    parser.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"),
-                        help="the output format")
+    parser.add_argument(
+        "--format", required=True, choices=("onnx", "torchscript", "safetensors"), help="the output format"
+    )
     parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
     parser.set_defaults(run=_run_export)
 
@@ -212,37 +292,66 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "train", help="train Inception v3 on shards with the original recipe; resumes a run exactly",
+        "train",
+        help="train Inception v3 on shards with the original recipe; resumes a run exactly",
         description="Train on the shards in --data-dir, writing RUN/config.toml, TensorBoard events and "
-                    "checkpoints (RUN/checkpoints/) to --train-dir. The defaults are the original recipe "
-                    "(RMSProp as TensorFlow computes it, staircase decay, moving averages of 0.9999). A run "
-                    "that has checkpoints continues from the latest one, exactly; nothing is deleted but "
-                    "checkpoints beyond the newest keep_checkpoints (5; 0 keeps all). "
-                    "Under `torchrun --nproc-per-node N -m inception3 train ...` the global batch is split "
-                    "across the ranks and gradients are averaged every step.")
+        "checkpoints (RUN/checkpoints/) to --train-dir. The defaults are the original recipe "
+        "(RMSProp as TensorFlow computes it, staircase decay, moving averages of 0.9999). A run "
+        "that has checkpoints continues from the latest one, exactly; nothing is deleted but "
+        "checkpoints beyond the newest keep_checkpoints (5; 0 keeps all). "
+        "Under `torchrun --nproc-per-node N -m inception3 train ...` the global batch is split "
+        "across the ranks and gradients are averaged every step.",
+    )
     parser.add_argument("--data-dir", type=Path, required=True, help="shards from `inception3 build`")
-    parser.add_argument("--train-dir", type=Path, required=True, metavar="RUN",
-                        help="run directory for the config, summaries and checkpoints")
-    parser.add_argument("--preset", choices=sorted(_train_presets()),
-                        help="a named override set: imagenet (the defaults), imagenet-distributed "
-                             "(lr 0.045 x 0.94 every 2 epochs), flowers (fine-tune at lr 0.001), tiny "
-                             "(75x75, depth 0.25: a CPU-sized trial)")
-    parser.add_argument("--config", type=Path, metavar="FILE.toml",
-                        help="config keys from a TOML file (e.g. a previous RUN/config.toml), "
-                             "applied after the preset")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="set one config key, last of all; repeatable (e.g. --set batch_size=64 "
-                             "--set precision=bf16); the keys are listed in the README")
-    parser.add_argument("--init-from", type=Path, metavar="CKPT",
-                        help="start from this inception3 checkpoint, a plain state dict (.pt, .safetensors) "
-                             "or torchvision's/timm's Inception v3 weights; the logits are left out when "
-                             "the class count differs (or with the flowers preset)")
-    parser.add_argument("--trainable", metavar="SCOPES",
-                        help="train only these comma-separated scopes (e.g. Logits,AuxLogits); "
-                             "frozen layers keep their batch-norm statistics")
+    parser.add_argument(
+        "--train-dir",
+        type=Path,
+        required=True,
+        metavar="RUN",
+        help="run directory for the config, summaries and checkpoints",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(_train_presets()),
+        help="a named override set: imagenet (the defaults), imagenet-distributed "
+        "(lr 0.045 x 0.94 every 2 epochs), flowers (fine-tune at lr 0.001), tiny "
+        "(75x75, depth 0.25: a CPU-sized trial)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.toml",
+        help="config keys from a TOML file (e.g. a previous RUN/config.toml), applied after the preset",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="set one config key, last of all; repeatable (e.g. --set batch_size=64 "
+        "--set precision=bf16); the keys are listed in the README",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="CKPT",
+        help="start from this inception3 checkpoint, a plain state dict (.pt, .safetensors) "
+        "or torchvision's/timm's Inception v3 weights; the logits are left out when "
+        "the class count differs (or with the flowers preset)",
+    )
+    parser.add_argument(
+        "--trainable",
+        metavar="SCOPES",
+        help="train only these comma-separated scopes (e.g. Logits,AuxLogits); "
+        "frozen layers keep their batch-norm statistics",
+    )
     parser.add_argument("--max-steps", type=int, help="same as --set max_steps=N")
-    parser.add_argument("--force", action="store_true",
-                        help="resume even though the config or data changed in a way that breaks exactness")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even though the config or data changed in a way that breaks exactness",
+    )
     parser.set_defaults(run=_run_train)
 
 
@@ -270,41 +379,74 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "demo", help="the whole system on drawn shapes: build, train + eval, predict, export, report",
+        "demo",
+        help="the whole system on drawn shapes: build, train + eval, predict, export, report",
         description="Draw a small dataset of five shapes (circle, square, triangle, star, cross) as JPEGs "
-                    "with a bounding-box CSV, then run each step as a separate inception3 process, as you "
-                    "would: build the shards, train a CPU-sized network while the evaluator follows its "
-                    "checkpoints, predict a few images, export ONNX and plot the report. Prints the "
-                    "accuracy of every checkpoint and the commands, to repeat each step on your data. "
-                    "The defaults take about seven minutes on two CPU cores and reach over 90% top-1.")
-    parser.add_argument("--out", type=Path, default=Path("demo"), metavar="DIR",
-                        help="an empty or new directory for everything the demo writes (default: demo)")
-    parser.add_argument("--train-per-class", type=int, metavar="N",
-                        help="training images drawn per shape (default: 600)")
-    parser.add_argument("--validation-per-class", type=int, metavar="N",
-                        help="validation images drawn per shape (default: 100)")
+        "with a bounding-box CSV, then run each step as a separate inception3 process, as you "
+        "would: build the shards, train a CPU-sized network while the evaluator follows its "
+        "checkpoints, predict a few images, export ONNX and plot the report. Prints the "
+        "accuracy of every checkpoint and the commands, to repeat each step on your data. "
+        "The defaults take about seven minutes on two CPU cores and reach over 90% top-1.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo"),
+        metavar="DIR",
+        help="an empty or new directory for everything the demo writes (default: demo)",
+    )
+    parser.add_argument(
+        "--train-per-class", type=int, metavar="N", help="training images drawn per shape (default: 600)"
+    )
+    parser.add_argument(
+        "--validation-per-class",
+        type=int,
+        metavar="N",
+        help="validation images drawn per shape (default: 100)",
+    )
     parser.add_argument("--steps", type=int, help="training steps (default: 2500)")
-    parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                        help="steps between checkpoints, each one evaluated (default: 500)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="one more inception3 train config key, after the demo's own (e.g. "
-                             "--set batch_size=16); repeatable")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="steps between checkpoints, each one evaluated (default: 500)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="one more inception3 train config key, after the demo's own (e.g. "
+        "--set batch_size=16); repeatable",
+    )
     parser.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from inception3.demo import DemoConfig, run_demo
 
-    sizes = {key: getattr(args, key) for key in ("train_per_class", "validation_per_class", "steps",
-                                                  "checkpoint_every") if getattr(args, key) is not None}
+    sizes = {
+        key: getattr(args, key)
+        for key in ("train_per_class", "validation_per_class", "steps", "checkpoint_every")
+        if getattr(args, key) is not None
+    }
     run_demo(DemoConfig(out_dir=args.out, extra_overrides=tuple(args.overrides), **sizes))
     return 0
 
-_COMMANDS: list = [_add_build, _add_inspect, _add_train, _add_report, _add_eval, _add_predict, _add_export,
-                   _add_demo]
+
+_COMMANDS: list = [
+    _add_build,
+    _add_inspect,
+    _add_train,
+    _add_report,
+    _add_eval,
+    _add_predict,
+    _add_export,
+    _add_demo,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

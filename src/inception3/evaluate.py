@@ -70,12 +70,19 @@ class Tally:
         """Sum this tally over every rank (no-op when alone)."""
         if not ctx.enabled:
             return
-        flat = torch.cat([torch.tensor([self.correct_1, self.correct_k, self.loss_sum, self.examples],
-                                       dtype=torch.float64), self.class_correct, self.class_count])
+        flat = torch.cat(
+            [
+                torch.tensor(
+                    [self.correct_1, self.correct_k, self.loss_sum, self.examples], dtype=torch.float64
+                ),
+                self.class_correct,
+                self.class_count,
+            ]
+        )
         flat = dist.sum_over_ranks(flat, ctx)
         self.correct_1, self.correct_k = int(flat[0]), int(flat[1])
         self.loss_sum, self.examples = float(flat[2]), int(flat[3])
-        self.class_correct, self.class_count = flat[4:4 + self.num_classes], flat[4 + self.num_classes:]
+        self.class_correct, self.class_count = flat[4 : 4 + self.num_classes], flat[4 + self.num_classes :]
 
 
 @dataclass
@@ -101,19 +108,28 @@ class EvalResult:
 
     def summary(self) -> str:
         """The original evaluator's line, then the loss and speed."""
-        return (f"{datetime.now()}: precision @ 1 = {self.top1:.4f} recall @ 5 = {self.top5:.4f} "
-                f"[{self.examples} examples]\n"
-                f"step {self.step}: loss = {self.loss:.4f} "
-                f"({'moving-average' if self.ema else 'raw'} weights, "
-                f"{self.images_per_sec:.1f} examples/sec)")
+        return (
+            f"{datetime.now()}: precision @ 1 = {self.top1:.4f} recall @ 5 = {self.top5:.4f} "
+            f"[{self.examples} examples]\n"
+            f"step {self.step}: loss = {self.loss:.4f} "
+            f"({'moving-average' if self.ema else 'raw'} weights, "
+            f"{self.images_per_sec:.1f} examples/sec)"
+        )
 
     def record(self) -> dict:
         return asdict(self) | {"images_per_sec": round(self.images_per_sec, 3)}
 
 
 @torch.inference_mode()
-def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: torch.device,
-          progress: Callable[[int], None] | None = None, *, channels_last: bool = False) -> Tally:
+def score(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    num_classes: int,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+    *,
+    channels_last: bool = False,
+) -> Tally:
     """Run `model` (eval mode) over uint8 batches and tally this rank's metrics (not reduced).
 
     `channels_last`: feed NHWC images (the model should be converted too); faster on CPU and GPU.
@@ -128,8 +144,9 @@ def score(model: nn.Module, batches: Iterable[Batch], num_classes: int, device: 
     return tally
 
 
-def evaluate_checkpoint(checkpoint: Path, data_dir: Path, cfg: EvalConfig | None = None,
-                        ctx: dist.Distributed | None = None) -> EvalResult:
+def evaluate_checkpoint(
+    checkpoint: Path, data_dir: Path, cfg: EvalConfig | None = None, ctx: dist.Distributed | None = None
+) -> EvalResult:
     """Top-1/top-5 precision, mean loss and per-class accuracy of one checkpoint over a whole split.
 
     `checkpoint` is any weights file `weights.read_weights` reads. Under a process group (`ctx`)
@@ -143,15 +160,24 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, cfg: EvalConfig | None
     num_classes = model.config.num_classes
     info = load_dataset_info(Path(data_dir), label_offset=cfg.label_offset, num_classes=num_classes)
     if info.num_classes != num_classes:
-        raise Inception3Error(f"{data_dir}: the dataset has {info.num_classes} classes but {checkpoint} "
-                              f"was trained for {num_classes}; evaluate it on the dataset it was trained on")
+        raise Inception3Error(
+            f"{data_dir}: the dataset has {info.num_classes} classes but {checkpoint} "
+            f"was trained for {num_classes}; evaluate it on the dataset it was trained on"
+        )
     split = cfg.split
     if split not in info.split_sizes:
         found = ", ".join(sorted(info.split_sizes))
         raise Inception3Error(f"{data_dir}: no '{split}' split (found: {found})")
     per_rank = -(-cfg.batch_size // ctx.world_size)
-    loader = EvalLoader(info, per_rank, int(meta["image_size"]), split=split, rank=ctx.rank,
-                        world_size=ctx.world_size, num_workers=cfg.num_workers)
+    loader = EvalLoader(
+        info,
+        per_rank,
+        int(meta["image_size"]),
+        split=split,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        num_workers=cfg.num_workers,
+    )
     show = (sys.stderr.isatty() if cfg.progress is None else cfg.progress) and ctx.is_main
     bar = None
     if show:
@@ -159,9 +185,14 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, cfg: EvalConfig | None
 
         bar = tqdm(total=info.split_sizes[split], desc=f"eval step {meta['step']}", unit="img")
     start = time.perf_counter()
-    tally = score(model, loader, num_classes, ctx.device,
-                  (lambda n: bar.update(n * ctx.world_size)) if bar is not None else None,
-                  channels_last=cfg.channels_last)
+    tally = score(
+        model,
+        loader,
+        num_classes,
+        ctx.device,
+        (lambda n: bar.update(n * ctx.world_size)) if bar is not None else None,
+        channels_last=cfg.channels_last,
+    )
     tally.all_reduce(ctx)
     seconds = time.perf_counter() - start
     if bar is not None:
@@ -169,14 +200,24 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: Path, cfg: EvalConfig | None
     if tally.examples == 0:
         raise Inception3Error(f"{data_dir}: the '{split}' split has no examples to evaluate")
     names = meta.get("class_names") or info.class_names
-    per_class = {str(name): (float(c / n) if n > 0 else None)
-                 for name, c, n in zip(names, tally.class_correct.tolist(), tally.class_count.tolist(),
-                                       strict=True)}
-    return EvalResult(step=int(meta["step"]), checkpoint=str(checkpoint), split=split,
-                      top1=tally.correct_1 / tally.examples, top5=tally.correct_k / tally.examples,
-                      loss=tally.loss_sum / tally.examples, examples=tally.examples,
-                      ema=bool(meta.get("ema", False)), final=bool(meta.get("final", False)),
-                      time=time.time(), seconds=seconds, per_class=per_class)
+    per_class = {
+        str(name): (float(c / n) if n > 0 else None)
+        for name, c, n in zip(names, tally.class_correct.tolist(), tally.class_count.tolist(), strict=True)
+    }
+    return EvalResult(
+        step=int(meta["step"]),
+        checkpoint=str(checkpoint),
+        split=split,
+        top1=tally.correct_1 / tally.examples,
+        top5=tally.correct_k / tally.examples,
+        loss=tally.loss_sum / tally.examples,
+        examples=tally.examples,
+        ema=bool(meta.get("ema", False)),
+        final=bool(meta.get("final", False)),
+        time=time.time(),
+        seconds=seconds,
+        per_class=per_class,
+    )
 
 
 def evaluated_steps(run_dir: Path, split: str, ema: bool) -> dict[int, dict]:
@@ -196,17 +237,26 @@ def write_result(run_dir: Path, result: EvalResult) -> None:
         writer.add_scalar(f"{prefix}/loss", result.loss, result.step)
 
 
-def _report(result: EvalResult, run_dir: Path | None, printer: Callable[[str], None],
-            ctx: dist.Distributed) -> None:
+def _report(
+    result: EvalResult, run_dir: Path | None, printer: Callable[[str], None], ctx: dist.Distributed
+) -> None:
     if ctx.is_main:
         printer(result.summary())
         if run_dir is not None:
             write_result(run_dir, result)
 
 
-def watch(run_dir: Path | None, data_dir: Path, cfg: EvalConfig | None = None, *,
-          checkpoint: Path | None = None, once: bool = False, interval: float = EVAL_INTERVAL_SECS,
-          keep_waiting: bool = False, printer: Callable[[str], None] = print) -> list[EvalResult]:
+def watch(
+    run_dir: Path | None,
+    data_dir: Path,
+    cfg: EvalConfig | None = None,
+    *,
+    checkpoint: Path | None = None,
+    once: bool = False,
+    interval: float = EVAL_INTERVAL_SECS,
+    keep_waiting: bool = False,
+    printer: Callable[[str], None] = print,
+) -> list[EvalResult]:
     """`inception3 eval`: evaluate a run's checkpoints as they appear (module docstring).
 
     `checkpoint`: evaluate that file only (written under RUN/eval/ when `run_dir` is given).
@@ -232,14 +282,22 @@ def _one_checkpoint(run_dir: Path | None, checkpoint: Path | None) -> Path:
         return Path(checkpoint)
     newest = latest_checkpoint(run_dir) if run_dir is not None else None
     if newest is None:
-        raise Inception3Error(f"{run_dir}: no checkpoint in {layout.checkpoint_dir(run_dir)} yet; "
-                              "train first, or drop --once to wait for one")
+        raise Inception3Error(
+            f"{run_dir}: no checkpoint in {layout.checkpoint_dir(run_dir)} yet; "
+            "train first, or drop --once to wait for one"
+        )
     return newest
 
 
-def _follow(run_dir: Path | None, cfg: EvalConfig, interval: float, keep_waiting: bool,
-            printer: Callable[[str], None], evaluate: Callable[[Path], EvalResult],
-            ctx: dist.Distributed) -> list[EvalResult]:
+def _follow(
+    run_dir: Path | None,
+    cfg: EvalConfig,
+    interval: float,
+    keep_waiting: bool,
+    printer: Callable[[str], None],
+    evaluate: Callable[[Path], EvalResult],
+    ctx: dist.Distributed,
+) -> list[EvalResult]:
     """Evaluate every checkpoint of the run not yet recorded, oldest first, until the final one."""
     if run_dir is None:
         raise Inception3Error("following a run needs --train-dir (or pass --checkpoint PATH)")
@@ -249,8 +307,9 @@ def _follow(run_dir: Path | None, cfg: EvalConfig, interval: float, keep_waiting
     finished = dist.from_main(any(record.get("final") for record in done.values()), ctx)
     results: list[EvalResult] = []
     while keep_waiting or not finished:
-        pending = dist.from_main([(step, str(path)) for step, path in list_checkpoints(run_dir)
-                                  if step not in done], ctx)
+        pending = dist.from_main(
+            [(step, str(path)) for step, path in list_checkpoints(run_dir) if step not in done], ctx
+        )
         for step, path in pending:
             try:
                 result = evaluate(Path(path))

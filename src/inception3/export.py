@@ -36,12 +36,20 @@ def export_onnx(model: InceptionV3, output: BinaryIO, image_size: int, class_nam
     import onnx
 
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(model, (_example(image_size),), input_names=["images"],
-                                output_names=["logits"], dynamic_shapes=({0: batch},),
-                                opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+    program = torch.onnx.export(
+        model,
+        (_example(image_size),),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        opset_version=ONNX_OPSET,
+        dynamo=True,
+        verbose=False,
+    )
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {"class_names": json.dumps(class_names),
-                                        "image_size": str(image_size)})
+    onnx.helper.set_model_props(
+        proto, {"class_names": json.dumps(class_names), "image_size": str(image_size)}
+    )
     onnx.save(proto, output)
 
 
@@ -60,12 +68,18 @@ def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None
     from safetensors.torch import save
 
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    output.write(save(state, metadata={
-        "format": FORMAT,
-        "model_config": json.dumps(dataclasses.asdict(model.config)),
-        "class_names": json.dumps(meta["class_names"]),
-        "step": str(meta.get("step", 0)),
-        "ema": str(bool(meta.get("ema", False))).lower()}))
+    output.write(
+        save(
+            state,
+            metadata={
+                "format": FORMAT,
+                "model_config": json.dumps(dataclasses.asdict(model.config)),
+                "class_names": json.dumps(meta["class_names"]),
+                "step": str(meta.get("step", 0)),
+                "ema": str(bool(meta.get("ema", False))).lower(),
+            },
+        )
+    )
 
 
 def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool = True) -> Path:

@@ -77,8 +77,7 @@ Layer = Conv | Pool | Fork
 BlockSpec = dict[str, tuple[Layer, ...]]
 
 
-def _c(name: str, depth: int, kernel: int | tuple[int, int], stride: int = 1,
-       padding: str = "SAME") -> Conv:
+def _c(name: str, depth: int, kernel: int | tuple[int, int], stride: int = 1, padding: str = "SAME") -> Conv:
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
     return Conv(name, depth, k, stride, padding)
 
@@ -91,8 +90,7 @@ def _mixed_35(pool_depth: int, branch_1: tuple[str, str]) -> BlockSpec:
     return {
         "Branch_0": (_c("Conv2d_0a_1x1", 64, 1),),
         "Branch_1": (_c(branch_1[0], 48, 1), _c(branch_1[1], 64, 5)),
-        "Branch_2": (_c("Conv2d_0a_1x1", 64, 1), _c("Conv2d_0b_3x3", 96, 3),
-                     _c("Conv2d_0c_3x3", 96, 3)),
+        "Branch_2": (_c("Conv2d_0a_1x1", 64, 1), _c("Conv2d_0b_3x3", 96, 3), _c("Conv2d_0c_3x3", 96, 3)),
         "Branch_3": (_AVG, _c("Conv2d_0b_1x1", pool_depth, 1)),
     }
 
@@ -100,11 +98,18 @@ def _mixed_35(pool_depth: int, branch_1: tuple[str, str]) -> BlockSpec:
 def _mixed_17(depth: int) -> BlockSpec:
     return {
         "Branch_0": (_c("Conv2d_0a_1x1", 192, 1),),
-        "Branch_1": (_c("Conv2d_0a_1x1", depth, 1), _c("Conv2d_0b_1x7", depth, (1, 7)),
-                     _c("Conv2d_0c_7x1", 192, (7, 1))),
-        "Branch_2": (_c("Conv2d_0a_1x1", depth, 1), _c("Conv2d_0b_7x1", depth, (7, 1)),
-                     _c("Conv2d_0c_1x7", depth, (1, 7)), _c("Conv2d_0d_7x1", depth, (7, 1)),
-                     _c("Conv2d_0e_1x7", 192, (1, 7))),
+        "Branch_1": (
+            _c("Conv2d_0a_1x1", depth, 1),
+            _c("Conv2d_0b_1x7", depth, (1, 7)),
+            _c("Conv2d_0c_7x1", 192, (7, 1)),
+        ),
+        "Branch_2": (
+            _c("Conv2d_0a_1x1", depth, 1),
+            _c("Conv2d_0b_7x1", depth, (7, 1)),
+            _c("Conv2d_0c_1x7", depth, (1, 7)),
+            _c("Conv2d_0d_7x1", depth, (7, 1)),
+            _c("Conv2d_0e_1x7", 192, (1, 7)),
+        ),
         "Branch_3": (_AVG, _c("Conv2d_0b_1x1", 192, 1)),
     }
 
@@ -112,10 +117,15 @@ def _mixed_17(depth: int) -> BlockSpec:
 def _mixed_8(branch_1_3x1: str) -> BlockSpec:
     return {
         "Branch_0": (_c("Conv2d_0a_1x1", 320, 1),),
-        "Branch_1": (_c("Conv2d_0a_1x1", 384, 1),
-                     Fork((_c("Conv2d_0b_1x3", 384, (1, 3)), _c(branch_1_3x1, 384, (3, 1))))),
-        "Branch_2": (_c("Conv2d_0a_1x1", 448, 1), _c("Conv2d_0b_3x3", 384, 3),
-                     Fork((_c("Conv2d_0c_1x3", 384, (1, 3)), _c("Conv2d_0d_3x1", 384, (3, 1))))),
+        "Branch_1": (
+            _c("Conv2d_0a_1x1", 384, 1),
+            Fork((_c("Conv2d_0b_1x3", 384, (1, 3)), _c(branch_1_3x1, 384, (3, 1)))),
+        ),
+        "Branch_2": (
+            _c("Conv2d_0a_1x1", 448, 1),
+            _c("Conv2d_0b_3x3", 384, 3),
+            Fork((_c("Conv2d_0c_1x3", 384, (1, 3)), _c("Conv2d_0d_3x1", 384, (3, 1)))),
+        ),
         "Branch_3": (_AVG, _c("Conv2d_0b_1x1", 192, 1)),
     }
 
@@ -136,8 +146,11 @@ MIXED: dict[str, BlockSpec] = {
     "Mixed_5d": _mixed_35(64, ("Conv2d_0a_1x1", "Conv2d_0b_5x5")),
     "Mixed_6a": {
         "Branch_0": (_c("Conv2d_1a_1x1", 384, 3, stride=2, padding="VALID"),),
-        "Branch_1": (_c("Conv2d_0a_1x1", 64, 1), _c("Conv2d_0b_3x3", 96, 3),
-                     _c("Conv2d_1a_1x1", 96, 3, stride=2, padding="VALID")),
+        "Branch_1": (
+            _c("Conv2d_0a_1x1", 64, 1),
+            _c("Conv2d_0b_3x3", 96, 3),
+            _c("Conv2d_1a_1x1", 96, 3, stride=2, padding="VALID"),
+        ),
         "Branch_2": (_MAX_DOWN,),
     },
     "Mixed_6b": _mixed_17(128),
@@ -145,11 +158,13 @@ MIXED: dict[str, BlockSpec] = {
     "Mixed_6d": _mixed_17(160),
     "Mixed_6e": _mixed_17(192),
     "Mixed_7a": {
-        "Branch_0": (_c("Conv2d_0a_1x1", 192, 1),
-                     _c("Conv2d_1a_3x3", 320, 3, stride=2, padding="VALID")),
-        "Branch_1": (_c("Conv2d_0a_1x1", 192, 1), _c("Conv2d_0b_1x7", 192, (1, 7)),
-                     _c("Conv2d_0c_7x1", 192, (7, 1)),
-                     _c("Conv2d_1a_3x3", 192, 3, stride=2, padding="VALID")),
+        "Branch_0": (_c("Conv2d_0a_1x1", 192, 1), _c("Conv2d_1a_3x3", 320, 3, stride=2, padding="VALID")),
+        "Branch_1": (
+            _c("Conv2d_0a_1x1", 192, 1),
+            _c("Conv2d_0b_1x7", 192, (1, 7)),
+            _c("Conv2d_0c_7x1", 192, (7, 1)),
+            _c("Conv2d_1a_3x3", 192, 3, stride=2, padding="VALID"),
+        ),
         "Branch_2": (_MAX_DOWN,),
     },
     "Mixed_7b": _mixed_8("Conv2d_0b_3x1"),
@@ -221,16 +236,31 @@ class BatchNorm(nn.Module):
         self.epsilon = epsilon
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.batch_norm(x, self.moving_mean, self.moving_variance, None, self.beta,
-                            self.training, self.momentum, self.epsilon)
+        return F.batch_norm(
+            x,
+            self.moving_mean,
+            self.moving_variance,
+            None,
+            self.beta,
+            self.training,
+            self.momentum,
+            self.epsilon,
+        )
 
 
 class ConvBN(nn.Module):
     """Convolution without bias → batch norm → ReLU: TF-Slim's `conv2d` under the arg_scope."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int],
-                 stride: int, padding: str, bn: tuple[float, float],
-                 init_std: float = CONV_INIT_STD) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, int],
+        stride: int,
+        padding: str,
+        bn: tuple[float, float],
+        init_std: float = CONV_INIT_STD,
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *kernel))
         self.BatchNorm = BatchNorm(out_channels, *bn)
@@ -254,8 +284,9 @@ def _pool(spec: Pool) -> nn.Module:
 class Branch(nn.ModuleDict):
     """One branch of a Mixed block: its layers in order, keyed by their TF-Slim names."""
 
-    def __init__(self, layers: tuple[Layer, ...], in_channels: int, depth: DepthFn,
-                 bn: tuple[float, float]) -> None:
+    def __init__(
+        self, layers: tuple[Layer, ...], in_channels: int, depth: DepthFn, bn: tuple[float, float]
+    ) -> None:
         super().__init__()
         self.plan: list[tuple[str, ...]] = []
         channels = in_channels
@@ -266,8 +297,9 @@ class Branch(nn.ModuleDict):
                 continue
             convs = layer.convs if isinstance(layer, Fork) else (layer,)
             for conv in convs:
-                self[conv.name] = ConvBN(channels, depth(conv.depth), conv.kernel, conv.stride,
-                                         conv.padding, bn)
+                self[conv.name] = ConvBN(
+                    channels, depth(conv.depth), conv.kernel, conv.stride, conv.padding, bn
+                )
             self.plan.append(tuple(conv.name for conv in convs))
             channels = sum(depth(conv.depth) for conv in convs)
         self.out_channels = channels
@@ -282,10 +314,8 @@ class Branch(nn.ModuleDict):
 class Mixed(nn.ModuleDict):
     """An Inception block: branches run side by side on one input, concatenated on channels."""
 
-    def __init__(self, spec: BlockSpec, in_channels: int, depth: DepthFn,
-                 bn: tuple[float, float]) -> None:
-        super().__init__({name: Branch(layers, in_channels, depth, bn)
-                          for name, layers in spec.items()})
+    def __init__(self, spec: BlockSpec, in_channels: int, depth: DepthFn, bn: tuple[float, float]) -> None:
+        super().__init__({name: Branch(layers, in_channels, depth, bn) for name, layers in spec.items()})
         self.out_channels = sum(branch.out_channels for branch in self.values())
 
     def forward(self, x: Tensor) -> Tensor:
@@ -332,15 +362,17 @@ class AuxHead(nn.Module):
     logits.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, depth: DepthFn,
-                 bn: tuple[float, float]) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, image_size: int, depth: DepthFn, bn: tuple[float, float]
+    ) -> None:
         super().__init__()
         k = aux_kernel(image_size)
         self.kernel = k
         self.conv_name = f"Conv2d_2a_{k}x{k}"
         self.Conv2d_1b_1x1 = ConvBN(in_channels, depth(128), (1, 1), 1, "SAME", bn)
-        self.add_module(self.conv_name, ConvBN(depth(128), depth(768), (k, k), 1, "VALID", bn,
-                                               init_std=AUX_CONV_INIT_STD))
+        self.add_module(
+            self.conv_name, ConvBN(depth(128), depth(768), (k, k), 1, "VALID", bn, init_std=AUX_CONV_INIT_STD)
+        )
         self.Conv2d_2b_1x1 = _logits_conv(depth(768), num_classes, AUX_LOGITS_INIT_STD)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -390,8 +422,9 @@ class InceptionV3(nn.Module):
         if cfg.num_classes < 1:
             raise Inception3Error(f"num_classes must be at least 1, got {cfg.num_classes}")
         if cfg.image_size < MIN_IMAGE_SIZE:
-            raise Inception3Error(f"image_size must be at least {MIN_IMAGE_SIZE} pixels, "
-                                  f"got {cfg.image_size}")
+            raise Inception3Error(
+                f"image_size must be at least {MIN_IMAGE_SIZE} pixels, got {cfg.image_size}"
+            )
         if not 0.0 < cfg.dropout_keep_prob <= 1.0:
             raise Inception3Error(f"dropout_keep_prob must be in (0, 1], got {cfg.dropout_keep_prob}")
         self.config = cfg
@@ -400,8 +433,10 @@ class InceptionV3(nn.Module):
         channels = 3
         for layer in STEM:
             if isinstance(layer, Conv):
-                self.add_module(layer.name, ConvBN(channels, depth(layer.depth), layer.kernel,
-                                                   layer.stride, layer.padding, bn))
+                self.add_module(
+                    layer.name,
+                    ConvBN(channels, depth(layer.depth), layer.kernel, layer.stride, layer.padding, bn),
+                )
                 channels = depth(layer.depth)
             else:
                 self.add_module(layer.name, _pool(layer))  # type: ignore[arg-type]
@@ -412,11 +447,13 @@ class InceptionV3(nn.Module):
             if name == "Mixed_6e":
                 aux_in = channels
         self.num_features = channels
-        self.AuxLogits = (AuxHead(aux_in, cfg.num_classes, cfg.image_size, depth, bn)
-                          if cfg.aux_logits else None)
+        self.AuxLogits = (
+            AuxHead(aux_in, cfg.num_classes, cfg.image_size, depth, bn) if cfg.aux_logits else None
+        )
         self.dropout = nn.Dropout(1.0 - cfg.dropout_keep_prob)
-        self.Logits = nn.ModuleDict({"Conv2d_1c_1x1": _logits_conv(channels, cfg.num_classes,
-                                                                   LOGITS_INIT_STD)})
+        self.Logits = nn.ModuleDict(
+            {"Conv2d_1c_1x1": _logits_conv(channels, cfg.num_classes, LOGITS_INIT_STD)}
+        )
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> InceptionV3:
@@ -427,8 +464,10 @@ class InceptionV3(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise Inception3Error(f"expected images of shape [B, 3, H, W], got {list(x.shape)}")
         if x.shape[-2] < MIN_IMAGE_SIZE or x.shape[-1] < MIN_IMAGE_SIZE:
-            raise Inception3Error(f"images must be at least {MIN_IMAGE_SIZE}×"
-                                  f"{MIN_IMAGE_SIZE} pixels, got {x.shape[-2]}×{x.shape[-1]}")
+            raise Inception3Error(
+                f"images must be at least {MIN_IMAGE_SIZE}×"
+                f"{MIN_IMAGE_SIZE} pixels, got {x.shape[-2]}×{x.shape[-1]}"
+            )
 
     def _pre_logits(self, net: Tensor) -> Tensor:
         return self.dropout(net.mean(dim=(2, 3), keepdim=True))
@@ -455,8 +494,9 @@ class InceptionV3(nn.Module):
         ([B, C] after pooling and dropout), Logits, Predictions (softmax).
         """
         if final_endpoint not in END_POINTS:
-            raise Inception3Error(f"unknown end point {final_endpoint!r}; choose one of "
-                                  f"{', '.join(END_POINTS)}")
+            raise Inception3Error(
+                f"unknown end point {final_endpoint!r}; choose one of {', '.join(END_POINTS)}"
+            )
         if final_endpoint == "AuxLogits" and self.AuxLogits is None:
             raise Inception3Error("this model was built with aux_logits=False")
         self._check_input(x)
@@ -491,8 +531,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         if not param.requires_grad:
             continue
         (decay if name.endswith("weight") else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def count_parameters(model: nn.Module) -> int:

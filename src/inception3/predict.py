@@ -38,8 +38,14 @@ def read_image(path: Path) -> PIL.Image.Image:
 
 
 @torch.inference_mode()
-def predict_images(model: InceptionV3, images: list[PIL.Image.Image], class_names: list[str] | None,
-                   *, top_k: int = 5, names: list[str] | None = None) -> list[Prediction]:
+def predict_images(
+    model: InceptionV3,
+    images: list[PIL.Image.Image],
+    class_names: list[str] | None,
+    *,
+    top_k: int = 5,
+    names: list[str] | None = None,
+) -> list[Prediction]:
     """Top-k classes of decoded images: central crop 0.875, bilinear resize, scale to [-1, 1], softmax."""
     if top_k < 1:
         raise Inception3Error(f"--top-k must be at least 1, got {top_k}")
@@ -51,21 +57,28 @@ def predict_images(model: InceptionV3, images: list[PIL.Image.Image], class_name
     probabilities = model.eval()(batch.to(device)).float().softmax(dim=1).cpu()
     top = probabilities.topk(min(top_k, num_classes), dim=1)
     names = names or [f"image {i}" for i in range(len(images))]
-    return [Prediction(name, tuple(labels[i] for i in idx.tolist()), tuple(idx.tolist()),
-                       tuple(p.tolist()))
-            for name, idx, p in zip(names, top.indices, top.values, strict=True)]
+    return [
+        Prediction(name, tuple(labels[i] for i in idx.tolist()), tuple(idx.tolist()), tuple(p.tolist()))
+        for name, idx, p in zip(names, top.indices, top.values, strict=True)
+    ]
 
 
-def predict_files(checkpoint: Path, paths: list[Path], *, top_k: int = 5, use_ema: bool = True,
-                  batch_size: int = 32) -> list[Prediction]:
+def predict_files(
+    checkpoint: Path, paths: list[Path], *, top_k: int = 5, use_ema: bool = True, batch_size: int = 32
+) -> list[Prediction]:
     """Top-k predictions for image files with a checkpoint's (moving-average) weights."""
     images = [read_image(path) for path in paths]
     model, meta = load_model(Path(checkpoint), use_ema=use_ema)
     class_names = meta.get("class_names")
     predictions: list[Prediction] = []
     for start in range(0, len(images), batch_size):
-        predictions += predict_images(model, images[start:start + batch_size], class_names, top_k=top_k,
-                                      names=[str(p) for p in paths[start:start + batch_size]])
+        predictions += predict_images(
+            model,
+            images[start : start + batch_size],
+            class_names,
+            top_k=top_k,
+            names=[str(p) for p in paths[start : start + batch_size]],
+        )
     return predictions
 
 

@@ -84,12 +84,19 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     curves = read_run(run_dir)
     if curves.empty():
-        raise Inception3Error(f"{run_dir}: no training summaries (TensorBoard event files) and no "
-                              f"{layout.EVAL}/*.jsonl to plot; run inception3 train or eval on it first")
-    panels = [(title, series, ylabel) for title, series, ylabel in (
-        ("training loss", curves.losses, "loss"),
-        ("learning rate", curves.learning_rates, "learning rate"),
-        ("evaluation precision", curves.precisions, "precision")) if series]
+        raise Inception3Error(
+            f"{run_dir}: no training summaries (TensorBoard event files) and no "
+            f"{layout.EVAL}/*.jsonl to plot; run inception3 train or eval on it first"
+        )
+    panels = [
+        (title, series, ylabel)
+        for title, series, ylabel in (
+            ("training loss", curves.losses, "loss"),
+            ("learning rate", curves.learning_rates, "learning rate"),
+            ("evaluation precision", curves.precisions, "precision"),
+        )
+        if series
+    ]
     figure, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
     for axis, (title, series, ylabel) in zip(axes[:, 0], panels, strict=True):
         for name, (steps, values) in series.items():

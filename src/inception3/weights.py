@@ -79,8 +79,10 @@ def read_weights(path: Path, *, use_ema: bool = True, strict: bool = False) -> W
     if path.suffix == ".index" or Path(f"{path}.index").is_file():
         return _read_tf_slim(path.with_suffix("") if path.suffix == ".index" else path, strict)
     if not path.is_file():
-        raise Inception3Error(f"{path}: no such checkpoint or weights file; check the path (a run keeps its "
-                              f"checkpoints in RUN/{CHECKPOINTS}/)")
+        raise Inception3Error(
+            f"{path}: no such checkpoint or weights file; check the path (a run keeps its "
+            f"checkpoints in RUN/{CHECKPOINTS}/)"
+        )
     info: dict[str, str] = {}
     if path.suffix == ".safetensors":
         state, info = _read_safetensors(path)
@@ -100,8 +102,13 @@ def read_weights(path: Path, *, use_ema: bool = True, strict: bool = False) -> W
         return Weights(model.state_dict(), model.config, _plain_meta("torchvision"))
     if "model_config" in info:
         names = json.loads(info["class_names"]) if "class_names" in info else None
-        meta = {"source": "inception3", "step": int(info.get("step", 0)), "class_names": names,
-                "final": False, "ema": info.get("ema") == "true"}
+        meta = {
+            "source": "inception3",
+            "step": int(info.get("step", 0)),
+            "class_names": names,
+            "final": False,
+            "ema": info.get("ema") == "true",
+        }
         return Weights(state, ModelConfig(**json.loads(info["model_config"])), meta)
     source = "safetensors" if path.suffix == ".safetensors" else "state dict"
     return Weights(state, None, _plain_meta(source))
@@ -119,8 +126,9 @@ def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
     try:
         model.load_state_dict(weights.state, assign=True)
     except RuntimeError as error:
-        raise Inception3Error(f"{path}: weights do not fit the model they describe: "
-                              f"{str(error).splitlines()[0]}") from None
+        raise Inception3Error(
+            f"{path}: weights do not fit the model they describe: {str(error).splitlines()[0]}"
+        ) from None
     meta = weights.meta | {"model_config": dataclasses.asdict(cfg), "image_size": cfg.image_size}
     return model.eval(), meta
 
@@ -139,8 +147,11 @@ def _plain_meta(source: str) -> dict:
 
 def _from_checkpoint(state: dict, use_ema: bool) -> Weights:
     weights = state["ema"] if use_ema and state.get("ema") else state["model"]
-    meta = {key: value for key, value in state.items()
-            if key not in ("model", "ema", "optimizer", "rng", "data", "model_config")}
+    meta = {
+        key: value
+        for key, value in state.items()
+        if key not in ("model", "ema", "optimizer", "rng", "data", "model_config")
+    }
     meta |= {"source": "inception3", "ema": weights is state.get("ema")}
     meta.setdefault("class_names", None)
     return Weights(weights, ModelConfig(**state["model_config"]), meta)
@@ -163,29 +174,39 @@ def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
     logits = state.get("Logits.Conv2d_1c_1x1.weight")
     first = state.get("Conv2d_1a_3x3.weight")
     if logits is None or first is None:
-        raise Inception3Error("not an inception3 checkpoint nor an InceptionV3 state dict "
-                              "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)")
+        raise Inception3Error(
+            "not an inception3 checkpoint nor an InceptionV3 state dict "
+            "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)"
+        )
     aux = any(key.startswith("AuxLogits.") for key in state)
-    kernel = next((int(k.split("_")[-1].split("x")[0]) for k in state
-                   if k.startswith("AuxLogits.Conv2d_2a_")), 5)
-    image_size = next((size for size in range(IMAGE_SIZE, MIN_IMAGE_SIZE - 1, -1)
-                       if aux_kernel(size) == kernel), IMAGE_SIZE)
+    kernel = next(
+        (int(k.split("_")[-1].split("x")[0]) for k in state if k.startswith("AuxLogits.Conv2d_2a_")), 5
+    )
+    image_size = next(
+        (size for size in range(IMAGE_SIZE, MIN_IMAGE_SIZE - 1, -1) if aux_kernel(size) == kernel), IMAGE_SIZE
+    )
     candidates = [first.shape[0] / 32] if first.shape[0] > 16 else [0.5, 0.25, 0.125, 0.0625]
     for multiplier in candidates:
-        cfg = ModelConfig(num_classes=logits.shape[0], aux_logits=aux, depth_multiplier=multiplier,
-                          image_size=image_size)
+        cfg = ModelConfig(
+            num_classes=logits.shape[0], aux_logits=aux, depth_multiplier=multiplier, image_size=image_size
+        )
         with torch.device("meta"):
             shapes = {k: v.shape for k, v in InceptionV3.from_config(cfg).state_dict().items()}
         if all(k in state and state[k].shape == s for k, s in shapes.items()):
             return cfg
-    raise Inception3Error("the state dict's tensor shapes match no InceptionV3 width "
-                          f"(first conv has {first.shape[0]} channels)")
+    raise Inception3Error(
+        "the state dict's tensor shapes match no InceptionV3 width "
+        f"(first conv has {first.shape[0]} channels)"
+    )
 
 
 def _conv_modules(module: nn.Module, prefix: str) -> list[str]:
     """Keys (without '.weight') of this model's ConvBN layers inside a block, in network order."""
-    return [f"{prefix}.{name}" if name else prefix for name, child in module.named_modules()
-            if hasattr(child, "BatchNorm")]
+    return [
+        f"{prefix}.{name}" if name else prefix
+        for name, child in module.named_modules()
+        if hasattr(child, "BatchNorm")
+    ]
 
 
 def _source_convs(state: Mapping[str, Tensor], block: str) -> list[str]:
@@ -202,10 +223,12 @@ def _source_convs(state: Mapping[str, Tensor], block: str) -> list[str]:
 def _fold(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:
     """One torchvision BasicConv2d as our ConvBN, gamma folded into the weight (module docstring)."""
     gamma = state[f"{source}.bn.weight"].float()
-    return {"weight": state[f"{source}.conv.weight"].float() * gamma[:, None, None, None],
-            "BatchNorm.beta": state[f"{source}.bn.bias"].clone(),
-            "BatchNorm.moving_mean": state[f"{source}.bn.running_mean"].float() * gamma,
-            "BatchNorm.moving_variance": state[f"{source}.bn.running_var"].clone()}
+    return {
+        "weight": state[f"{source}.conv.weight"].float() * gamma[:, None, None, None],
+        "BatchNorm.beta": state[f"{source}.bn.bias"].clone(),
+        "BatchNorm.moving_mean": state[f"{source}.bn.running_mean"].float() * gamma,
+        "BatchNorm.moving_variance": state[f"{source}.bn.running_var"].clone(),
+    }
 
 
 def _classifier(weight: Tensor, bias: Tensor, drop_background: bool) -> tuple[Tensor, Tensor]:
@@ -214,24 +237,32 @@ def _classifier(weight: Tensor, bias: Tensor, drop_background: bool) -> tuple[Te
     return weight.reshape(*weight.shape, 1, 1).clone(), bias.clone()
 
 
-def convert_torchvision(state: Mapping[str, Tensor], model: InceptionV3, *,
-                        drop_background: bool = False) -> tuple[dict[str, Tensor], list[str]]:
+def convert_torchvision(
+    state: Mapping[str, Tensor], model: InceptionV3, *, drop_background: bool = False
+) -> tuple[dict[str, Tensor], list[str]]:
     """torchvision/timm `Inception3` tensors as `model`'s state dict, and the source keys left over."""
     target = model.state_dict()
     out: dict[str, Tensor] = {}
     used: set[str] = set()
-    blocks = [name for name, child in model.named_children()
-              if child is not None and any(hasattr(m, "BatchNorm") for m in child.modules())]
+    blocks = [
+        name
+        for name, child in model.named_children()
+        if child is not None and any(hasattr(m, "BatchNorm") for m in child.modules())
+    ]
     for block in blocks:
         ours, theirs = _conv_modules(getattr(model, block), block), _source_convs(state, block)
         if len(ours) != len(theirs):
-            raise Inception3Error(f"block {block}: the source has {len(theirs)} convolutions, this model "
-                                  f"{len(ours)}; not an Inception v3 of torchvision's layout")
+            raise Inception3Error(
+                f"block {block}: the source has {len(theirs)} convolutions, this model "
+                f"{len(ours)}; not an Inception v3 of torchvision's layout"
+            )
         for mine, source in zip(ours, theirs, strict=True):
             for key, value in _fold(state, source).items():
                 if value.shape != target[f"{mine}.{key}"].shape:
-                    raise Inception3Error(f"{source}: shape {list(value.shape)} does not fit {mine}.{key} "
-                                          f"{list(target[f'{mine}.{key}'].shape)}")
+                    raise Inception3Error(
+                        f"{source}: shape {list(value.shape)} does not fit {mine}.{key} "
+                        f"{list(target[f'{mine}.{key}'].shape)}"
+                    )
                 out[f"{mine}.{key}"] = value
             used.update(k for k in state if k.startswith(f"{source}.conv.") or k.startswith(f"{source}.bn."))
     heads = [("fc", "Logits.Conv2d_1c_1x1")]
@@ -275,8 +306,9 @@ def _from_torchvision(state: Mapping[str, Tensor], *, strict: bool, what: str) -
         model = InceptionV3.from_config(cfg)
     weights, leftover = convert_torchvision(state, model, drop_background=drop_background)
     if leftover:
-        message = (f"{what} weights not used: {', '.join(leftover[:10])}"
-                   + (" ..." if len(leftover) > 10 else ""))
+        message = f"{what} weights not used: {', '.join(leftover[:10])}" + (
+            " ..." if len(leftover) > 10 else ""
+        )
         if strict:
             raise Inception3Error(message + " (pass strict=False to ignore them)")
         warnings.warn(message, stacklevel=3)
@@ -284,21 +316,24 @@ def _from_torchvision(state: Mapping[str, Tensor], *, strict: bool, what: str) -
     return model.eval()
 
 
-def _load_inception3(source: Path | Mapping[str, Tensor], *, strict: bool, exact_pooling: bool,
-                     what: str) -> InceptionV3:
+def _load_inception3(
+    source: Path | Mapping[str, Tensor], *, strict: bool, exact_pooling: bool, what: str
+) -> InceptionV3:
     if isinstance(source, str | Path):
         weights = read_weights(Path(source), strict=strict)
         if weights.meta["source"] != "torchvision":
-            raise Inception3Error(f"{source}: not a {what} Inception v3 state dict (no fc.weight / "
-                                  f"{TORCHVISION_KEY})")
+            raise Inception3Error(
+                f"{source}: not a {what} Inception v3 state dict (no fc.weight / {TORCHVISION_KEY})"
+            )
         model = _model(weights)
     else:
         model = _from_torchvision(source, strict=strict, what=what)
     return use_torchvision_pooling(model) if exact_pooling else model
 
 
-def load_torchvision(source: Path | Mapping[str, Tensor], *, strict: bool = True,
-                     exact_pooling: bool = True) -> InceptionV3:
+def load_torchvision(
+    source: Path | Mapping[str, Tensor], *, strict: bool = True, exact_pooling: bool = True
+) -> InceptionV3:
     """torchvision's `inception_v3` weights (a file or a state dict) as an InceptionV3 in eval mode.
 
     Same logits as torchvision's model with `transform_input=False` (inputs in [-1, 1]). A 1001-class
@@ -308,8 +343,9 @@ def load_torchvision(source: Path | Mapping[str, Tensor], *, strict: bool = True
     return _load_inception3(source, strict=strict, exact_pooling=exact_pooling, what="torchvision")
 
 
-def load_timm(source: Path | Mapping[str, Tensor], *, strict: bool = True,
-              exact_pooling: bool = True) -> InceptionV3:
+def load_timm(
+    source: Path | Mapping[str, Tensor], *, strict: bool = True, exact_pooling: bool = True
+) -> InceptionV3:
     """timm's `inception_v3` weights (its `tf_`/`adv_`/`gluon_` variants too): torchvision's names.
 
     timm's TF-ported weights keep 1001 classes; the background row is dropped.
@@ -345,8 +381,9 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
     target = model.state_dict()
     missing = sorted(set(target) - set(found))
     if missing:
-        raise Inception3Error(f"TF-Slim checkpoint lacks {', '.join(missing[:5])}"
-                              + (" ..." if len(missing) > 5 else ""))
+        raise Inception3Error(
+            f"TF-Slim checkpoint lacks {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")
+        )
     leftover += sorted(set(found) - set(target))
     if leftover:
         message = f"TF-Slim variables not used: {', '.join(leftover[:10])}"
@@ -355,8 +392,9 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
         warnings.warn(message, stacklevel=2)
     for key, value in target.items():
         if found[key].shape != value.shape:
-            raise Inception3Error(f"TF-Slim variable for {key} has shape {list(found[key].shape)}, "
-                                  f"expected {list(value.shape)}")
+            raise Inception3Error(
+                f"TF-Slim variable for {key} has shape {list(found[key].shape)}, expected {list(value.shape)}"
+            )
     model.load_state_dict({k: found[k] for k in target}, assign=True)
     return model.eval()
 
@@ -370,8 +408,10 @@ def _read_tf_slim(checkpoint: Path, strict: bool) -> Weights:
     try:
         import tensorflow as tf
     except ImportError:
-        raise Inception3Error("reading a TensorFlow checkpoint needs TensorFlow: pip install tensorflow "
-                              "(only for this import; inception3 itself does not use it)") from None
+        raise Inception3Error(
+            "reading a TensorFlow checkpoint needs TensorFlow: pip install tensorflow "
+            "(only for this import; inception3 itself does not use it)"
+        ) from None
     try:
         reader = tf.train.load_checkpoint(str(checkpoint))
     except Exception as error:

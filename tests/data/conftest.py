@@ -16,6 +16,15 @@ def built(tmp_path_factory) -> Path:
     """A dataset of 12 flat images: 9 train records in 3 shards, 3 validation records in 2 shards."""
     root = tmp_path_factory.mktemp("built")
     make_folder(root / "images")
-    build_dataset(BuildConfig(root / "images", root / "shards", validation_fraction=0.25, train_shards=3,
-                  validation_shards=2, workers=1, progress=False))
+    build_dataset(
+        BuildConfig(
+            root / "images",
+            root / "shards",
+            validation_fraction=0.25,
+            train_shards=3,
+            validation_shards=2,
+            workers=1,
+            progress=False,
+        )
+    )
     return root / "shards"

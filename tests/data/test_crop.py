@@ -39,15 +39,15 @@ def test_every_crop_covers_at_least_a_tenth_of_the_object():
     oy0, ox0, oy1, ox1 = 30, 280, 90, 360
     crops = _boxes(height, width, [box], draws=1000)
     top, left, h, w = crops.T
-    inter = (np.clip(np.minimum(left + w, ox1) - np.maximum(left, ox0), 0, None)
-             * np.clip(np.minimum(top + h, oy1) - np.maximum(top, oy0), 0, None))
+    inter = np.clip(np.minimum(left + w, ox1) - np.maximum(left, ox0), 0, None) * np.clip(
+        np.minimum(top + h, oy1) - np.maximum(top, oy0), 0, None
+    )
     assert (inter / ((oy1 - oy0) * (ox1 - ox0)) >= 0.1).all()
     assert (left + w / 2).mean() > width / 2, "crops are pulled towards the object"
 
 
 def test_impossible_constraints_fall_back_to_the_whole_image():
-    crops = _boxes(200, 200, [(0.0, 0.0, 1.0, 1.0)], draws=20, min_object_covered=0.9,
-                   area_range=(0.05, 0.1))
+    crops = _boxes(200, 200, [(0.0, 0.0, 1.0, 1.0)], draws=20, min_object_covered=0.9, area_range=(0.05, 0.1))
     assert (crops == [0, 0, 200, 200]).all()
 
 

@@ -82,8 +82,16 @@ def test_resume_refuses_a_state_from_another_seed(built):
 
 def test_training_ranks_never_share_a_record_within_an_epoch(built):
     info = load_dataset_info(built)
-    seen = [sum((level_of(b.images) for b in _take(TrainLoader(info, 1, 75, rank=r, world_size=3,
-                                                               num_workers=0), 3)), []) for r in range(3)]
+    seen = [
+        sum(
+            (
+                level_of(b.images)
+                for b in _take(TrainLoader(info, 1, 75, rank=r, world_size=3, num_workers=0), 3)
+            ),
+            [],
+        )
+        for r in range(3)
+    ]
     assert len(set(sum(seen, []))) == 9
 
 
@@ -125,8 +133,11 @@ def test_skip_corrupt_leaves_the_record_out_and_counts_it(built, tmp_path):
 
 def test_tensorflow_style_one_based_labels_come_out_0_based(tmp_path):
     made = make_folder(tmp_path / "images", per_class=1)
-    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "tf", train_shards=1, workers=1, label_offset=1,
-                  progress=False))
+    build_dataset(
+        BuildConfig(
+            tmp_path / "images", tmp_path / "tf", train_shards=1, workers=1, label_offset=1, progress=False
+        )
+    )
     (tmp_path / "tf" / "dataset.json").unlink()
     info = load_dataset_info(tmp_path / "tf", label_offset=1, num_classes=3)
     batch = next(iter(EvalLoader(info, 3, 75, split="train", num_workers=0)))

@@ -20,10 +20,30 @@ def demo(tmp_path_factory):
     """A whole demo run: 20 training and 10 validation images, 4 steps of batch 8 at 75x75."""
     out = tmp_path_factory.mktemp("demo") / "out"
     process = subprocess.run(
-        [sys.executable, "-m", "inception3", "demo", "--out", str(out), "--train-per-class", "4",
-         "--validation-per-class", "2", "--steps", "4", "--checkpoint-every", "2",
-         "--set", "image_size=75", "--set", "batch_size=8"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "inception3",
+            "demo",
+            "--out",
+            str(out),
+            "--train-per-class",
+            "4",
+            "--validation-per-class",
+            "2",
+            "--steps",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "--set",
+            "image_size=75",
+            "--set",
+            "batch_size=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return out, process
 
 
@@ -49,8 +69,10 @@ def test_demo_trains_with_its_settings_and_checkpoints_as_asked(demo):
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["image_size"] == 75 and config["batch_size"] == 8, "--set comes after the demo's own"
     assert config["depth_multiplier"] == 0.25 and config["max_steps"] == 4
-    assert sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.pt")) == ["ckpt-00000002.pt",
-                                                                               "ckpt-00000004.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.pt")) == [
+        "ckpt-00000002.pt",
+        "ckpt-00000004.pt",
+    ]
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard summaries"
 
 
@@ -80,7 +102,13 @@ def test_demo_summary_tells_where_things_are_and_how_to_repeat_each_step(demo):
     assert f"ONNX model:          {out / 'model.onnx'}" in process.stdout
     commands = (out / "commands.sh").read_text().splitlines()
     assert [c.split()[c.split().index("inception3") + 1] for c in commands] == [
-        "build", "train", "eval", "predict", "export", "report"]
+        "build",
+        "train",
+        "eval",
+        "predict",
+        "export",
+        "report",
+    ]
     assert all(command in process.stdout for command in commands)
 
 

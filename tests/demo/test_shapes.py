@@ -24,8 +24,9 @@ from inception3.errors import Inception3Error
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return make_shapes(tmp_path_factory.mktemp("shapes"), train_per_class=3, validation_per_class=1,
-                       seed=7, workers=1)
+    return make_shapes(
+        tmp_path_factory.mktemp("shapes"), train_per_class=3, validation_per_class=1, seed=7, workers=1
+    )
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -31,13 +31,36 @@ def inception3(*args: object) -> list[str]:
     return [sys.executable, "-m", "inception3", *map(str, args)]
 
 
-def train_args(shards: Path, run: Path, *, max_steps: int, checkpoint_every: int = 1000,
-               batch_size: int = 8, extra: tuple[str, ...] = ()) -> list[str]:
+def train_args(
+    shards: Path,
+    run: Path,
+    *,
+    max_steps: int,
+    checkpoint_every: int = 1000,
+    batch_size: int = 8,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
     """`train ...` arguments of a tiny CPU run (75×75, depth 0.25) that logs every step."""
-    sets = {"batch_size": batch_size, "num_workers": 0, "device": "cpu", "log_every": 1,
-            "checkpoint_every": checkpoint_every}
-    return ["train", "--data-dir", str(shards), "--train-dir", str(run), "--preset", "tiny",
-            "--max-steps", str(max_steps), *(f"--set={k}={v}" for k, v in sets.items()), *extra]
+    sets = {
+        "batch_size": batch_size,
+        "num_workers": 0,
+        "device": "cpu",
+        "log_every": 1,
+        "checkpoint_every": checkpoint_every,
+    }
+    return [
+        "train",
+        "--data-dir",
+        str(shards),
+        "--train-dir",
+        str(run),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        str(max_steps),
+        *(f"--set={k}={v}" for k, v in sets.items()),
+        *extra,
+    ]
 
 
 def logged_steps(text: str) -> list[int]:
@@ -47,8 +70,12 @@ def logged_steps(text: str) -> list[int]:
 
 def _tensors(state: dict, key: str) -> dict[str, torch.Tensor]:
     if key == "optimizer":
-        return {f"{i}.{name}": t for i, s in state["optimizer"]["state"].items() for name, t in s.items()
-                if isinstance(t, torch.Tensor)}
+        return {
+            f"{i}.{name}": t
+            for i, s in state["optimizer"]["state"].items()
+            for name, t in s.items()
+            if isinstance(t, torch.Tensor)
+        }
     return state[key]
 
 
@@ -73,7 +100,7 @@ def flip_byte_in_record(shard: Path, record: int, seed: int = 0) -> None:
     data = bytearray(shard.read_bytes())
     offset = 0
     for _ in range(record):
-        offset += 12 + int.from_bytes(data[offset:offset + 8], "little") + 4
-    length = int.from_bytes(data[offset:offset + 8], "little")
+        offset += 12 + int.from_bytes(data[offset : offset + 8], "little") + 4
+    length = int.from_bytes(data[offset : offset + 8], "little")
     data[offset + 12 + np.random.default_rng(seed).integers(length)] ^= 0xFF
     shard.write_bytes(bytes(data))

@@ -48,13 +48,32 @@ def _users_of_a_checkpoint(path: Path, shards: Path, tmp_path: Path) -> dict[str
     """Every command that reads a checkpoint file given on its command line."""
     image = next((shards.parent / "images" / "class0").glob("*.jpg"))
     return {
-        "eval": ["eval", "--checkpoint", str(path), "--data-dir", str(shards), "--split", "train",
-                 "--num-workers", "0", "--device", "cpu"],
+        "eval": [
+            "eval",
+            "--checkpoint",
+            str(path),
+            "--data-dir",
+            str(shards),
+            "--split",
+            "train",
+            "--num-workers",
+            "0",
+            "--device",
+            "cpu",
+        ],
         "predict": ["predict", "--checkpoint", str(path), str(image)],
-        "export": ["export", "--checkpoint", str(path), "--format", "safetensors", "--output",
-                   str(tmp_path / "model.safetensors")],
-        "train --init-from": train_args(shards, tmp_path / "fresh", max_steps=1,
-                                        extra=("--init-from", str(path))),
+        "export": [
+            "export",
+            "--checkpoint",
+            str(path),
+            "--format",
+            "safetensors",
+            "--output",
+            str(tmp_path / "model.safetensors"),
+        ],
+        "train --init-from": train_args(
+            shards, tmp_path / "fresh", max_steps=1, extra=("--init-from", str(path))
+        ),
     }
 
 
@@ -84,8 +103,15 @@ def test_a_truncated_checkpoint(shards, trained, tmp_path, capsys):
 
 def test_a_checkpoint_of_another_model_size(shards, trained, tmp_path, capsys):
     wider = ("--set=depth_multiplier=0.5",)
-    line = _refused(capsys, train_args(shards, tmp_path / "wider", max_steps=1,
-                                       extra=(*wider, "--init-from", str(latest_checkpoint(trained)))))
+    line = _refused(
+        capsys,
+        train_args(
+            shards,
+            tmp_path / "wider",
+            max_steps=1,
+            extra=(*wider, "--init-from", str(latest_checkpoint(trained))),
+        ),
+    )
     assert "has shape" in line and "check depth_multiplier and image_size" in line
     line = _refused(capsys, train_args(shards, trained, max_steps=3, extra=wider))
     assert "the checkpoint holds another network (depth_multiplier was 0.25, now 0.5)" in line
@@ -145,8 +171,18 @@ def test_a_data_directory_without_shards(shards, trained, tmp_path, capsys):
         shard.unlink()
     line = _refused(capsys, train_args(emptied, tmp_path / "run", max_steps=1))
     assert f"{emptied}: no 'train' shards" in line and "build them with `inception3 build`" in line
-    line = _refused(capsys, ["eval", "--checkpoint", str(latest_checkpoint(trained)), "--data-dir",
-                             str(empty), "--device", "cpu"])
+    line = _refused(
+        capsys,
+        [
+            "eval",
+            "--checkpoint",
+            str(latest_checkpoint(trained)),
+            "--data-dir",
+            str(empty),
+            "--device",
+            "cpu",
+        ],
+    )
     assert f"{empty}: holds no shards" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -156,11 +192,16 @@ def test_labels_beyond_the_class_count(tmp_path, capsys):
     one_based = make_shards(tmp_path / "tf", per_class=2, label_offset=1)
     (one_based / "dataset.json").unlink()
     (one_based / "labels.txt").write_text("".join(f"class{c}\n" for c in range(5)))
-    line = _refused(capsys, train_args(one_based, tmp_path / "run", max_steps=1,
-                                       extra=("--set=label_offset=0",)))
+    line = _refused(
+        capsys, train_args(one_based, tmp_path / "run", max_steps=1, extra=("--set=label_offset=0",))
+    )
     assert "train-0000" in line and "has label 5, outside the 5 classes with label offset 0" in line
     assert "check the dataset's label offset (`inception3 inspect` shows the label range)" in line
-    line = _refused(capsys, train_args(one_based, tmp_path / "run", max_steps=1,
-                                       extra=("--set=label_offset=1", "--set=num_classes=3")))
+    line = _refused(
+        capsys,
+        train_args(
+            one_based, tmp_path / "run", max_steps=1, extra=("--set=label_offset=1", "--set=num_classes=3")
+        ),
+    )
     assert "the dataset has 5 classes but num_classes is 3" in line and "check label_offset" in line
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -60,11 +60,18 @@ def test_any_bytes_as_an_example_decode_or_raise_the_project_error(data):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["image/encoded", "image/class/label", "image/height",
-                                        "image/filename", "image/object/bbox/xmin"]),
-                       st.one_of(st.lists(st.binary(max_size=8), max_size=2),
-                                 st.lists(st.integers(-2**63, 2**63 - 1), max_size=2),
-                                 st.lists(st.floats(width=32, allow_nan=True), max_size=2))))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["image/encoded", "image/class/label", "image/height", "image/filename", "image/object/bbox/xmin"]
+        ),
+        st.one_of(
+            st.lists(st.binary(max_size=8), max_size=2),
+            st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2),
+            st.lists(st.floats(width=32, allow_nan=True), max_size=2),
+        ),
+    )
+)
 def test_examples_with_missing_or_mistyped_features_parse_or_raise_the_project_error(features):
     from inception3.data.example import encode_example
 

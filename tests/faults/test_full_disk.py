@@ -44,7 +44,7 @@ class _FillingFile:
     def write(self, data) -> int:
         data = memoryview(data).cast("B")
         if len(data) > self.room:
-            self.file.write(data[:self.room])
+            self.file.write(data[: self.room])
             self.room = 0
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.room -= len(data)
@@ -62,6 +62,7 @@ class _FillingFile:
 
 def _fill_disk(monkeypatch, victim: Callable[[Path], bool], room: int) -> None:
     """The checkpoint module's next write of a file `victim` picks stops after `room` bytes: disk full."""
+
     def filling_open(path, mode="r", *args, **kwargs):
         file = open(path, mode, *args, **kwargs)  # noqa: SIM115 (the caller closes it)
         return _FillingFile(file, room) if victim(Path(path)) else file
@@ -71,8 +72,27 @@ def _fill_disk(monkeypatch, victim: Callable[[Path], bool], room: int) -> None:
 
 def _eval_once(run: Path, shards: Path) -> int:
     """`inception3 eval --once` on the run; returns the step it evaluated."""
-    assert main(["eval", "--train-dir", str(run), "--data-dir", str(shards), "--split", "train", "--once",
-                 "--batch-size", "20", "--num-workers", "0", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--train-dir",
+                str(run),
+                "--data-dir",
+                str(shards),
+                "--split",
+                "train",
+                "--once",
+                "--batch-size",
+                "20",
+                "--num-workers",
+                "0",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return json.loads((run / "eval" / "train.jsonl").read_text().splitlines()[-1])["step"]
 
 
@@ -82,14 +102,17 @@ def _temporaries(run: Path) -> list[str]:
 
 FULL_DURING = {  # where the disk fills: which write fails, after how many bytes
     "the checkpoint file": (lambda p: p.name.startswith(f".{checkpoint_name(2)}.tmp-"), 1 << 20),
-    "the latest pointer": (lambda p: p.name.startswith(".latest.tmp-")
-                           and (p.parent / checkpoint_name(2)).exists(), 0),
+    "the latest pointer": (
+        lambda p: p.name.startswith(".latest.tmp-") and (p.parent / checkpoint_name(2)).exists(),
+        0,
+    ),
 }
 
 
 @pytest.mark.parametrize("where", FULL_DURING)
-def test_a_full_disk_stops_training_clearly_and_loses_nothing(where, shards, straight, tmp_path, monkeypatch,
-                                                              capsys):
+def test_a_full_disk_stops_training_clearly_and_loses_nothing(
+    where, shards, straight, tmp_path, monkeypatch, capsys
+):
     run = tmp_path / "run"
     _fill_disk(monkeypatch, *FULL_DURING[where])
     assert main(train_args(shards, run, max_steps=STEPS, checkpoint_every=1)) == 2
@@ -111,18 +134,39 @@ def test_a_full_disk_stops_training_clearly_and_loses_nothing(where, shards, str
     assert_same_state(straight, load_checkpoint(latest_checkpoint(run)))
 
 
-def test_the_leftovers_of_a_killed_writer_are_never_read_and_are_cleared_on_resume(shards, straight, tmp_path,
-                                                                                  capsys):
+def test_the_leftovers_of_a_killed_writer_are_never_read_and_are_cleared_on_resume(
+    shards, straight, tmp_path, capsys
+):
     run = tmp_path / "run"
     assert main(train_args(shards, run, max_steps=2, checkpoint_every=1)) == 0
     folder = run / "checkpoints"
     half = folder / f".{checkpoint_name(3)}.tmp-4242"  # as a writer killed mid-file leaves them
-    half.write_bytes((folder / checkpoint_name(2)).read_bytes()[:1 << 20])
+    half.write_bytes((folder / checkpoint_name(2)).read_bytes()[: 1 << 20])
     (folder / ".latest.tmp-4242").write_text(f"{checkpoint_name(3)}\n")
     assert [step for step, _ in list_checkpoints(run)] == [1, 2]
     assert latest_checkpoint(run).name == checkpoint_name(2)
-    assert main(["eval", "--train-dir", str(run), "--data-dir", str(shards), "--split", "train",
-                 "--batch-size", "20", "--num-workers", "0", "--device", "cpu", "--interval", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--train-dir",
+                str(run),
+                "--data-dir",
+                str(shards),
+                "--split",
+                "train",
+                "--batch-size",
+                "20",
+                "--num-workers",
+                "0",
+                "--device",
+                "cpu",
+                "--interval",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     steps = [json.loads(line)["step"] for line in (run / "eval" / "train.jsonl").read_text().splitlines()]
     assert steps == [1, 2]  # following the run: each complete checkpoint once, then stop at the final one
     assert _eval_once(run, shards) == 2

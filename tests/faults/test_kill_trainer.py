@@ -51,8 +51,10 @@ class Kill:
 
 def _plan(seed: int) -> list[Kill]:
     rng = random.Random(seed)
-    return [Kill(kind, rng.randint(1, 3), rng.uniform(0.0, 0.15), rng.uniform(0.3, 2.5))
-            for kind in rng.sample(KILLS, len(KILLS))]
+    return [
+        Kill(kind, rng.randint(1, 3), rng.uniform(0.0, 0.15), rng.uniform(0.3, 2.5))
+        for kind in rng.sample(KILLS, len(KILLS))
+    ]
 
 
 def _wait(condition: Callable[[], bool], process: subprocess.Popen) -> bool:
@@ -86,8 +88,23 @@ def _instant_reached(kill: Kill, process: subprocess.Popen, log: Path, run: Path
 
 
 def _evaluator(shards: Path, run: Path, log: Path) -> subprocess.Popen:
-    command = inception3("eval", "--train-dir", run, "--data-dir", shards, "--split", "train", "--interval",
-                         "0.2", "--batch-size", "20", "--num-workers", "0", "--device", "cpu")
+    command = inception3(
+        "eval",
+        "--train-dir",
+        run,
+        "--data-dir",
+        shards,
+        "--split",
+        "train",
+        "--interval",
+        "0.2",
+        "--batch-size",
+        "20",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+    )
     with open(log, "a") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=ENV)
 
@@ -100,10 +117,18 @@ def _stop(*processes: subprocess.Popen | None) -> None:
 
 
 def test_sigkill_at_random_instants_loses_nothing(shards: Path, tmp_path: Path) -> None:
-    args = {"max_steps": MAX_STEPS, "checkpoint_every": CHECKPOINT_EVERY,
-            "extra": ("--set=keep_checkpoints=3",)}
-    straight = subprocess.run(inception3(*train_args(shards, tmp_path / "straight", **args)), env=ENV,
-                              capture_output=True, text=True, timeout=TIMEOUT)
+    args = {
+        "max_steps": MAX_STEPS,
+        "checkpoint_every": CHECKPOINT_EVERY,
+        "extra": ("--set=keep_checkpoints=3",),
+    }
+    straight = subprocess.run(
+        inception3(*train_args(shards, tmp_path / "straight", **args)),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert straight.returncode == 0, straight.stderr
 
     run, kills, torn_writes = tmp_path / "killed", Counter(), 0
@@ -114,8 +139,12 @@ def test_sigkill_at_random_instants_loses_nothing(shards: Path, tmp_path: Path) 
                 evaluator = _evaluator(shards, run, tmp_path / "eval.log")
             log = tmp_path / f"attempt-{attempt}.log"
             with open(log, "w") as out:
-                trainer = subprocess.Popen(inception3(*train_args(shards, run, **args)), stdout=out,
-                                           stderr=subprocess.STDOUT, env=ENV)
+                trainer = subprocess.Popen(
+                    inception3(*train_args(shards, run, **args)),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=ENV,
+                )
             if _instant_reached(kill, trainer, log, run):
                 assert kill.kind != "eval" or evaluator.poll() is None, (tmp_path / "eval.log").read_text()
                 trainer.send_signal(signal.SIGKILL)
@@ -123,11 +152,17 @@ def test_sigkill_at_random_instants_loses_nothing(shards: Path, tmp_path: Path) 
                 kills[kill.kind] += 1
                 torn_writes += _temporary(run, trainer.pid) is not None
             assert trainer.wait() in (0, -signal.SIGKILL), log.read_text()
-        last = subprocess.run(inception3(*train_args(shards, run, **args)), env=ENV, capture_output=True,
-                              text=True, timeout=TIMEOUT)
+        last = subprocess.run(
+            inception3(*train_args(shards, run, **args)),
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
         assert last.returncode == 0, last.stderr
-        assert evaluator is not None and evaluator.wait(timeout=TIMEOUT) == 0, \
-            (tmp_path / "eval.log").read_text()
+        assert evaluator is not None and evaluator.wait(timeout=TIMEOUT) == 0, (
+            tmp_path / "eval.log"
+        ).read_text()
     finally:
         _stop(trainer, evaluator)
 
@@ -136,8 +171,12 @@ def test_sigkill_at_random_instants_loses_nothing(shards: Path, tmp_path: Path) 
     assert torn_writes >= 1  # at least one kill left a half-written temporary file behind
     final = latest_checkpoint(run)
     assert final is not None and final.name == checkpoint_name(MAX_STEPS)
-    assert assert_same_state(load_checkpoint(tmp_path / "straight" / "checkpoints" / final.name),
-                             load_checkpoint(final)) > 100
+    assert (
+        assert_same_state(
+            load_checkpoint(tmp_path / "straight" / "checkpoints" / final.name), load_checkpoint(final)
+        )
+        > 100
+    )
     assert not [p.name for p in (run / "checkpoints").iterdir() if ".tmp-" in p.name]
     _check_evaluations(run)
 
@@ -151,9 +190,19 @@ def _check_evaluations(run: Path) -> None:
 
 
 def _torchrun(shards: Path, run: Path) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-            "--max-restarts", "3", "-m", "inception3",
-            *train_args(shards, run, max_steps=12, checkpoint_every=CHECKPOINT_EVERY)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "3",
+        "-m",
+        "inception3",
+        *train_args(shards, run, max_steps=12, checkpoint_every=CHECKPOINT_EVERY),
+    ]
 
 
 def _rank_of_child(pid: str, parent: int) -> int | None:
@@ -170,22 +219,31 @@ def _rank_of_child(pid: str, parent: int) -> int | None:
 
 def _worker(agent: subprocess.Popen, rank: int, not_pid: int = 0) -> int:
     """The pid of `rank` in the agent's worker group, waiting for one that is not `not_pid` (killed)."""
+
     def find() -> int | None:
-        return next((int(pid) for pid in os.listdir("/proc") if pid.isdigit() and int(pid) != not_pid
-                     and _rank_of_child(pid, agent.pid) == rank), None)
+        return next(
+            (
+                int(pid)
+                for pid in os.listdir("/proc")
+                if pid.isdigit() and int(pid) != not_pid and _rank_of_child(pid, agent.pid) == rank
+            ),
+            None,
+        )
 
     assert _wait(lambda: find() is not None, agent)
     return find()
 
 
 def test_torchrun_brings_a_two_rank_run_back_after_a_rank_is_killed(shards: Path, tmp_path: Path) -> None:
-    straight = subprocess.run(_torchrun(shards, tmp_path / "straight"), env=ENV, capture_output=True,
-                              text=True, timeout=TIMEOUT)
+    straight = subprocess.run(
+        _torchrun(shards, tmp_path / "straight"), env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert straight.returncode == 0, straight.stderr
     run, log = tmp_path / "killed", tmp_path / "torchrun.log"
     with open(log, "w") as out:
-        agent = subprocess.Popen(_torchrun(shards, run), stdout=out, stderr=subprocess.STDOUT, env=ENV,
-                                 start_new_session=True)
+        agent = subprocess.Popen(
+            _torchrun(shards, run), stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
+        )
     try:
         first_rank0, rank1 = _worker(agent, 0), _worker(agent, 1)
         assert _wait(lambda: len(logged_steps(log.read_text())) >= 3, agent)
@@ -200,5 +258,9 @@ def test_torchrun_brings_a_two_rank_run_back_after_a_rank_is_killed(shards: Path
             agent.wait()
     assert log.read_text().count("resuming from") == 2
     final = run / "checkpoints" / checkpoint_name(12)
-    assert assert_same_state(load_checkpoint(tmp_path / "straight" / "checkpoints" / final.name),
-                             load_checkpoint(final)) > 100
+    assert (
+        assert_same_state(
+            load_checkpoint(tmp_path / "straight" / "checkpoints" / final.name), load_checkpoint(final)
+        )
+        > 100
+    )

@@ -46,8 +46,9 @@ def _skips_by_rank(shards: Path, per_rank: int, world_size: int, steps: int) -> 
     (which every rank counts)."""
     info, own, lost = load_dataset_info(shards), [], 0
     for rank in range(world_size):
-        loader = TrainLoader(info, per_rank, 75, rank=rank, world_size=world_size, num_workers=0,
-                             skip_corrupt=True)
+        loader = TrainLoader(
+            info, per_rank, 75, rank=rank, world_size=world_size, num_workers=0, skip_corrupt=True
+        )
         batches = iter(loader)
         for _ in range(steps):
             next(batches)
@@ -80,8 +81,17 @@ def test_skipped_records_are_logged_summarised_and_written_as_a_scalar(rotten, t
 
 def test_two_ranks_report_the_sum_of_what_each_skipped(rotten, tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-               "inception3", *train_args(rotten, run, max_steps=STEPS, extra=("--set=skip_corrupt=true",))]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "inception3",
+        *train_args(rotten, run, max_steps=STEPS, extra=("--set=skip_corrupt=true",)),
+    ]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     own, lost = _skips_by_rank(rotten, 4, 2, STEPS)

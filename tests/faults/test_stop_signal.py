@@ -45,8 +45,13 @@ def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_resume_continu
     assert checkpoint is not None and checkpoint.name == checkpoint_name(stopped)
     assert not load_checkpoint(checkpoint)["final"]
 
-    resumed = subprocess.run(inception3(*train_args(shards, run, max_steps=stopped + 1)), env=ENV,
-                             capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        inception3(*train_args(shards, run, max_steps=stopped + 1)),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from {checkpoint} at step {stopped}" in resumed.stdout
     assert logged_steps(resumed.stdout) == [stopped]

@@ -32,10 +32,17 @@ def _tiny_model(num_classes: int = 5, seed: int = 0) -> InceptionV3:
 
 
 def _state(model: InceptionV3, ema: InceptionV3 | None = None) -> dict:
-    return {"model_config": dataclasses.asdict(model.config), "model": model.state_dict(),
-            "ema": (ema or model).state_dict(), "optimizer": {}, "data": {"position": 8},
-            "rng": {"torch": torch.get_rng_state()}, "config": {"seed": 0},
-            "class_names": ["a", "b", "c", "d", "e"], "image_size": 75}
+    return {
+        "model_config": dataclasses.asdict(model.config),
+        "model": model.state_dict(),
+        "ema": (ema or model).state_dict(),
+        "optimizer": {},
+        "data": {"position": 8},
+        "rng": {"torch": torch.get_rng_state()},
+        "config": {"seed": 0},
+        "class_names": ["a", "b", "c", "d", "e"],
+        "image_size": 75,
+    }
 
 
 def test_save_then_load_round_trips_with_weights_only(tmp_path: Path) -> None:
@@ -72,8 +79,9 @@ def test_keeps_the_last_k_plus_final_and_marked(tmp_path: Path) -> None:
     assert is_final(load_checkpoint(latest_checkpoint(tmp_path).with_name("ckpt-00000005.pt")))
 
 
-def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(tmp_path: Path,
-                                                                            monkeypatch) -> None:
+def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(
+    tmp_path: Path, monkeypatch
+) -> None:
     state = _state(_tiny_model())
     good = save_checkpoint(tmp_path, 1, state)
 
@@ -81,8 +89,11 @@ def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(tmp_
         raise OSError("disk vanished")
 
     monkeypatch.setattr(files.os, "replace", broken_replace)
-    with pytest.raises(Inception3Error, match=r"cannot write the checkpoint of step 2 \(disk vanished\); "
-                                              r"nothing partial was left and ckpt-00000001.pt is intact"):
+    with pytest.raises(
+        Inception3Error,
+        match=r"cannot write the checkpoint of step 2 \(disk vanished\); "
+        r"nothing partial was left and ckpt-00000001.pt is intact",
+    ):
         save_checkpoint(tmp_path, 2, state)
     monkeypatch.undo()
     assert latest_checkpoint(tmp_path) == good

@@ -25,7 +25,17 @@ def shards(tmp_path_factory) -> Path:
 
 def tiny_config(**overrides) -> TrainConfig:
     """A network and batch small enough for a step in well under a second on one CPU core."""
-    values = {"image_size": 75, "depth_multiplier": 0.25, "batch_size": 8, "max_steps": 4,
-              "learning_rate": 0.01, "lr_schedule": "constant", "num_workers": 0, "log_every": 1,
-              "summary_every": 1000, "checkpoint_every": 1000, "device": "cpu"}
+    values = {
+        "image_size": 75,
+        "depth_multiplier": 0.25,
+        "batch_size": 8,
+        "max_steps": 4,
+        "learning_rate": 0.01,
+        "lr_schedule": "constant",
+        "num_workers": 0,
+        "log_every": 1,
+        "summary_every": 1000,
+        "checkpoint_every": 1000,
+        "device": "cpu",
+    }
     return make_config(values | overrides)

@@ -32,14 +32,22 @@ def _free_port() -> int:
 
 def _join(rank: int, world_size: int, port: int) -> None:
     torch.set_num_threads(1)
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world_size),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(7)
-    return torch.randint(0, 256, (GLOBAL_BATCH, 3, 75, 75), dtype=torch.uint8, generator=g), \
-        torch.randint(0, 5, (GLOBAL_BATCH,), generator=g)
+    return torch.randint(0, 256, (GLOBAL_BATCH, 3, 75, 75), dtype=torch.uint8, generator=g), torch.randint(
+        0, 5, (GLOBAL_BATCH,), generator=g
+    )
 
 
 def _model(cfg: TrainConfig) -> InceptionV3:
@@ -71,12 +79,12 @@ def _reference_gradients(cfg: TrainConfig, world_size: int, whole_batch_statisti
     shares = []
     for rank in range(world_size):
         g = torch.Generator().manual_seed(step_seed(cfg.seed, 0, rank, AUGMENT_STREAM))
-        shares.append(distort_batch(images[rank * share:(rank + 1) * share], g))
+        shares.append(distort_batch(images[rank * share : (rank + 1) * share], g))
     if whole_batch_statistics:
         inception_loss(model(torch.cat(shares)), labels, cfg)[0].backward()
     else:
         for rank, x in enumerate(shares):
-            loss = inception_loss(model(x), labels[rank * share:(rank + 1) * share], cfg)[0]
+            loss = inception_loss(model(x), labels[rank * share : (rank + 1) * share], cfg)[0]
             (loss / world_size).backward()
     return {n: p.grad for n, p in model.named_parameters()}
 

@@ -30,9 +30,12 @@ def test_average_covers_weights_and_batch_norm_statistics() -> None:
     ema.update(model, step=3)
     decay = 4 / 13
     after = model.state_dict()
-    for key in ("Conv2d_1a_3x3.weight", "Conv2d_1a_3x3.BatchNorm.beta",
-                "Conv2d_1a_3x3.BatchNorm.moving_mean",
-                "Mixed_7c.Branch_0.Conv2d_0a_1x1.BatchNorm.moving_variance"):
+    for key in (
+        "Conv2d_1a_3x3.weight",
+        "Conv2d_1a_3x3.BatchNorm.beta",
+        "Conv2d_1a_3x3.BatchNorm.moving_mean",
+        "Mixed_7c.Branch_0.Conv2d_0a_1x1.BatchNorm.moving_variance",
+    ):
         assert not torch.equal(after[key], before[key])
         expected = before[key] - (1 - decay) * (before[key] - after[key])
         torch.testing.assert_close(ema.state_dict()[key], expected)

@@ -15,8 +15,12 @@ from inception3.run.checkpoint import load_checkpoint
 from inception3.train.finetune import init_from, restrict_training
 from inception3.train.loop import train
 
-HEAD = ("Logits.Conv2d_1c_1x1.weight", "Logits.Conv2d_1c_1x1.bias", "AuxLogits.Conv2d_2b_1x1.weight",
-        "AuxLogits.Conv2d_2b_1x1.bias")
+HEAD = (
+    "Logits.Conv2d_1c_1x1.weight",
+    "Logits.Conv2d_1c_1x1.bias",
+    "AuxLogits.Conv2d_2b_1x1.weight",
+    "AuxLogits.Conv2d_2b_1x1.bias",
+)
 
 
 def _tiny(num_classes: int, seed: int) -> InceptionV3:
@@ -63,8 +67,10 @@ def test_torchvision_weights_start_a_fine_tuning_run_with_gamma_folded(tmp_path:
     assert sorted(init_from(model, path)) == sorted(HEAD), "1000 classes do not fit 5: new heads"
     mine = model.state_dict()
     assert torch.equal(mine["Conv2d_1a_3x3.weight"], 2.0 * theirs.Conv2d_1a_3x3.conv.weight)
-    assert torch.equal(mine["Mixed_7c.Branch_3.Conv2d_0b_1x1.BatchNorm.moving_variance"],
-                       theirs.Mixed_7c.branch_pool.bn.running_var)
+    assert torch.equal(
+        mine["Mixed_7c.Branch_3.Conv2d_0b_1x1.BatchNorm.moving_variance"],
+        theirs.Mixed_7c.branch_pool.bn.running_var,
+    )
 
 
 def test_safetensors_weights_as_export_writes_them(tmp_path: Path) -> None:
@@ -80,8 +86,9 @@ def test_safetensors_weights_as_export_writes_them(tmp_path: Path) -> None:
 
 def test_trainable_scopes_freeze_the_rest_and_its_batch_norm_statistics(shards: Path, tmp_path: Path) -> None:
     first = train(tiny_config(max_steps=2), shards, tmp_path / "stage1", out=io.StringIO())
-    cfg = tiny_config(max_steps=2, init_from=str(first.checkpoint), trainable=("Logits", "AuxLogits"),
-                      fine_tune=True)
+    cfg = tiny_config(
+        max_steps=2, init_from=str(first.checkpoint), trainable=("Logits", "AuxLogits"), fine_tune=True
+    )
     out = io.StringIO()
     second = train(cfg, shards, tmp_path / "stage2", out=out)
     assert "; new: " in out.getvalue() and "Logits.Conv2d_1c_1x1.weight" in out.getvalue()
@@ -91,15 +98,18 @@ def test_trainable_scopes_freeze_the_rest_and_its_batch_norm_statistics(shards: 
         if key.startswith(("Logits.", "AuxLogits.")):
             continue
         assert torch.equal(value, start[key]), f"{key} changed although frozen"
-    assert not torch.equal(after["AuxLogits.Conv2d_1b_1x1.BatchNorm.moving_mean"],
-                           start["AuxLogits.Conv2d_1b_1x1.BatchNorm.moving_mean"])
+    assert not torch.equal(
+        after["AuxLogits.Conv2d_1b_1x1.BatchNorm.moving_mean"],
+        start["AuxLogits.Conv2d_1b_1x1.BatchNorm.moving_mean"],
+    )
 
 
 def test_unknown_scopes_are_refused() -> None:
     with pytest.raises(Inception3Error, match="match no parameter"):
         restrict_training(_tiny(5, seed=0), ("Mixed_9z",))
     assert restrict_training(_tiny(5, seed=0), ("Mixed_7c",)) == sum(
-        1 for n, _ in _tiny(5, seed=0).named_parameters() if n.startswith("Mixed_7c."))
+        1 for n, _ in _tiny(5, seed=0).named_parameters() if n.startswith("Mixed_7c.")
+    )
 
 
 def test_fine_tuning_without_a_checkpoint_to_start_from_is_refused(shards: Path, tmp_path: Path) -> None:

@@ -27,8 +27,10 @@ from inception3.train import loop
 from inception3.train.loop import train
 from inception3.weights import load_model
 
-LINE = re.compile(r"^step (\d+), loss = (\d+\.\d\d) \((\d+\.\d) examples/sec; (\d+\.\d\d\d) sec/batch\), "
-                  r"learning rate = ([0-9.e-]+)$")
+LINE = re.compile(
+    r"^step (\d+), loss = (\d+\.\d\d) \((\d+\.\d) examples/sec; (\d+\.\d\d\d) sec/batch\), "
+    r"learning rate = ([0-9.e-]+)$"
+)
 
 
 def _accuracy(model: torch.nn.Module, shards: Path) -> float:
@@ -105,11 +107,13 @@ def test_a_finished_run_continues_exactly_when_max_steps_is_raised(shards: Path,
 
 def test_a_finished_run_is_not_trained_again_and_nothing_is_deleted(shards: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    first = train(tiny_config(max_steps=2, checkpoint_every=1, keep_checkpoints=0), shards, run,
-                  out=io.StringIO())
+    first = train(
+        tiny_config(max_steps=2, checkpoint_every=1, keep_checkpoints=0), shards, run, out=io.StringIO()
+    )
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    again = train(tiny_config(max_steps=2, checkpoint_every=1, keep_checkpoints=0), shards, run,
-                  out=io.StringIO())
+    again = train(
+        tiny_config(max_steps=2, checkpoint_every=1, keep_checkpoints=0), shards, run, out=io.StringIO()
+    )
     assert again.step == 2 and again.checkpoint == first.checkpoint
     assert all(p.exists() for p in before)
     assert [s for s, _ in list_checkpoints(run)] == [1, 2]
@@ -130,8 +134,9 @@ def test_a_changed_config_is_refused_unless_forced(shards: Path, tmp_path: Path)
     assert "batch_size = 4" in (run / "config.toml").read_text()
 
 
-def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(shards: Path,
-                                                                               tmp_path: Path) -> None:
+def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    shards: Path, tmp_path: Path
+) -> None:
     cfg = tiny_config(max_steps=20, learning_rate=1e12, checkpoint_every=1, keep_checkpoints=0)
     with pytest.raises(Inception3Error, match=r"the loss became (nan|inf) at step \d+.*last good checkpoint"):
         train(cfg, shards, tmp_path / "run", out=io.StringIO())
@@ -157,8 +162,16 @@ def test_summaries_hold_losses_learning_rate_and_activations(shards: Path, tmp_p
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"histograms": 0, "scalars": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"loss/total", "loss/cross_entropy", "loss/aux", "learning_rate", "examples_per_sec",
-            "loss/regularization", "gradient_norm/total", "sparsity/Mixed_7c"} <= scalars
+    assert {
+        "loss/total",
+        "loss/cross_entropy",
+        "loss/aux",
+        "learning_rate",
+        "examples_per_sec",
+        "loss/regularization",
+        "gradient_norm/total",
+        "sparsity/Mixed_7c",
+    } <= scalars
     assert [e.step for e in events.Scalars("loss/total")] == [0, 1, 2]
     assert [e.step for e in events.Scalars("sparsity/Conv2d_1a_3x3")] == [0, 2]
     assert "activations/Mixed_6e" in events.Tags()["histograms"]
@@ -166,8 +179,9 @@ def test_summaries_hold_losses_learning_rate_and_activations(shards: Path, tmp_p
 
 
 def test_gpu_options_run_on_the_cpu(shards: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(max_steps=2, precision="bf16", channels_last=True, compile=True,
-                      compile_backend="eager", grad_accum=2)
+    cfg = tiny_config(
+        max_steps=2, precision="bf16", channels_last=True, compile=True, compile_backend="eager", grad_accum=2
+    )
     result = train(cfg, shards, tmp_path / "run", out=io.StringIO())
     assert result.step == 2 and torch.isfinite(torch.tensor(result.loss))
     saved = load_checkpoint(result.checkpoint)["model"]
@@ -177,8 +191,23 @@ def test_gpu_options_run_on_the_cpu(shards: Path, tmp_path: Path) -> None:
 
 def test_cli_trains_and_reports_user_errors(shards: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    args = ["train", "--data-dir", str(shards), "--train-dir", str(run), "--preset", "tiny",
-            "--set", "batch_size=8", "--set", "num_workers=0", "--max-steps", "1", "--set", "device=cpu"]
+    args = [
+        "train",
+        "--data-dir",
+        str(shards),
+        "--train-dir",
+        str(run),
+        "--preset",
+        "tiny",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "num_workers=0",
+        "--max-steps",
+        "1",
+        "--set",
+        "device=cpu",
+    ]
     assert main(args) == 0
     assert "ckpt-00000001.pt" in capsys.readouterr().out
     assert (run / "config.toml").read_text().count("max_steps = 1") == 1

@@ -97,8 +97,9 @@ def test_staircase_decay_follows_the_original_single_machine_numbers() -> None:
 
 
 def test_distributed_recipe_decays_every_two_epochs_of_the_global_batch() -> None:
-    cfg = TrainConfig(learning_rate=0.045, num_epochs_per_decay=2.0, learning_rate_decay_factor=0.94,
-                      batch_size=64)
+    cfg = TrainConfig(
+        learning_rate=0.045, num_epochs_per_decay=2.0, learning_rate_decay_factor=0.94, batch_size=64
+    )
     assert decay_steps(cfg, 6400) == 200
     assert [learning_rate(s, cfg, 6400) for s in (199, 200, 400)] == pytest.approx([0.045, 0.0423, 0.039762])
 

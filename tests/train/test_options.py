@@ -18,14 +18,21 @@ def test_defaults_are_the_original_recipe() -> None:
     assert (cfg.optimizer, cfg.rmsprop_decay, cfg.momentum, cfg.rmsprop_epsilon) == ("rmsprop", 0.9, 0.9, 1.0)
     assert (cfg.label_smoothing, cfg.aux_loss_weight, cfg.weight_decay) == (0.1, 0.4, 0.00004)
     assert (cfg.ema_decay, cfg.model.batch_norm_decay, cfg.batch_size, cfg.model.image_size) == (
-        0.9999, 0.9997, 32, 299)
+        0.9999,
+        0.9997,
+        32,
+        299,
+    )
     assert cfg.num_classes is None and cfg.precision == "fp32"
 
 
 def test_presets_override_only_what_they_name() -> None:
     dist = resolve_config("imagenet-distributed")
     assert (dist.learning_rate, dist.num_epochs_per_decay, dist.learning_rate_decay_factor) == (
-        config.DIST_INITIAL_LEARNING_RATE, 2.0, 0.94)
+        config.DIST_INITIAL_LEARNING_RATE,
+        2.0,
+        0.94,
+    )
     flowers = resolve_config("flowers")
     assert flowers.learning_rate == 0.001 and flowers.fine_tune
     assert resolve_config("imagenet") == TrainConfig()
@@ -35,17 +42,35 @@ def test_presets_override_only_what_they_name() -> None:
 
 
 def test_set_values_take_the_type_of_their_key() -> None:
-    values = parse_set(["batch_size=64", "learning_rate=4.5e-2", "compile=true", "num_classes=none",
-                        "trainable=Logits, AuxLogits", "precision=bf16", "max_steps=1e3",
-                        "crop_area_range=0.3, 1"])
-    assert values == {"batch_size": 64, "learning_rate": 0.045, "compile": True, "num_classes": None,
-                      "trainable": ("Logits", "AuxLogits"), "precision": "bf16", "max_steps": 1000,
-                      "crop_area_range": (0.3, 1.0)}
-    for bad, message in (("batch_size=big", "batch_size = 'big' is not a valid int"),
-                         ("colour=red", "unknown config key 'colour'"),
-                         ("batch_size", "expected key=value"),
-                         ("compile=maybe", "not a valid bool"),
-                         ("crop_area_range=0.3", "crop_area_range = '0.3' is not a valid")):
+    values = parse_set(
+        [
+            "batch_size=64",
+            "learning_rate=4.5e-2",
+            "compile=true",
+            "num_classes=none",
+            "trainable=Logits, AuxLogits",
+            "precision=bf16",
+            "max_steps=1e3",
+            "crop_area_range=0.3, 1",
+        ]
+    )
+    assert values == {
+        "batch_size": 64,
+        "learning_rate": 0.045,
+        "compile": True,
+        "num_classes": None,
+        "trainable": ("Logits", "AuxLogits"),
+        "precision": "bf16",
+        "max_steps": 1000,
+        "crop_area_range": (0.3, 1.0),
+    }
+    for bad, message in (
+        ("batch_size=big", "batch_size = 'big' is not a valid int"),
+        ("colour=red", "unknown config key 'colour'"),
+        ("batch_size", "expected key=value"),
+        ("compile=maybe", "not a valid bool"),
+        ("crop_area_range=0.3", "crop_area_range = '0.3' is not a valid"),
+    ):
         with pytest.raises(Inception3Error, match=message):
             parse_set([bad])
 
@@ -65,9 +90,15 @@ def test_later_sources_win_and_bad_values_are_refused(tmp_path: Path) -> None:
 
 
 def test_config_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
-    cfg = TrainConfig(model=ModelConfig(image_size=107, aux_logits=False), num_classes=7,
-                      trainable=("Logits", "Mixed_7c"), init_from='C:\\w "x".pt', weight_decay=4e-5,
-                      compile=True, crop_area_range=(0.25, 0.75))
+    cfg = TrainConfig(
+        model=ModelConfig(image_size=107, aux_logits=False),
+        num_classes=7,
+        trainable=("Logits", "Mixed_7c"),
+        init_from='C:\\w "x".pt',
+        weight_decay=4e-5,
+        compile=True,
+        crop_area_range=(0.25, 0.75),
+    )
     path = tmp_path / "config.toml"
     path.write_text(config_to_toml(cfg, header="written by a test"))
     assert path.read_text().startswith("# written by a test\n")

@@ -12,5 +12,13 @@ from inception3.data.crop import eval_image
 from inception3.data.loader import Batch, EvalLoader, TrainLoader
 from inception3.data.meta import DatasetInfo, load_dataset_info
 
-__all__ = ["Batch", "DatasetInfo", "EvalLoader", "TrainLoader", "distort_batch", "eval_image",
-           "load_dataset_info", "scale_to_unit"]
+__all__ = [
+    "Batch",
+    "DatasetInfo",
+    "EvalLoader",
+    "TrainLoader",
+    "distort_batch",
+    "eval_image",
+    "load_dataset_info",
+    "scale_to_unit",
+]

@@ -27,8 +27,10 @@ def read_bounding_boxes(source: Path) -> dict[str, tuple[Box, ...]]:
         return _read_xml_dir(source)
     if source.is_file():
         return _read_csv(source)
-    raise Inception3Error(f"{source}: no such bounding-box file or directory; pass a CSV file "
-                          "(filename,xmin,ymin,xmax,ymax, relative) or ImageNet's XML annotation directory")
+    raise Inception3Error(
+        f"{source}: no such bounding-box file or directory; pass a CSV file "
+        "(filename,xmin,ymin,xmax,ymax, relative) or ImageNet's XML annotation directory"
+    )
 
 
 def _read_csv(path: Path) -> dict[str, tuple[Box, ...]]:
@@ -44,11 +46,15 @@ def _read_csv(path: Path) -> dict[str, tuple[Box, ...]]:
             except ValueError as error:
                 if line_number == 1:
                     continue  # a header line
-                raise Inception3Error(f"{path}:{line_number}: expected filename,xmin,ymin,xmax,ymax with "
-                                      f"relative coordinates ({error})") from error
+                raise Inception3Error(
+                    f"{path}:{line_number}: expected filename,xmin,ymin,xmax,ymax with "
+                    f"relative coordinates ({error})"
+                ) from error
             if not (0.0 <= xmin <= xmax <= 1.0 and 0.0 <= ymin <= ymax <= 1.0):
-                raise Inception3Error(f"{path}:{line_number}: box {row[1:5]} is not within [0, 1] with "
-                                      "min <= max; coordinates must be fractions of the image size")
+                raise Inception3Error(
+                    f"{path}:{line_number}: box {row[1:5]} is not within [0, 1] with "
+                    "min <= max; coordinates must be fractions of the image size"
+                )
             boxes.setdefault(Path(row[0].strip()).stem, []).append((ymin, xmin, ymax, xmax))
     return {stem: tuple(b) for stem, b in boxes.items()}
 
@@ -68,8 +74,9 @@ def _read_xml_dir(directory: Path) -> dict[str, tuple[Box, ...]]:
                 ymin, ymax = sorted((_clip(ymin / height), _clip(ymax / height)))
                 found.append((ymin, xmin, ymax, xmax))
         except (ET.ParseError, TypeError, ValueError, ZeroDivisionError) as error:
-            raise Inception3Error(f"{path}: not an ImageNet bounding-box annotation ({error}); "
-                                  "fix or remove the file") from error
+            raise Inception3Error(
+                f"{path}: not an ImageNet bounding-box annotation ({error}); fix or remove the file"
+            ) from error
         if found:
             boxes[path.stem] = tuple(found)
     return boxes

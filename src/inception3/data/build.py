@@ -80,10 +80,13 @@ class BuildReport:
 
     def summary(self) -> str:
         """What `inception3 build` prints: counts, then every converted and skipped file."""
-        splits = ", ".join(f"{n} {split} records in {self.shards[split]} shards"
-                           for split, n in self.records.items())
-        lines = [f"wrote {splits} to {self.output_dir} in {self.seconds:.1f} s"
-                 + (f" ({self.reused_shards} shards kept from an earlier run)" if self.reused_shards else "")]
+        splits = ", ".join(
+            f"{n} {split} records in {self.shards[split]} shards" for split, n in self.records.items()
+        )
+        lines = [
+            f"wrote {splits} to {self.output_dir} in {self.seconds:.1f} s"
+            + (f" ({self.reused_shards} shards kept from an earlier run)" if self.reused_shards else "")
+        ]
         if self.converted:
             lines.append(f"converted {len(self.converted)} images to RGB JPEG:")
             lines += [f"  {file} (was {what})" for file, what in self.converted]
@@ -119,9 +122,16 @@ def _write_shard(task: _ShardTask) -> ShardResult:
                 result.widths.append(image.width)
                 if image.converted_from:
                     result.converted.append((file, image.converted_from))
-                yield ImageRecord(encoded=image.jpeg, label=label, height=image.height, width=image.width,
-                                  filename=Path(file).name, text=class_name, synset=class_name,
-                                  boxes=boxes).serialize()
+                yield ImageRecord(
+                    encoded=image.jpeg,
+                    label=label,
+                    height=image.height,
+                    width=image.width,
+                    filename=Path(file).name,
+                    text=class_name,
+                    synset=class_name,
+                    boxes=boxes,
+                ).serialize()
             if _progress is not None:
                 with _progress.get_lock():
                     _progress.value += 1
@@ -131,25 +141,35 @@ def _write_shard(task: _ShardTask) -> ShardResult:
     return result
 
 
-def _list_files(image_dir: Path, class_names: tuple[str, ...],
-                label_offset: int) -> list[tuple[str, int, str]]:
+def _list_files(
+    image_dir: Path, class_names: tuple[str, ...], label_offset: int
+) -> list[tuple[str, int, str]]:
     if not image_dir.is_dir():
         raise Inception3Error(f"{image_dir}: no such directory of class folders")
     files = []
     for label, name in enumerate(class_names):
         folder = image_dir / name
         if not folder.is_dir():
-            raise Inception3Error(f"{folder}: class '{name}' has no folder; fix the labels file or the "
-                                  "folders")
+            raise Inception3Error(
+                f"{folder}: class '{name}' has no folder; fix the labels file or the folders"
+            )
         # Anything that is not a folder is a candidate, broken links included, so that a file which
         # cannot be read is listed in the report instead of silently left out.
-        files += [(str(p), label + label_offset, name) for p in sorted(folder.iterdir())
-                  if not p.is_dir() and not p.name.startswith(".")]
+        files += [
+            (str(p), label + label_offset, name)
+            for p in sorted(folder.iterdir())
+            if not p.is_dir() and not p.name.startswith(".")
+        ]
     return files
 
 
-def _plan(train_dir: Path, validation_dir: Path | None, validation_fraction: float | None,
-          class_names: tuple[str, ...], label_offset: int) -> dict[str, list[tuple[str, int, str]]]:
+def _plan(
+    train_dir: Path,
+    validation_dir: Path | None,
+    validation_fraction: float | None,
+    class_names: tuple[str, ...],
+    label_offset: int,
+) -> dict[str, list[tuple[str, int, str]]]:
     """Files per split, shuffled with the original's fixed seed."""
     files = _list_files(train_dir, class_names, label_offset)
     if not files:
@@ -195,8 +215,9 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             raise Inception3Error(f"--{split}-shards {count} must be at least 1")
         shard_counts[split] = count
 
-    fingerprint = hashlib.sha256(json.dumps(
-        [splits, shard_counts, sorted(boxes.items())], sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(
+        json.dumps([splits, shard_counts, sorted(boxes.items())], sort_keys=True).encode()
+    ).hexdigest()
     names = {split: [shard_name(split, i, n) for i in range(n)] for split, n in shard_counts.items()}
     state_dir = output_dir / STATE_DIR
     complete = _check_output(output_dir, state_dir, fingerprint)
@@ -216,21 +237,37 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             if (output_dir / name).exists() and state_path.exists():
                 results[name] = ShardResult(**json.loads(state_path.read_text()))
                 continue
-            chunk = tuple(files[bounds[i]:bounds[i + 1]])
+            chunk = tuple(files[bounds[i] : bounds[i + 1]])
             stems = [Path(f).stem for f, _, _ in chunk]
-            tasks.append(_ShardTask(output_dir / name, state_path, chunk,
-                                    {stem: boxes[stem] for stem in stems if stem in boxes}))
+            tasks.append(
+                _ShardTask(
+                    output_dir / name,
+                    state_path,
+                    chunk,
+                    {stem: boxes[stem] for stem in stems if stem in boxes},
+                )
+            )
     reused = len(results)
     for result in _run_tasks(tasks, cfg.workers or len(os.sched_getaffinity(0)), cfg.progress):
         results[result.name] = result
 
-    report = _record_build(output_dir, class_names, label_offset, names, results, {
-        "fingerprint": fingerprint, "train_dir": str(train_dir),
-        "validation_dir": str(validation_dir) if validation_dir is not None else None,
-        "validation_fraction": validation_fraction,
-        "labels_file": str(cfg.labels_file) if cfg.labels_file is not None else None,
-        "bounding_boxes": str(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
-        "shuffle_seed": BUILD_SHUFFLE_SEED, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    report = _record_build(
+        output_dir,
+        class_names,
+        label_offset,
+        names,
+        results,
+        {
+            "fingerprint": fingerprint,
+            "train_dir": str(train_dir),
+            "validation_dir": str(validation_dir) if validation_dir is not None else None,
+            "validation_fraction": validation_fraction,
+            "labels_file": str(cfg.labels_file) if cfg.labels_file is not None else None,
+            "bounding_boxes": str(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
+            "shuffle_seed": BUILD_SHUFFLE_SEED,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
     shutil.rmtree(state_dir)
     report.reused_shards = reused
     report.seconds = time.monotonic() - start
@@ -245,15 +282,19 @@ def _check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
     plan_path = state_dir / "plan.json"
     if plan_path.exists():
         if json.loads(plan_path.read_text()).get("fingerprint") != fingerprint:
-            raise Inception3Error(f"{output_dir}: holds an unfinished build of other images or shard counts; "
-                                  "use an empty --output-dir, or repeat the original command to finish it")
+            raise Inception3Error(
+                f"{output_dir}: holds an unfinished build of other images or shard counts; "
+                "use an empty --output-dir, or repeat the original command to finish it"
+            )
         return False
     recorded = read_dataset_json(output_dir)
     if recorded is not None:
         if recorded[1].get("fingerprint") == fingerprint:
             return True
-        raise Inception3Error(f"{output_dir}: already holds a dataset built from other images or shard "
-                              f"counts ({DATASET_JSON}); use an empty --output-dir")
+        raise Inception3Error(
+            f"{output_dir}: already holds a dataset built from other images or shard "
+            f"counts ({DATASET_JSON}); use an empty --output-dir"
+        )
     if output_dir.exists() and shard_splits(output_dir):
         raise Inception3Error(f"{output_dir}: already holds shards; use an empty --output-dir")
     return False
@@ -277,8 +318,9 @@ def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):
                 yield result
             return
         counter = Value("q", 0)
-        with ProcessPoolExecutor(min(workers, len(tasks)), initializer=_init_worker,
-                                 initargs=(counter,)) as pool:
+        with ProcessPoolExecutor(
+            min(workers, len(tasks)), initializer=_init_worker, initargs=(counter,)
+        ) as pool:
             pending = {pool.submit(_write_shard, task) for task in tasks}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -288,8 +330,14 @@ def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):
             bar.update(counter.value - bar.n)
 
 
-def _record_build(output_dir: Path, class_names: tuple[str, ...], label_offset: int,
-                  names: dict[str, list[str]], results: dict[str, ShardResult], build: dict) -> BuildReport:
+def _record_build(
+    output_dir: Path,
+    class_names: tuple[str, ...],
+    label_offset: int,
+    names: dict[str, list[str]],
+    results: dict[str, ShardResult],
+    build: dict,
+) -> BuildReport:
     """Record the finished build in dataset.json, with every converted and skipped file."""
     meta_splits, converted, skipped = {}, [], []
     for split, split_names in names.items():
@@ -305,8 +353,15 @@ def _record_build(output_dir: Path, class_names: tuple[str, ...], label_offset: 
     build["converted"] = [{"file": f, "was": what} for f, what in converted]
     build["skipped"] = [{"file": f, "reason": why} for f, why in skipped]
     write_dataset_json(output_dir, class_names, label_offset, meta_splits, build)
-    return BuildReport(output_dir, {s: sum(m["shards"].values()) for s, m in meta_splits.items()},
-                       {s: len(n) for s, n in names.items()}, converted, skipped, 0, 0.0)
+    return BuildReport(
+        output_dir,
+        {s: sum(m["shards"].values()) for s, m in meta_splits.items()},
+        {s: len(n) for s, n in names.items()},
+        converted,
+        skipped,
+        0,
+        0.0,
+    )
 
 
 def _completed_report(output_dir: Path, seconds: float) -> BuildReport:
@@ -315,8 +370,9 @@ def _completed_report(output_dir: Path, seconds: float) -> BuildReport:
     converted = [(c["file"], c["was"]) for c in build["converted"]]
     skipped = [(c["file"], c["reason"]) for c in build["skipped"]]
     shards = {split: len(sizes) for split, sizes in info.shard_sizes.items()}
-    return BuildReport(output_dir, dict(info.split_sizes), shards, converted, skipped, sum(shards.values()),
-                       seconds)
+    return BuildReport(
+        output_dir, dict(info.split_sizes), shards, converted, skipped, sum(shards.values()), seconds
+    )
 
 
 def _stats(values: list[int]) -> dict[str, float]:

@@ -32,8 +32,14 @@ def _lrint(value: float) -> int:
     return int(round(value))
 
 
-def _random_crop(width: int, height: int, min_area_frac: float, max_area_frac: float, aspect: float,
-                 rng: np.random.Generator) -> tuple[int, int, int, int] | None:
+def _random_crop(
+    width: int,
+    height: int,
+    min_area_frac: float,
+    max_area_frac: float,
+    aspect: float,
+    rng: np.random.Generator,
+) -> tuple[int, int, int, int] | None:
     """TF's GenerateRandomCrop: one box (x, y, w, h) of the given aspect ratio, or None."""
     min_area = min_area_frac * width * height
     max_area = max_area_frac * width * height
@@ -64,8 +70,9 @@ def _random_crop(width: int, height: int, min_area_frac: float, max_area_frac: f
     return x, y, crop_w, crop_h
 
 
-def _covers_an_object(crop: tuple[int, int, int, int], objects: list[tuple[int, int, int, int]],
-                      min_covered: float) -> bool:
+def _covers_an_object(
+    crop: tuple[int, int, int, int], objects: list[tuple[int, int, int, int]], min_covered: float
+) -> bool:
     """TF's SatisfiesOverlapConstraints: the crop holds `min_covered` of at least one object box."""
     x, y, w, h = crop
     if w * h < 1:
@@ -81,12 +88,17 @@ def _covers_an_object(crop: tuple[int, int, int, int], objects: list[tuple[int, 
     return False
 
 
-def sample_distorted_box(height: int, width: int, boxes: tuple[Box, ...] | list[Box],
-                         rng: np.random.Generator, *,
-                         min_object_covered: float = MIN_OBJECT_COVERED,
-                         aspect_ratio_range: tuple[float, float] = ASPECT_RATIO_RANGE,
-                         area_range: tuple[float, float] = AREA_RANGE,
-                         max_attempts: int = MAX_CROP_ATTEMPTS) -> tuple[int, int, int, int]:
+def sample_distorted_box(
+    height: int,
+    width: int,
+    boxes: tuple[Box, ...] | list[Box],
+    rng: np.random.Generator,
+    *,
+    min_object_covered: float = MIN_OBJECT_COVERED,
+    aspect_ratio_range: tuple[float, float] = ASPECT_RATIO_RANGE,
+    area_range: tuple[float, float] = AREA_RANGE,
+    max_attempts: int = MAX_CROP_ATTEMPTS,
+) -> tuple[int, int, int, int]:
     """A random crop (top, left, crop_height, crop_width) in pixels of a `height`×`width` image.
 
     Same rules as `tf.image.sample_distorted_bounding_box(use_image_if_no_bounding_boxes=True)`:
@@ -94,8 +106,15 @@ def sample_distorted_box(height: int, width: int, boxes: tuple[Box, ...] | list[
     kept when the box covers at least `min_object_covered` of one object box (the whole image when
     `boxes` is empty); after `max_attempts` failures the whole image is the crop.
     """
-    objects = [(int(min(max(b[1], 0.0), 1.0) * width), int(min(max(b[0], 0.0), 1.0) * height),
-                int(min(max(b[3], 0.0), 1.0) * width), int(min(max(b[2], 0.0), 1.0) * height)) for b in boxes]
+    objects = [
+        (
+            int(min(max(b[1], 0.0), 1.0) * width),
+            int(min(max(b[0], 0.0), 1.0) * height),
+            int(min(max(b[3], 0.0), 1.0) * width),
+            int(min(max(b[2], 0.0), 1.0) * height),
+        )
+        for b in boxes
+    ]
     if not objects:
         objects = [(0, 0, width, height)]
     low, high = aspect_ratio_range
@@ -118,11 +137,16 @@ def crop_and_resize(encoded: bytes, box: tuple[int, int, int, int], size: int) -
     """
     top, left, height, width = box
     full_height, full_width = image_size(encoded)
-    pixels = decode_pixels(encoded, min_height=math.ceil(full_height * size / height),
-                           min_width=math.ceil(full_width * size / width))
+    pixels = decode_pixels(
+        encoded,
+        min_height=math.ceil(full_height * size / height),
+        min_width=math.ceil(full_width * size / width),
+    )
     scale_y, scale_x = pixels.shape[0] / full_height, pixels.shape[1] / full_width
-    region = pixels[round(top * scale_y):round((top + height) * scale_y),
-                    round(left * scale_x):round((left + width) * scale_x)]
+    region = pixels[
+        round(top * scale_y) : round((top + height) * scale_y),
+        round(left * scale_x) : round((left + width) * scale_x),
+    ]
     batch = torch.from_numpy(region).permute(2, 0, 1)[None]  # channels-last: the fast kernel's layout
     return F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
@@ -135,7 +159,7 @@ def central_crop(image: torch.Tensor, fraction: float = EVAL_CENTRAL_FRACTION) -
     divisor = int(1 / ((1 - fraction) / 2))
     height, width = image.shape[-2:]
     top, left = height // divisor, width // divisor
-    return image[..., top:height - top, left:width - left]
+    return image[..., top : height - top, left : width - left]
 
 
 def resize_bilinear(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -75,7 +75,8 @@ class SplitRecords:
             raise Inception3Error(
                 f"{file.path}: record {index} has label {parsed.label}, outside the {self.num_classes} "
                 f"classes with label offset {self.label_offset}; check the dataset's label offset "
-                "(`inception3 inspect` shows the label range)")
+                "(`inception3 inspect` shows the label range)"
+            )
         return parsed, label
 
 
@@ -99,8 +100,9 @@ class FolderRecords:
 
     def corrupt(self, record: int, what: str) -> CorruptRecordError:
         """The error for file `record`, naming it."""
-        return CorruptRecordError(f"{self.files[record][0]}: unreadable image ({what}); remove or replace it",
-                                  what)
+        return CorruptRecordError(
+            f"{self.files[record][0]}: unreadable image ({what}); remove or replace it", what
+        )
 
     def read(self, record: int) -> tuple[ImageRecord, int]:
         """File `record` as a record, and its 0-based label; CorruptRecordError when it cannot be read."""
@@ -120,8 +122,9 @@ def open_split(info: DatasetInfo, split: str, *, skip_corrupt: bool = False) -> 
     return SplitRecords(info, split, skip_corrupt=skip_corrupt)
 
 
-def epoch_order(shard_sizes: np.ndarray, seed: int, epoch: int,
-                shuffle_buffer: int = SHUFFLE_BUFFER) -> np.ndarray:
+def epoch_order(
+    shard_sizes: np.ndarray, seed: int, epoch: int, shuffle_buffer: int = SHUFFLE_BUFFER
+) -> np.ndarray:
     """Global record numbers in the order epoch `epoch` reads them (a permutation of 0..N-1).
 
     Shard order is shuffled, then records pass through a shuffle buffer: once it is full, each
@@ -139,7 +142,7 @@ def epoch_order(shard_sizes: np.ndarray, seed: int, epoch: int,
     for i, (pick, incoming) in enumerate(zip(picks.tolist(), stream[shuffle_buffer:].tolist(), strict=True)):
         out[i] = buffer[pick]
         buffer[pick] = incoming
-    out[total - shuffle_buffer:] = rng.permutation(buffer)
+    out[total - shuffle_buffer :] = rng.permutation(buffer)
     return out
 
 
@@ -149,8 +152,9 @@ def rank_records(order: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return order[rank::world_size][:per_rank]
 
 
-def train_batches(shard_sizes: np.ndarray, seed: int, rank: int, world_size: int, batch_size: int,
-                  position: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def train_batches(
+    shard_sizes: np.ndarray, seed: int, rank: int, world_size: int, batch_size: int, position: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """This rank's training records from its `position`-th on, `batch_size` at a time, endlessly.
 
     Yields (record numbers, the epoch each was drawn in); a batch runs on across an epoch boundary,
@@ -168,7 +172,7 @@ def train_batches(shard_sizes: np.ndarray, seed: int, rank: int, world_size: int
                 epoch += 1
                 current = rank_records(epoch_order(shard_sizes, seed, epoch), rank, world_size)
                 continue
-            take = current[start:start + needed]
+            take = current[start : start + needed]
             records.append(take)
             epochs.append(np.full(len(take), epoch, dtype=np.int64))
             position += len(take)

@@ -49,8 +49,9 @@ def decode_pixels(encoded: bytes, min_height: int = 0, min_width: int = 0) -> np
     if _is_jpeg(encoded):
         try:
             # fastdct: the integer fast DCT, TensorFlow's decode_jpeg default (dct_method="")
-            return simplejpeg.decode_jpeg(encoded, colorspace="RGB", fastdct=True, min_height=min_height,
-                                          min_width=min_width)
+            return simplejpeg.decode_jpeg(
+                encoded, colorspace="RGB", fastdct=True, min_height=min_height, min_width=min_width
+            )
         except ValueError:
             pass  # CMYK and other JPEGs libjpeg-turbo cannot give as RGB: Pillow converts them
     with open_image(encoded) as image:

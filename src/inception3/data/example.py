@@ -18,14 +18,19 @@ from inception3.errors import Inception3Error
 FeatureValue = Sequence[bytes] | Sequence[int] | Sequence[float]
 Box = tuple[float, float, float, float]  # (ymin, xmin, ymax, xmax), fractions of the image size, as TF
 
-BBOX_KEYS = ("image/object/bbox/xmin", "image/object/bbox/ymin", "image/object/bbox/xmax",
-             "image/object/bbox/ymax")
+BBOX_KEYS = (
+    "image/object/bbox/xmin",
+    "image/object/bbox/ymin",
+    "image/object/bbox/xmax",
+    "image/object/bbox/ymax",
+)
 
 
 def _example_messages() -> dict[str, type]:
     """Declare tensorflow.{BytesList, FloatList, Int64List, Feature, Features, Example}."""
-    proto = descriptor_pb2.FileDescriptorProto(name="inception3/tensorflow_example.proto",
-                                               package="tensorflow", syntax="proto3")
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="inception3/tensorflow_example.proto", package="tensorflow", syntax="proto3"
+    )
     field_proto = descriptor_pb2.FieldDescriptorProto
     repeated, optional = field_proto.LABEL_REPEATED, field_proto.LABEL_OPTIONAL
 
@@ -44,24 +49,33 @@ def _example_messages() -> dict[str, type]:
     message("BytesList", [("value", 1, field_proto.TYPE_BYTES, repeated, "")])
     message("FloatList", [("value", 1, field_proto.TYPE_FLOAT, repeated, "")])
     message("Int64List", [("value", 1, field_proto.TYPE_INT64, repeated, "")])
-    message("Feature", [("bytes_list", 1, field_proto.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
-                        ("float_list", 2, field_proto.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
-                        ("int64_list", 3, field_proto.TYPE_MESSAGE, optional, ".tensorflow.Int64List")],
-            oneof=True)
-    features = message("Features", [("feature", 1, field_proto.TYPE_MESSAGE, repeated,
-                                     ".tensorflow.Features.FeatureEntry")])
+    message(
+        "Feature",
+        [
+            ("bytes_list", 1, field_proto.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
+            ("float_list", 2, field_proto.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
+            ("int64_list", 3, field_proto.TYPE_MESSAGE, optional, ".tensorflow.Int64List"),
+        ],
+        oneof=True,
+    )
+    features = message(
+        "Features", [("feature", 1, field_proto.TYPE_MESSAGE, repeated, ".tensorflow.Features.FeatureEntry")]
+    )
     entry = features.nested_type.add(name="FeatureEntry")
     entry.options.map_entry = True
     entry.field.add(name="key", number=1, type=field_proto.TYPE_STRING, label=optional)
-    entry.field.add(name="value", number=2, type=field_proto.TYPE_MESSAGE, label=optional,
-                    type_name=".tensorflow.Feature")
+    entry.field.add(
+        name="value", number=2, type=field_proto.TYPE_MESSAGE, label=optional, type_name=".tensorflow.Feature"
+    )
     message("Example", [("features", 1, field_proto.TYPE_MESSAGE, optional, ".tensorflow.Features")])
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     names = ("BytesList", "FloatList", "Int64List", "Feature", "Features", "Example")
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.{name}"))
-            for name in names}
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.{name}"))
+        for name in names
+    }
 
 
 _MESSAGES = _example_messages()
@@ -142,11 +156,15 @@ class ImageRecord:
         }
         if self.boxes:
             ymin, xmin, ymax, xmax = zip(*self.boxes, strict=True)
-            features.update({
-                "image/object/bbox/xmin": list(xmin), "image/object/bbox/ymin": list(ymin),
-                "image/object/bbox/xmax": list(xmax), "image/object/bbox/ymax": list(ymax),
-                "image/object/bbox/label": [self.label] * len(self.boxes),
-            })
+            features.update(
+                {
+                    "image/object/bbox/xmin": list(xmin),
+                    "image/object/bbox/ymin": list(ymin),
+                    "image/object/bbox/xmax": list(xmax),
+                    "image/object/bbox/ymax": list(ymax),
+                    "image/object/bbox/label": [self.label] * len(self.boxes),
+                }
+            )
         return features
 
     def serialize(self) -> bytes:
@@ -161,8 +179,15 @@ class ImageRecord:
         """
         try:
             return cls._parse(decode_example(data))
-        except (KeyError, IndexError, ValueError, TypeError, AttributeError, UnicodeError,
-                OverflowError) as error:  # OverflowError: an integer field holding a float infinity
+        except (
+            KeyError,
+            IndexError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            UnicodeError,
+            OverflowError,
+        ) as error:  # OverflowError: an integer field holding a float infinity
             raise MalformedExampleError(f"not an image Example ({error!r})") from error
 
     @classmethod
@@ -181,9 +206,16 @@ class ImageRecord:
 
         columns = [f.get(key, []) for key in BBOX_KEYS]
         boxes = tuple((ymin, xmin, ymax, xmax) for xmin, ymin, xmax, ymax in zip(*columns, strict=False))
-        return cls(encoded=encoded, label=label,
-                   height=integer("image/height"), width=integer("image/width"),
-                   filename=text("image/filename"), text=text("image/class/text"),
-                   synset=text("image/class/synset"), format=text("image/format", "JPEG"),
-                   colorspace=text("image/colorspace", "RGB"), channels=integer("image/channels", 3),
-                   boxes=boxes)
+        return cls(
+            encoded=encoded,
+            label=label,
+            height=integer("image/height"),
+            width=integer("image/width"),
+            filename=text("image/filename"),
+            text=text("image/class/text"),
+            synset=text("image/class/synset"),
+            format=text("image/format", "JPEG"),
+            colorspace=text("image/colorspace", "RGB"),
+            channels=integer("image/channels", 3),
+            boxes=boxes,
+        )

@@ -59,13 +59,16 @@ class Inspection:
             for split in self.splits:
                 outside = sum(n for label, n in split.labels.items() if not 0 <= label - offset < classes)
                 if outside:
-                    found.append(f"{split.name}: {outside} records have labels outside "
-                                 f"{offset}..{offset + classes - 1} ({classes} classes, offset {offset})")
+                    found.append(
+                        f"{split.name}: {outside} records have labels outside "
+                        f"{offset}..{offset + classes - 1} ({classes} classes, offset {offset})"
+                    )
         return found
 
 
-def inspect_dataset(data_dir: Path, *, verify: bool = False, limit: int | None = None,
-                    progress: bool | None = None) -> Inspection:
+def inspect_dataset(
+    data_dir: Path, *, verify: bool = False, limit: int | None = None, progress: bool | None = None
+) -> Inspection:
     """Summarise `data_dir`'s shards; `verify` checks CRCs and decodes images; `limit` caps records/split."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -84,8 +87,9 @@ def inspect_dataset(data_dir: Path, *, verify: bool = False, limit: int | None =
     return Inspection(data_dir, recorded[0] if recorded else None, splits, bad, verify)
 
 
-def _scan_shard(path: Path, summary: SplitSummary, bad: list, *, verify: bool, limit: int | None,
-                progress: bool | None) -> None:
+def _scan_shard(
+    path: Path, summary: SplitSummary, bad: list, *, verify: bool, limit: int | None, progress: bool | None
+) -> None:
     try:
         file = RecordFile(path)
     except CorruptRecordError as error:
@@ -124,25 +128,34 @@ def format_inspection(report: Inspection) -> str:
     """The human-readable summary that `inception3 inspect` prints."""
     lines = [f"{report.data_dir}"]
     if report.info is not None:
-        lines.append(f"  {DATASET_JSON}: {report.info.num_classes} classes, "
-                     f"label offset {report.info.label_offset} (0-based label = stored label - offset)")
+        lines.append(
+            f"  {DATASET_JSON}: {report.info.num_classes} classes, "
+            f"label offset {report.info.label_offset} (0-based label = stored label - offset)"
+        )
     else:
-        lines.append(f"  no {DATASET_JSON}: built elsewhere "
-                     "(TensorFlow's build scripts write 1-based labels)")
+        lines.append(
+            f"  no {DATASET_JSON}: built elsewhere (TensorFlow's build scripts write 1-based labels)"
+        )
     for split in report.splits:
         counts = sorted(split.shards.values())
-        lines.append(f"  {split.name}: {split.records} records in {len(split.shards)} shards "
-                     f"({counts[0]}..{counts[-1]} per shard)")
+        lines.append(
+            f"  {split.name}: {split.records} records in {len(split.shards)} shards "
+            f"({counts[0]}..{counts[-1]} per shard)"
+        )
         if split.read < split.records:
             lines.append(f"    (first {split.read} records read)")
         if split.labels:
             low, high = min(split.labels), max(split.labels)
-            lines.append(f"    stored labels {low}..{high}, {len(split.labels)} distinct; "
-                         f"{split.boxes} bounding boxes")
+            lines.append(
+                f"    stored labels {low}..{high}, {len(split.labels)} distinct; {split.boxes} bounding boxes"
+            )
             lines.append("    " + _label_hint(low, report.info))
             shown = sorted(split.texts.items())[:5]
-            lines.append("    labels: " + ", ".join(f"{label}={text!r}" for label, text in shown)
-                         + (", ..." if len(split.texts) > 5 else ""))
+            lines.append(
+                "    labels: "
+                + ", ".join(f"{label}={text!r}" for label, text in shown)
+                + (", ..." if len(split.texts) > 5 else "")
+            )
             lines.append(f"    image height {_range(split.heights)}, width {_range(split.widths)}")
     if report.verified:
         lines.append(f"  verified: {len(report.bad)} bad records" + (":" if report.bad else ""))
@@ -154,8 +167,9 @@ def _label_hint(lowest: int, info: DatasetInfo | None) -> str:
     if info is not None:
         return f"label offset in use: {info.label_offset} (from {DATASET_JSON})"
     if lowest >= 1:
-        return ("no label 0: looks 1-based (0 = background, as TensorFlow's build scripts): "
-                "use --label-offset 1")
+        return (
+            "no label 0: looks 1-based (0 = background, as TensorFlow's build scripts): use --label-offset 1"
+        )
     return "label 0 present: looks 0-based: use --label-offset 0"
 
 

@@ -51,9 +51,17 @@ class _BatchDecoder:
     Inception3Error with a one-line message, whatever the worker count.
     """
 
-    def __init__(self, records: SplitRecords | FolderRecords, image_size: int, *, train: bool, seed: int,
-                 skip_corrupt: bool, min_object_covered: float = MIN_OBJECT_COVERED,
-                 area_range: tuple[float, float] = AREA_RANGE) -> None:
+    def __init__(
+        self,
+        records: SplitRecords | FolderRecords,
+        image_size: int,
+        *,
+        train: bool,
+        seed: int,
+        skip_corrupt: bool,
+        min_object_covered: float = MIN_OBJECT_COVERED,
+        area_range: tuple[float, float] = AREA_RANGE,
+    ) -> None:
         self.records = records
         self.min_object_covered, self.area_range = min_object_covered, area_range
         self.image_size = image_size
@@ -80,7 +88,7 @@ class _BatchDecoder:
                 return torch.empty(0), torch.empty(0), skipped, str(error)
             images[len(labels)].copy_(image)
             labels.append(label)
-        return images[:len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
+        return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
 
     def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
         """Record `record` cropped to uint8 [3, S, S]: a random crop seeded by (seed, epoch, record) when
@@ -90,9 +98,14 @@ class _BatchDecoder:
             if self.train:
                 height, width = image_size(parsed.encoded)
                 rng = np.random.default_rng([self.seed, epoch, record])
-                box = sample_distorted_box(height, width, parsed.boxes, rng,
-                                           min_object_covered=self.min_object_covered,
-                                           area_range=self.area_range)
+                box = sample_distorted_box(
+                    height,
+                    width,
+                    parsed.boxes,
+                    rng,
+                    min_object_covered=self.min_object_covered,
+                    area_range=self.area_range,
+                )
                 return crop_and_resize(parsed.encoded, box, self.image_size), label
             return eval_image(decode_image(parsed.encoded), self.image_size), label
         except DECODE_ERRORS as error:
@@ -123,27 +136,55 @@ class TrainLoader:
     the records after a damaged header in a shard, which cannot be found.
     """
 
-    def __init__(self, info: DatasetInfo, batch_size: int, image_size: int, *, split: str = "train",
-                 rank: int = 0, world_size: int = 1, seed: int = 0, num_workers: int = 2,
-                 skip_corrupt: bool = False, min_object_covered: float = MIN_OBJECT_COVERED,
-                 area_range: tuple[float, float] = AREA_RANGE) -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        batch_size: int,
+        image_size: int,
+        *,
+        split: str = "train",
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        num_workers: int = 2,
+        skip_corrupt: bool = False,
+        min_object_covered: float = MIN_OBJECT_COVERED,
+        area_range: tuple[float, float] = AREA_RANGE,
+    ) -> None:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.num_workers = num_workers
         self.records = open_split(info, split, skip_corrupt=skip_corrupt)
         if len(self.records) < world_size:
-            raise Inception3Error(f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
-                                  f"by {world_size} ranks")
-        self.decoder = _BatchDecoder(self.records, image_size, train=True, seed=seed,
-                                     skip_corrupt=skip_corrupt, min_object_covered=min_object_covered,
-                                     area_range=area_range)
+            raise Inception3Error(
+                f"{info.data_dir}: {len(self.records)} '{split}' records cannot be shared "
+                f"by {world_size} ranks"
+            )
+        self.decoder = _BatchDecoder(
+            self.records,
+            image_size,
+            train=True,
+            seed=seed,
+            skip_corrupt=skip_corrupt,
+            min_object_covered=min_object_covered,
+            area_range=area_range,
+        )
         self.position = 0
         # Records lost to damaged shard headers are left out of every epoch; counted once here.
         self.skipped_records = self.records.lost_records
 
     def __iter__(self) -> Iterator[Batch]:
-        jobs = (_Job(records, epochs) for records, epochs in train_batches(
-            self.records.shard_sizes, self.seed, self.rank, self.world_size, self.batch_size, self.position))
+        jobs = (
+            _Job(records, epochs)
+            for records, epochs in train_batches(
+                self.records.shard_sizes,
+                self.seed,
+                self.rank,
+                self.world_size,
+                self.batch_size,
+                self.position,
+            )
+        )
         for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
@@ -154,8 +195,13 @@ class TrainLoader:
 
     def state_dict(self) -> dict:
         """The exact position (plain ints): records consumed by this rank, and what it depends on."""
-        return {"position": self.position, "seed": self.seed, "world_size": self.world_size,
-                "records": len(self.records), "skipped_records": self.skipped_records}
+        return {
+            "position": self.position,
+            "seed": self.seed,
+            "world_size": self.world_size,
+            "records": len(self.records),
+            "skipped_records": self.skipped_records,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()`; the seed, world size and dataset size must be the same."""
@@ -165,8 +211,10 @@ class TrainLoader:
         mine = self.state_dict()
         for key in ("seed", "world_size", "records"):
             if int(state[key]) != mine[key]:
-                raise Inception3Error(f"cannot resume the data position: it was saved with "
-                                      f"{key}={state[key]}, this run has {key}={mine[key]}")
+                raise Inception3Error(
+                    f"cannot resume the data position: it was saved with "
+                    f"{key}={state[key]}, this run has {key}={mine[key]}"
+                )
         self.position = int(state["position"])
         self.skipped_records = int(state["skipped_records"])
 
@@ -177,8 +225,17 @@ class EvalLoader:
     Images get the evaluation crop (central 0.875, bilinear resize); the last batch may be short.
     """
 
-    def __init__(self, info: DatasetInfo, batch_size: int, image_size: int, *, split: str = "validation",
-                 rank: int = 0, world_size: int = 1, num_workers: int = 2) -> None:
+    def __init__(
+        self,
+        info: DatasetInfo,
+        batch_size: int,
+        image_size: int,
+        *,
+        split: str = "validation",
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 2,
+    ) -> None:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records = open_split(info, split)
@@ -189,7 +246,7 @@ class EvalLoader:
         return -(-len(self.mine) // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        chunks = [self.mine[i:i + self.batch_size] for i in range(0, len(self.mine), self.batch_size)]
+        chunks = [self.mine[i : i + self.batch_size] for i in range(0, len(self.mine), self.batch_size)]
         jobs = [_Job(chunk, np.zeros(len(chunk), dtype=np.int64)) for chunk in chunks]
         for images, labels, _, error in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:

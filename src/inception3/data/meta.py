@@ -68,17 +68,23 @@ def split_shards(data_dir: Path, split: str) -> list[Path]:
         if match and match[1] == split:
             found.setdefault(int(match[3]), set()).add(int(match[2]))
     if not found:
-        raise Inception3Error(f"{data_dir}: no '{split}' shards (files named {shard_name(split, 0, 8)} ...); "
-                              "check --data-dir or build them with `inception3 build`")
+        raise Inception3Error(
+            f"{data_dir}: no '{split}' shards (files named {shard_name(split, 0, 8)} ...); "
+            "check --data-dir or build them with `inception3 build`"
+        )
     if len(found) > 1:
-        raise Inception3Error(f"{data_dir}: '{split}' shards of several builds "
-                              f"(-of-{', -of-'.join(f'{n:05d}' for n in sorted(found))}); keep only one")
+        raise Inception3Error(
+            f"{data_dir}: '{split}' shards of several builds "
+            f"(-of-{', -of-'.join(f'{n:05d}' for n in sorted(found))}); keep only one"
+        )
     ((total, indices),) = found.items()
     missing = sorted(set(range(total)) - indices)
     if missing:
-        raise Inception3Error(f"{data_dir}: shard {shard_name(split, missing[0], total)} is missing "
-                              f"({len(missing)} of {total} missing); finish the build with "
-                              "`inception3 build`")
+        raise Inception3Error(
+            f"{data_dir}: shard {shard_name(split, missing[0], total)} is missing "
+            f"({len(missing)} of {total} missing); finish the build with "
+            "`inception3 build`"
+        )
     return [data_dir / shard_name(split, i, total) for i in range(total)]
 
 
@@ -114,8 +120,9 @@ def list_images(root: Path, class_names: Sequence[str]) -> list[tuple[Path, int]
     for label, name in enumerate(class_names):
         folder = Path(root) / name
         if folder.is_dir():
-            files += [(p, label) for p in sorted(folder.iterdir())
-                      if p.is_file() and not p.name.startswith(".")]
+            files += [
+                (p, label) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+            ]
     if not files:
         raise Inception3Error(f"{root}: the class folders hold no images")
     return files
@@ -131,8 +138,9 @@ def _folder_root(data_dir: Path, split: str) -> Path | None:
 
 
 def _is_image_folder(data_dir: Path) -> bool:
-    return not shard_splits(data_dir) and any(p.is_dir() and not p.name.startswith(".")
-                                               for p in data_dir.iterdir())
+    return not shard_splits(data_dir) and any(
+        p.is_dir() and not p.name.startswith(".") for p in data_dir.iterdir()
+    )
 
 
 def _folder_info(data_dir: Path) -> DatasetInfo:
@@ -148,17 +156,23 @@ def _folder_info(data_dir: Path) -> DatasetInfo:
 # dataset.json
 
 
-def write_dataset_json(output_dir: Path, class_names: Sequence[str], label_offset: int,
-                       splits: dict[str, dict], build: dict) -> None:
+def write_dataset_json(
+    output_dir: Path, class_names: Sequence[str], label_offset: int, splits: dict[str, dict], build: dict
+) -> None:
     """Write `output_dir/dataset.json` atomically.
 
     `splits` holds, per split, its records per shard under "shards" and any figures worth keeping
     beside them (box counts, image sizes); `build` is the build's own record, kept as given.
     """
-    document = {"format": _FORMAT, "class_names": list(class_names), "label_offset": label_offset,
-                "splits": {split: {"records": sum(entry["shards"].values()), **entry}
-                           for split, entry in splits.items()},
-                "build": build}
+    document = {
+        "format": _FORMAT,
+        "class_names": list(class_names),
+        "label_offset": label_offset,
+        "splits": {
+            split: {"records": sum(entry["shards"].values()), **entry} for split, entry in splits.items()
+        },
+        "build": build,
+    }
     write_text_atomic(Path(output_dir) / DATASET_JSON, json.dumps(document, indent=1) + "\n")
 
 
@@ -172,12 +186,16 @@ def read_dataset_json(data_dir: Path) -> tuple[DatasetInfo, dict] | None:
         names = tuple(str(n) for n in document["class_names"])
         offset = int(document["label_offset"])
         sizes = {split: int(entry["records"]) for split, entry in document["splits"].items()}
-        shards = {split: {str(name): int(n) for name, n in entry.get("shards", {}).items()}
-                  for split, entry in document["splits"].items()}
+        shards = {
+            split: {str(name): int(n) for name, n in entry.get("shards", {}).items()}
+            for split, entry in document["splits"].items()
+        }
         build = dict(document.get("build", {}))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise Inception3Error(f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
-                              "`inception3 build` or delete it and pass --label-offset") from error
+        raise Inception3Error(
+            f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
+            "`inception3 build` or delete it and pass --label-offset"
+        ) from error
     return DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards), build
 
 
@@ -185,16 +203,20 @@ def _from_json(info: DatasetInfo, label_offset: int | None, num_classes: int | N
     """`info` as dataset.json records it, unless the given values contradict it."""
     path = info.data_dir / DATASET_JSON
     if label_offset is not None and label_offset != info.label_offset:
-        raise Inception3Error(f"{path}: records labels with offset {info.label_offset}, "
-                              f"but label_offset={label_offset} was given; drop the option")
+        raise Inception3Error(
+            f"{path}: records labels with offset {info.label_offset}, "
+            f"but label_offset={label_offset} was given; drop the option"
+        )
     if num_classes is not None and num_classes != info.num_classes:
-        raise Inception3Error(f"{path}: lists {info.num_classes} classes, "
-                              f"but num_classes={num_classes} was given")
+        raise Inception3Error(
+            f"{path}: lists {info.num_classes} classes, but num_classes={num_classes} was given"
+        )
     return info
 
 
-def load_dataset_info(data_dir: Path, label_offset: int | None = None,
-                      num_classes: int | None = None) -> DatasetInfo:
+def load_dataset_info(
+    data_dir: Path, label_offset: int | None = None, num_classes: int | None = None
+) -> DatasetInfo:
     """Read `data_dir/dataset.json`, or describe a TensorFlow-built directory or an image folder.
 
     An image folder (class folders, or train/ and validation/ folders of class folders) is read
@@ -213,25 +235,34 @@ def load_dataset_info(data_dir: Path, label_offset: int | None = None,
         return _folder_info(data_dir)
     splits = shard_splits(data_dir)
     if not splits:
-        raise Inception3Error(f"{data_dir}: holds no shards, no {DATASET_JSON} and no class folders; "
-                              "build shards with `inception3 build` or pass a folder of class folders")
+        raise Inception3Error(
+            f"{data_dir}: holds no shards, no {DATASET_JSON} and no class folders; "
+            "build shards with `inception3 build` or pass a folder of class folders"
+        )
     if label_offset is None:
         raise Inception3Error(
             f"{data_dir}: no {DATASET_JSON}, so the label offset is unknown; pass --label-offset 1 "
             "(train: --set label_offset=1) for shards built by TensorFlow's build_image_data.py (labels "
-            "1..N, 0 = background), or 0 for 0-based labels (`inception3 inspect` shows the label range)")
+            "1..N, 0 = background), or 0 for 0-based labels (`inception3 inspect` shows the label range)"
+        )
     labels_path = data_dir / LABELS_FILE
     if labels_path.exists():
         names = read_labels(labels_path)
         if num_classes is not None and num_classes != len(names):
-            raise Inception3Error(f"{labels_path}: {len(names)} classes, "
-                                  f"but num_classes={num_classes} was given")
+            raise Inception3Error(
+                f"{labels_path}: {len(names)} classes, but num_classes={num_classes} was given"
+            )
     elif num_classes is not None:
         names = tuple(str(i) for i in range(num_classes))
     else:
-        raise Inception3Error(f"{data_dir}: no {DATASET_JSON} and no {LABELS_FILE}, so the classes are "
-                              "unknown; set the class count (train: --set num_classes=N) or put the "
-                              "labels file (one class per line) there")
-    sizes = {split: sum(len(RecordFile(p)) for p in split_shards(data_dir, split))
-             for split in SPLITS if split in splits}
+        raise Inception3Error(
+            f"{data_dir}: no {DATASET_JSON} and no {LABELS_FILE}, so the classes are "
+            "unknown; set the class count (train: --set num_classes=N) or put the "
+            "labels file (one class per line) there"
+        )
+    sizes = {
+        split: sum(len(RecordFile(p)) for p in split_shards(data_dir, split))
+        for split in SPLITS
+        if split in splits
+    }
     return DatasetInfo(data_dir, names, int(label_offset), sizes)

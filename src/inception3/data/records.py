@@ -37,8 +37,11 @@ class CorruptRecordError(Inception3Error):
 
 def corrupt_record(path: Path | str, index: int, what: str) -> CorruptRecordError:
     """The error for record `index` of shard `path`, in one line that says what to do."""
-    return CorruptRecordError(f"{path}: record {index} is corrupt ({what}); rebuild or replace this shard, "
-                              "or pass skip_corrupt to skip and count such records", what)
+    return CorruptRecordError(
+        f"{path}: record {index} is corrupt ({what}); rebuild or replace this shard, "
+        "or pass skip_corrupt to skip and count such records",
+        what,
+    )
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -135,8 +138,9 @@ def index_records(path: Path) -> np.ndarray:
 class RecordFile:
     """Random access to the records of one TFRecord file by index, given its offsets."""
 
-    def __init__(self, path: Path, offsets: np.ndarray | None = None, *,
-                 stop_at_damage: bool = False) -> None:
+    def __init__(
+        self, path: Path, offsets: np.ndarray | None = None, *, stop_at_damage: bool = False
+    ) -> None:
         """`stop_at_damage`: keep the records before a damaged header (`damage` says what) instead
         of raising CorruptRecordError."""
         self.path = Path(path)

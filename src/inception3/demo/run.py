@@ -71,6 +71,7 @@ class DemoResult:
     commands: list[list[str]] = field(default_factory=list)  # argv after `inception3`
     seconds: float = 0.0
 
+
 # The evaluator shares the CPU with training: one thread keeps it from slowing training down.
 _EVAL_ENV = {"OMP_NUM_THREADS": "1"}
 
@@ -78,13 +79,19 @@ _EVAL_ENV = {"OMP_NUM_THREADS": "1"}
 class _Step:
     """One `inception3` process: its output goes to a log file and, prefixed, to the terminal."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, out: IO[str],
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], log_dir: Path, out: IO[str], env: dict[str, str] | None = None
+    ) -> None:
         self.name, self.args, self.out = name, args, out
         self.log = log_dir / f"{name}.log"
-        self.process = subprocess.Popen([sys.executable, "-m", "inception3", *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "inception3", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
         self._copier = threading.Thread(target=self._copy, daemon=True)
         self._copier.start()
 
@@ -102,8 +109,9 @@ class _Step:
         code = self.process.wait()
         self._copier.join()
         if code != 0:
-            raise Inception3Error(f"`{_shown(self.args)}` failed with exit code {code}; its output is in "
-                                  f"{self.log}")
+            raise Inception3Error(
+                f"`{_shown(self.args)}` failed with exit code {code}; its output is in {self.log}"
+            )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -120,8 +128,10 @@ def _shown(args: list[str]) -> str:
 def _check_out_dir(out_dir: Path) -> None:
     """The demo never deletes anything: an earlier demo's directory must be removed by the user."""
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise Inception3Error(f"{out_dir}: already holds files (an earlier demo?); remove it "
-                              f"(rm -rf {shlex.quote(str(out_dir))}) or pass another --out")
+        raise Inception3Error(
+            f"{out_dir}: already holds files (an earlier demo?); remove it "
+            f"(rm -rf {shlex.quote(str(out_dir))}) or pass another --out"
+        )
 
 
 def _read_evaluations(run_dir: Path, split: str = "validation") -> list[dict]:
@@ -136,8 +146,7 @@ def run_demo(config: DemoConfig, out: IO[str] = sys.stdout) -> DemoResult:
     _check_out_dir(root)
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    result = DemoResult(root, root / "shards", root / "run", root / "model.onnx",
-                        root / "run" / "report.png")
+    result = DemoResult(root, root / "shards", root / "run", root / "model.onnx", root / "run" / "report.png")
 
     def say(text: str) -> None:
         out.write(f"\n== {text}\n")
@@ -147,15 +156,32 @@ def run_demo(config: DemoConfig, out: IO[str] = sys.stdout) -> DemoResult:
         result.commands.append(args)
         _Step(name, args, logs, out).wait()
 
-    say(f"drawing {len(SHAPES)} shapes x ({config.train_per_class} train + {config.validation_per_class} "
-        f"validation) images into {root / 'images'}")
-    images = make_shapes(root / "images", train_per_class=config.train_per_class,
-                         validation_per_class=config.validation_per_class, seed=config.seed)
+    say(
+        f"drawing {len(SHAPES)} shapes x ({config.train_per_class} train + {config.validation_per_class} "
+        f"validation) images into {root / 'images'}"
+    )
+    images = make_shapes(
+        root / "images",
+        train_per_class=config.train_per_class,
+        validation_per_class=config.validation_per_class,
+        seed=config.seed,
+    )
 
     say("building the TFRecord shards")
-    run("build", ["build", "--train-dir", str(images.split_dirs["train"]),
-                  "--validation-dir", str(images.split_dirs["validation"]),
-                  "--bounding-boxes", str(images.boxes_csv), "--output-dir", str(result.shards)])
+    run(
+        "build",
+        [
+            "build",
+            "--train-dir",
+            str(images.split_dirs["train"]),
+            "--validation-dir",
+            str(images.split_dirs["validation"]),
+            "--bounding-boxes",
+            str(images.boxes_csv),
+            "--output-dir",
+            str(result.shards),
+        ],
+    )
 
     say("training, while the evaluator follows the checkpoints in a process of its own")
     evaluate_args = _eval_args(result)
@@ -179,8 +205,17 @@ def run_demo(config: DemoConfig, out: IO[str] = sys.stdout) -> DemoResult:
     if final is None:
         raise Inception3Error(f"{result.run_dir}: training left no checkpoint; see {logs / 'train.log'}")
     samples = [sorted((images.split_dirs["validation"] / shape).glob("*.jpg"))[0] for shape in SHAPES]
-    run("predict", ["predict", "--checkpoint", str(final), "--top-k", "2",
-                    *(str(p) for p in samples[:config.predict_images])])
+    run(
+        "predict",
+        [
+            "predict",
+            "--checkpoint",
+            str(final),
+            "--top-k",
+            "2",
+            *(str(p) for p in samples[: config.predict_images]),
+        ],
+    )
 
     say("exporting the model to ONNX")
     run("export", ["export", "--checkpoint", str(final), "--format", "onnx", "--output", str(result.onnx)])
@@ -198,8 +233,15 @@ def run_demo(config: DemoConfig, out: IO[str] = sys.stdout) -> DemoResult:
 
 def _train_args(config: DemoConfig, result: DemoResult) -> list[str]:
     overrides = [*config.train_overrides, ("checkpoint_every", config.checkpoint_every)]
-    args = ["train", "--data-dir", str(result.shards), "--train-dir", str(result.run_dir),
-            "--max-steps", str(config.steps)]
+    args = [
+        "train",
+        "--data-dir",
+        str(result.shards),
+        "--train-dir",
+        str(result.run_dir),
+        "--max-steps",
+        str(config.steps),
+    ]
     for setting in [f"{key}={value}" for key, value in overrides] + list(config.extra_overrides):
         args += ["--set", setting]
     return args
@@ -207,27 +249,45 @@ def _train_args(config: DemoConfig, result: DemoResult) -> list[str]:
 
 def _eval_args(result: DemoResult) -> list[str]:
     """The evaluator follows the run, looking every 5 s, and stops after the final checkpoint."""
-    return ["eval", "--train-dir", str(result.run_dir), "--data-dir", str(result.shards),
-            "--split", "validation", "--interval", "5", "--num-workers", "1"]
+    return [
+        "eval",
+        "--train-dir",
+        str(result.run_dir),
+        "--data-dir",
+        str(result.shards),
+        "--split",
+        "validation",
+        "--interval",
+        "5",
+        "--num-workers",
+        "1",
+    ]
 
 
 def summary(result: DemoResult) -> str:
     """What the demo prints last: accuracy per checkpoint, where things are, and how to repeat it."""
-    lines = ["", f"== demo finished in {result.seconds / 60:.1f} min", "",
-             "validation accuracy of each checkpoint (moving-average weights, separate evaluator):",
-             "     step   top-1   top-5"]
-    lines += [f"  {e['step']:>7}  {100 * e['top1']:5.1f}%  {100 * e['top5']:5.1f}%"
-              for e in result.evaluations]
-    lines += ["",
-              f"images and boxes:    {result.out_dir / 'images'}",
-              f"shards:              {result.shards}",
-              f"checkpoints:         {result.run_dir / 'checkpoints'}",
-              f"evaluations:         {layout.results_path(result.run_dir, 'validation')}",
-              f"logs of each step:   {result.out_dir / 'logs'}",
-              f"ONNX model:          {result.onnx}",
-              f"report:              {result.report}",
-              f"TensorBoard:         tensorboard --logdir {result.run_dir}",
-              "",
-              f"the commands it ran (also in {result.out_dir / 'commands.sh'}; train and eval side by side):"]
+    lines = [
+        "",
+        f"== demo finished in {result.seconds / 60:.1f} min",
+        "",
+        "validation accuracy of each checkpoint (moving-average weights, separate evaluator):",
+        "     step   top-1   top-5",
+    ]
+    lines += [
+        f"  {e['step']:>7}  {100 * e['top1']:5.1f}%  {100 * e['top5']:5.1f}%" for e in result.evaluations
+    ]
+    lines += [
+        "",
+        f"images and boxes:    {result.out_dir / 'images'}",
+        f"shards:              {result.shards}",
+        f"checkpoints:         {result.run_dir / 'checkpoints'}",
+        f"evaluations:         {layout.results_path(result.run_dir, 'validation')}",
+        f"logs of each step:   {result.out_dir / 'logs'}",
+        f"ONNX model:          {result.onnx}",
+        f"report:              {result.report}",
+        f"TensorBoard:         tensorboard --logdir {result.run_dir}",
+        "",
+        f"the commands it ran (also in {result.out_dir / 'commands.sh'}; train and eval side by side):",
+    ]
     lines += [f"  {_shown(args)}" for args in result.commands]
     return "\n".join(lines) + "\n"

@@ -73,8 +73,22 @@ def outline(shape: str, radius: float, angle: float) -> np.ndarray:
     elif shape == "cross":
         a = radius / math.hypot(1.0, CROSS_ARM_RATIO)  # half the arm's length: the corners lie on `radius`
         t = a * CROSS_ARM_RATIO
-        points = np.array([(t, t), (a, t), (a, -t), (t, -t), (t, -a), (-t, -a),
-                           (-t, -t), (-a, -t), (-a, t), (-t, t), (-t, a), (t, a)])
+        points = np.array(
+            [
+                (t, t),
+                (a, t),
+                (a, -t),
+                (t, -t),
+                (t, -a),
+                (-t, -a),
+                (-t, -t),
+                (-a, -t),
+                (-a, t),
+                (-t, t),
+                (-t, a),
+                (t, a),
+            ]
+        )
         theta, r = np.arctan2(points[:, 1], points[:, 0]), np.hypot(points[:, 0], points[:, 1])
     else:
         raise Inception3Error(f"unknown shape '{shape}'; choose one of {', '.join(SHAPES)}")
@@ -140,16 +154,24 @@ def _write_image(task: tuple[Path, str, int, int]) -> tuple[str, tuple[float, fl
     return path.name, (x0 / width, y0 / height, x1 / width, y1 / height)
 
 
-def make_shapes(out_dir: Path, *, train_per_class: int, validation_per_class: int, seed: int = 0,
-                workers: int | None = None) -> ShapesDataset:
+def make_shapes(
+    out_dir: Path,
+    *,
+    train_per_class: int,
+    validation_per_class: int,
+    seed: int = 0,
+    workers: int | None = None,
+) -> ShapesDataset:
     """Write `out_dir/train/<shape>/`, `out_dir/validation/<shape>/` and `out_dir/boxes.csv`.
 
     Image names are unique across splits (`<shape>-<index>.jpg`) because the box CSV is keyed by
     file name. `workers` processes draw in parallel (default: all cores); the bytes do not depend on it.
     """
     if train_per_class < 1 or validation_per_class < 1:
-        raise Inception3Error(f"shapes dataset needs at least one image per class and split, got "
-                              f"{train_per_class} train and {validation_per_class} validation")
+        raise Inception3Error(
+            f"shapes dataset needs at least one image per class and split, got "
+            f"{train_per_class} train and {validation_per_class} validation"
+        )
     out_dir = Path(out_dir)
     per_split = {"train": train_per_class, "validation": validation_per_class}
     tasks, index = [], 0
@@ -171,5 +193,9 @@ def make_shapes(out_dir: Path, *, train_per_class: int, validation_per_class: in
         writer = csv.writer(f)
         writer.writerow(("filename", "xmin", "ymin", "xmax", "ymax"))
         writer.writerows((name, *(f"{v:.6f}" for v in box)) for name, box in rows)
-    return ShapesDataset(out_dir, {split: out_dir / split for split in SPLITS}, boxes_csv,
-                         {split: n * len(SHAPES) for split, n in per_split.items()})
+    return ShapesDataset(
+        out_dir,
+        {split: out_dir / split for split in SPLITS},
+        boxes_csv,
+        {split: n * len(SHAPES) for split, n in per_split.items()},
+    )

@@ -38,8 +38,9 @@ def _kept_names(directory: Path) -> set[str]:
     return set(kept.read_text().split()) if kept.exists() else set()
 
 
-def save_checkpoint(run_dir: Path, step: int, state: dict, *, keep: int = 5, final: bool = False,
-                    mark: bool = False) -> Path:
+def save_checkpoint(
+    run_dir: Path, step: int, state: dict, *, keep: int = 5, final: bool = False, mark: bool = False
+) -> Path:
     """Write `state` as the checkpoint of `step` atomically, point `latest` at it, prune old ones.
 
     Keeps the newest `keep` checkpoints (all when `keep` is 0) plus every final or `mark`ed one;
@@ -65,7 +66,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict, *, keep: int = 5, fin
     if keep > 0:
         kept = _kept_names(directory)
         prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
-        for old in prunable[:max(0, len(prunable) - (keep - 1))]:
+        for old in prunable[: max(0, len(prunable) - (keep - 1))]:
             old.unlink()
     return path
 
@@ -81,12 +82,16 @@ def _write_error(error: OSError, directory: Path, step: int, previous: Path | No
     """One line for a checkpoint that could not be written: what happened, what survived, what to do."""
     kept = f"{previous.name} is intact and `latest` still names it" if previous else "no earlier checkpoint"
     if error.errno in _DISK_FULL:
-        return Inception3Error(f"{directory}: the disk is full ({error.strerror}) while writing the "
-                               f"checkpoint of step {step}; nothing partial was left and {kept}. Free space "
-                               "there (or lower keep_checkpoints) and run the same command again to resume")
-    return Inception3Error(f"{directory}: cannot write the checkpoint of step {step} "
-                           f"({error.strerror or error}); nothing partial was left and {kept}. Fix the "
-                           "directory and run the same command again to resume")
+        return Inception3Error(
+            f"{directory}: the disk is full ({error.strerror}) while writing the "
+            f"checkpoint of step {step}; nothing partial was left and {kept}. Free space "
+            "there (or lower keep_checkpoints) and run the same command again to resume"
+        )
+    return Inception3Error(
+        f"{directory}: cannot write the checkpoint of step {step} "
+        f"({error.strerror or error}); nothing partial was left and {kept}. Fix the "
+        "directory and run the same command again to resume"
+    )
 
 
 def remove_partial_files(run_dir: Path) -> list[Path]:
@@ -128,8 +133,10 @@ def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint (or any weights-only torch file) onto the CPU, without arbitrary unpickling."""
     path = Path(path)
     if not path.is_file():
-        raise Inception3Error(f"{path}: no such checkpoint file; check the path (a run keeps its checkpoints "
-                              f"in RUN/checkpoints/)")
+        raise Inception3Error(
+            f"{path}: no such checkpoint file; check the path (a run keeps its checkpoints "
+            f"in RUN/checkpoints/)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated zip, a pickle of arbitrary objects, not a torch file at all
@@ -143,16 +150,20 @@ def _load_error(path: Path, error: Exception) -> Inception3Error:
     """One line for an unreadable file: a refused pickle (which could run code), or damage."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
     if isinstance(error, pickle.UnpicklingError) and "GLOBAL" in text:
-        return Inception3Error(f"{path}: cannot be read: it holds Python objects besides tensors and plain "
-                               "values, which could run code when loaded, so the weights-only loader refuses "
-                               "it; use a checkpoint inception3 wrote or a state dict saved with "
-                               "torch.save(model.state_dict(), ...)")
+        return Inception3Error(
+            f"{path}: cannot be read: it holds Python objects besides tensors and plain "
+            "values, which could run code when loaded, so the weights-only loader refuses "
+            "it; use a checkpoint inception3 wrote or a state dict saved with "
+            "torch.save(model.state_dict(), ...)"
+        )
     if isinstance(error, RuntimeError) and text.strip():  # the zip reader's own words
         gist = text.strip().split(". ")[0].splitlines()[0][:160]
     else:
         gist = "it ends early" if isinstance(error, EOFError) else "not a PyTorch file"
-    return Inception3Error(f"{path}: cannot be read: truncated or not a PyTorch checkpoint ({gist}); copy it "
-                           "again or pick another checkpoint")
+    return Inception3Error(
+        f"{path}: cannot be read: truncated or not a PyTorch checkpoint ({gist}); copy it "
+        "again or pick another checkpoint"
+    )
 
 
 def is_final(state: dict) -> bool:

@@ -41,8 +41,10 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise Inception3Error("device 'cuda' was asked for but no CUDA device is available; use the CPU "
-                                  "(train: --set device=cpu, eval: --device cpu)")
+            raise Inception3Error(
+                "device 'cuda' was asked for but no CUDA device is available; use the CPU "
+                "(train: --set device=cpu, eval: --device cpu)"
+            )
         if local_rank is None:
             local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         return torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -79,8 +81,12 @@ def init_distributed(device: str = "auto") -> Distributed:
     if world_size > 1 and not dist.is_initialized():
         if where.type == "cuda":
             torch.cuda.set_device(where)
-        dist.init_process_group("nccl" if where.type == "cuda" else "gloo", rank=rank, world_size=world_size,
-                                store=restart_store(rank, world_size))
+        dist.init_process_group(
+            "nccl" if where.type == "cuda" else "gloo",
+            rank=rank,
+            world_size=world_size,
+            store=restart_store(rank, world_size),
+        )
     return Distributed(rank, world_size, local_rank, where)
 
 

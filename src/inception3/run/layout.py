@@ -1,9 +1,9 @@
 """The run directory: the one place that knows its names, and the evaluator's JSON lines in it.
 
-    RUN/config.toml               the effective training config (older ones kept as config-to-STEP.toml)
-    RUN/events.out.tfevents.*     the trainer's TensorBoard summaries
-    RUN/checkpoints/ckpt-STEP.pt  checkpoints, with `latest` (the newest complete one) and `kept`
-    RUN/eval/SPLIT.jsonl          one JSON line per evaluated checkpoint, and the evaluator's events
+RUN/config.toml               the effective training config (older ones kept as config-to-STEP.toml)
+RUN/events.out.tfevents.*     the trainer's TensorBoard summaries
+RUN/checkpoints/ckpt-STEP.pt  checkpoints, with `latest` (the newest complete one) and `kept`
+RUN/eval/SPLIT.jsonl          one JSON line per evaluated checkpoint, and the evaluator's events
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ def read_results(run_dir: Path, split: str) -> list[dict]:
             record = json.loads(line)
             records.append(record | {"step": int(record["step"])})
         except (ValueError, KeyError, TypeError) as error:
-            raise Inception3Error(f"{path}:{number}: not an evaluation record with a 'step' ({error}); "
-                                  "remove the line and run again") from None
+            raise Inception3Error(
+                f"{path}:{number}: not an evaluation record with a 'step' ({error}); "
+                "remove the line and run again"
+            ) from None
     return records
 
 

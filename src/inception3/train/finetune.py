@@ -41,8 +41,10 @@ def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> lis
         if key not in source:
             raise Inception3Error(f"{path}: has no {key}; it was saved from another network")
         if source[key].shape != value.shape:
-            raise Inception3Error(f"{path}: {key} has shape {list(source[key].shape)}, the model needs "
-                                  f"{list(value.shape)}; check depth_multiplier and image_size")
+            raise Inception3Error(
+                f"{path}: {key} has shape {list(source[key].shape)}, the model needs "
+                f"{list(value.shape)}; check depth_multiplier and image_size"
+            )
         with torch.no_grad():
             value.copy_(source[key])
     return skipped
@@ -58,8 +60,10 @@ def restrict_training(model: nn.Module, scopes: tuple[str, ...]) -> int:
         param.requires_grad_(keep)
         learning += keep
     if not learning:
-        raise Inception3Error(f"trainable scopes {', '.join(scopes)} match no parameter; use names such as "
-                              "Logits, AuxLogits, Mixed_7c")
+        raise Inception3Error(
+            f"trainable scopes {', '.join(scopes)} match no parameter; use names such as "
+            "Logits, AuxLogits, Mixed_7c"
+        )
     return learning
 
 

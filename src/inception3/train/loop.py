@@ -54,19 +54,32 @@ class StepTotals:
     stop: bool  # some rank was asked to stop (SIGTERM, Ctrl-C)
 
     @classmethod
-    def reduce(cls, result: StepResult, loader: TrainLoader, stop: StopRequest,
-               ctx: dist.Distributed) -> StepTotals:
+    def reduce(
+        cls, result: StepResult, loader: TrainLoader, stop: StopRequest, ctx: dist.Distributed
+    ) -> StepTotals:
         own_skipped = loader.skipped_records - loader.records.lost_records
-        local = torch.stack([result.total, result.cross_entropy, result.aux,
-                             result.total.new_tensor(float(own_skipped)),
-                             result.total.new_tensor(float(stop.requested is not None))])
+        local = torch.stack(
+            [
+                result.total,
+                result.cross_entropy,
+                result.aux,
+                result.total.new_tensor(float(own_skipped)),
+                result.total.new_tensor(float(stop.requested is not None)),
+            ]
+        )
         mean = dist.mean_over_ranks(local, ctx).tolist()
-        return cls(mean[0], mean[1], mean[2], round(mean[3] * ctx.world_size) + loader.records.lost_records,
-                   mean[4] > 0)
+        return cls(
+            mean[0],
+            mean[1],
+            mean[2],
+            round(mean[3] * ctx.world_size) + loader.records.lost_records,
+            mean[4] > 0,
+        )
 
 
-def train(cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = False,
-          out: TextIO | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = False, out: TextIO | None = None
+) -> TrainResult:
     """Train (or resume training of) the run in `train_dir` on the shards in `data_dir` up to max_steps.
 
     Under torchrun every rank calls this; rank 0 writes the config, summaries and checkpoints.
@@ -80,8 +93,9 @@ def train(cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = Fa
         dist.shutdown(ctx)
 
 
-def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distributed, force: bool,
-           out: TextIO) -> TrainResult:
+def _train(
+    cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distributed, force: bool, out: TextIO
+) -> TrainResult:
     say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
 
     # Data, and the network it needs; a checkpoint of this run, if any, must continue it exactly.
@@ -94,8 +108,10 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
         if overridden:
             say(f"resuming despite: {'; '.join(overridden)} (--force)")
     elif cfg.fine_tune and not cfg.init_from:
-        raise Inception3Error("fine_tune is set (the flowers preset) but there is nothing to fine-tune: "
-                              "give --init-from CKPT, an inception3 checkpoint or InceptionV3 state dict")
+        raise Inception3Error(
+            "fine_tune is set (the flowers preset) but there is nothing to fine-tune: "
+            "give --init-from CKPT, an inception3 checkpoint or InceptionV3 state dict"
+        )
     step = int(resumed[1]["step"]) if resumed is not None else 0
     if ctx.is_main:
         _prepare_run_dir(train_dir, cfg, step, data_dir, say)
@@ -128,9 +144,16 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             set_learning_rate(optimizer, lr)
             summary_step = step % cfg.summary_every == 0
             with summaries.record_end_points(model, summary_step):
-                result = train_step(net, optimizer, batch.images.to(ctx.device, non_blocking=True),
-                                    batch.labels.to(ctx.device, non_blocking=True), step, ctx.rank, cfg,
-                                    keep_inputs=summary_step and ctx.is_main)
+                result = train_step(
+                    net,
+                    optimizer,
+                    batch.images.to(ctx.device, non_blocking=True),
+                    batch.labels.to(ctx.device, non_blocking=True),
+                    step,
+                    ctx.rank,
+                    cfg,
+                    keep_inputs=summary_step and ctx.is_main,
+                )
             ema.update(model, step)
 
             # One all-reduce carries the losses, skipped records and stop requests of every rank.
@@ -142,14 +165,20 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
             window_steps += 1
             if step % cfg.log_every == 0:
                 elapsed = time.perf_counter() - window_start
-                summaries.log(step, {"total": totals.loss, "cross_entropy": totals.cross_entropy,
-                                     "aux": totals.aux}, lr, cfg.batch_size * window_steps / elapsed,
-                              elapsed / window_steps, write,
-                              skipped_records=totals.skipped_records if cfg.skip_corrupt else None)
+                summaries.log(
+                    step,
+                    {"total": totals.loss, "cross_entropy": totals.cross_entropy, "aux": totals.aux},
+                    lr,
+                    cfg.batch_size * window_steps / elapsed,
+                    elapsed / window_steps,
+                    write,
+                    skipped_records=totals.skipped_records if cfg.skip_corrupt else None,
+                )
                 window_start, window_steps = time.perf_counter(), 0
             if result.inputs is not None:
-                summaries.histograms(step, model, result.inputs, optimizer.param_groups[0]["params"],
-                                     cfg.weight_decay)
+                summaries.histograms(
+                    step, model, result.inputs, optimizer.param_groups[0]["params"], cfg.weight_decay
+                )
             step += 1
             if bar is not None:
                 bar.update(1)
@@ -159,9 +188,13 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
                 break
             by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
             if (step % cfg.checkpoint_every == 0 or by_time) and step < cfg.max_steps and ctx.is_main:
-                save_checkpoint(train_dir, step, resume.training_state(run, cfg, info.class_names),
-                                keep=cfg.keep_checkpoints,
-                                mark=cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0)
+                save_checkpoint(
+                    train_dir,
+                    step,
+                    resume.training_state(run, cfg, info.class_names),
+                    keep=cfg.keep_checkpoints,
+                    mark=cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0,
+                )
                 last_save = time.monotonic()
         return _finish(run, cfg, info, train_dir, step, resumed, totals, summaries, ctx, write, say)
     finally:
@@ -173,15 +206,19 @@ def _train(cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distribu
 
 def _diverged(loss: float, step: int, train_dir: Path) -> Inception3Error:
     good = latest_checkpoint(train_dir) or "none (none was written yet)"
-    return Inception3Error(f"the loss became {loss} at step {step}; training stopped. The last good "
-                           f"checkpoint is {good}; try a lower learning_rate")
+    return Inception3Error(
+        f"the loss became {loss} at step {step}; training stopped. The last good "
+        f"checkpoint is {good}; try a lower learning_rate"
+    )
 
 
 def _per_rank_batch(cfg: TrainConfig, world_size: int) -> int:
     share, rest = divmod(cfg.batch_size, world_size * cfg.grad_accum)
     if rest or not share:
-        raise Inception3Error(f"batch_size {cfg.batch_size} is global: it must divide evenly by the "
-                              f"{world_size} ranks × {cfg.grad_accum} accumulation steps")
+        raise Inception3Error(
+            f"batch_size {cfg.batch_size} is global: it must divide evenly by the "
+            f"{world_size} ranks × {cfg.grad_accum} accumulation steps"
+        )
     return cfg.batch_size // world_size
 
 
@@ -201,9 +238,11 @@ def _dataset_info(data_dir: Path, cfg: TrainConfig) -> DatasetInfo:
 def _model_config(cfg: TrainConfig, info: DatasetInfo) -> ModelConfig:
     model_cfg = cfg.model_config(info.num_classes)
     if info.num_classes > model_cfg.num_classes:
-        raise Inception3Error(f"{info.data_dir}: the dataset has {info.num_classes} classes but num_classes "
-                              f"is {model_cfg.num_classes}; TF-built shards count the background class too, "
-                              "so check label_offset (1 for them) or raise num_classes")
+        raise Inception3Error(
+            f"{info.data_dir}: the dataset has {info.num_classes} classes but num_classes "
+            f"is {model_cfg.num_classes}; TF-built shards count the background class too, "
+            "so check label_offset (1 for them) or raise num_classes"
+        )
     return model_cfg
 
 
@@ -213,12 +252,22 @@ def _prepare_run_dir(train_dir: Path, cfg: TrainConfig, step: int, data_dir: Pat
     resume.write_config(train_dir, cfg, step, data_dir)
     partial = remove_partial_files(train_dir)
     if partial:
-        say(f"removed {len(partial)} partial file(s) of an interrupted checkpoint write: "
-            f"{', '.join(p.name for p in partial)}")
+        say(
+            f"removed {len(partial)} partial file(s) of an interrupted checkpoint write: "
+            f"{', '.join(p.name for p in partial)}"
+        )
 
 
-def _build(cfg: TrainConfig, model_cfg: ModelConfig, info: DatasetInfo, per_rank: int,
-           ctx: dist.Distributed, *, fresh: bool, say) -> resume.Resumable:
+def _build(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    info: DatasetInfo,
+    per_rank: int,
+    ctx: dist.Distributed,
+    *,
+    fresh: bool,
+    say,
+) -> resume.Resumable:
     """The run's live objects, on the device: initialised by the recipe (or --init-from when fresh)."""
     torch.manual_seed(cfg.seed)
     model = InceptionV3.from_config(model_cfg)
@@ -233,22 +282,46 @@ def _build(cfg: TrainConfig, model_cfg: ModelConfig, info: DatasetInfo, per_rank
         model.to(memory_format=torch.channels_last)
     ema = ExponentialMovingAverage(model, cfg.ema_decay)
     optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
-    loader = TrainLoader(info, per_rank, model_cfg.image_size, rank=ctx.rank, world_size=ctx.world_size,
-                         seed=cfg.seed, num_workers=cfg.num_workers, skip_corrupt=cfg.skip_corrupt,
-                         min_object_covered=cfg.crop_min_object_covered, area_range=cfg.crop_area_range)
+    loader = TrainLoader(
+        info,
+        per_rank,
+        model_cfg.image_size,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        seed=cfg.seed,
+        num_workers=cfg.num_workers,
+        skip_corrupt=cfg.skip_corrupt,
+        min_object_covered=cfg.crop_min_object_covered,
+        area_range=cfg.crop_area_range,
+    )
     return resume.Resumable(model, ema, optimizer, loader)
 
 
-def _finish(run: resume.Resumable, cfg: TrainConfig, info: DatasetInfo, train_dir: Path, step: int,
-            resumed: tuple[Path, dict] | None, totals: StepTotals | None, summaries: Summaries,
-            ctx: dist.Distributed, write, say) -> TrainResult:
+def _finish(
+    run: resume.Resumable,
+    cfg: TrainConfig,
+    info: DatasetInfo,
+    train_dir: Path,
+    step: int,
+    resumed: tuple[Path, dict] | None,
+    totals: StepTotals | None,
+    summaries: Summaries,
+    ctx: dist.Distributed,
+    write,
+    say,
+) -> TrainResult:
     """The last checkpoint (final when max_steps was reached), the skipped-record count, the result."""
     stopped_early = totals is not None and totals.stop and step < cfg.max_steps
     already_final = resumed is not None and is_final(resumed[1]) and int(resumed[1]["step"]) == step
     final = None
     if ctx.is_main and not already_final:
-        final = save_checkpoint(train_dir, step, resume.training_state(run, cfg, info.class_names),
-                                keep=cfg.keep_checkpoints, final=step >= cfg.max_steps)
+        final = save_checkpoint(
+            train_dir,
+            step,
+            resume.training_state(run, cfg, info.class_names),
+            keep=cfg.keep_checkpoints,
+            final=step >= cfg.max_steps,
+        )
     skipped = totals.skipped_records if totals is not None else run.loader.skipped_records
     if cfg.skip_corrupt and totals is not None:
         summaries.skipped_records(step, skipped, write)
@@ -256,8 +329,9 @@ def _finish(run: resume.Resumable, cfg: TrainConfig, info: DatasetInfo, train_di
     checkpoint = final or latest_checkpoint(train_dir)
     if stopped_early:
         say(f"stopped at step {step} as asked; run the same command again to resume from {checkpoint}")
-    return TrainResult(step, checkpoint, totals.loss if totals is not None else math.nan, skipped,
-                       stopped_early)
+    return TrainResult(
+        step, checkpoint, totals.loss if totals is not None else math.nan, skipped, stopped_early
+    )
 
 
 def _progress(enabled: bool, start: int, total: int):

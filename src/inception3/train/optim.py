@@ -27,14 +27,31 @@ from inception3.errors import Inception3Error
 class RMSPropTF(torch.optim.Optimizer):
     """RMSProp with TensorFlow's update rule (see the module docstring); state: square_avg, momentum."""
 
-    def __init__(self, params: Iterable, lr: float, decay: float = 0.9, momentum: float = 0.9,
-                 epsilon: float = 1.0, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        decay: float = 0.9,
+        momentum: float = 0.9,
+        epsilon: float = 1.0,
+        weight_decay: float = 0.0,
+    ) -> None:
         if lr < 0 or not 0.0 <= decay < 1.0 or momentum < 0 or epsilon <= 0 or weight_decay < 0:
-            raise Inception3Error(f"RMSProp needs lr >= 0, 0 <= decay < 1, momentum >= 0, epsilon > 0 and "
-                                  f"weight_decay >= 0; got lr={lr}, decay={decay}, momentum={momentum}, "
-                                  f"epsilon={epsilon}, weight_decay={weight_decay}")
-        super().__init__(params, {"lr": lr, "decay": decay, "momentum": momentum, "epsilon": epsilon,
-                                  "weight_decay": weight_decay})
+            raise Inception3Error(
+                f"RMSProp needs lr >= 0, 0 <= decay < 1, momentum >= 0, epsilon > 0 and "
+                f"weight_decay >= 0; got lr={lr}, decay={decay}, momentum={momentum}, "
+                f"epsilon={epsilon}, weight_decay={weight_decay}"
+            )
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "decay": decay,
+                "momentum": momentum,
+                "epsilon": epsilon,
+                "weight_decay": weight_decay,
+            },
+        )
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001 - the torch.optim signature
@@ -63,8 +80,13 @@ class RMSPropTF(torch.optim.Optimizer):
 def build_optimizer(param_groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer `cfg.optimizer` names over `param_groups` (each with its own weight_decay)."""
     if cfg.optimizer == "rmsprop":
-        return RMSPropTF(param_groups, lr=cfg.learning_rate, decay=cfg.rmsprop_decay, momentum=cfg.momentum,
-                         epsilon=cfg.rmsprop_epsilon)
+        return RMSPropTF(
+            param_groups,
+            lr=cfg.learning_rate,
+            decay=cfg.rmsprop_decay,
+            momentum=cfg.momentum,
+            epsilon=cfg.rmsprop_epsilon,
+        )
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=cfg.learning_rate, momentum=cfg.momentum)
     raise Inception3Error(f"optimizer must be 'rmsprop' or 'sgd', got {cfg.optimizer!r}")
@@ -90,8 +112,9 @@ def learning_rate(step: int, cfg: TrainConfig, train_examples: int) -> float:
     elif cfg.lr_schedule == "constant":
         rate = cfg.learning_rate
     else:
-        raise Inception3Error(f"lr_schedule must be 'exponential', 'cosine' or 'constant', "
-                              f"got {cfg.lr_schedule!r}")
+        raise Inception3Error(
+            f"lr_schedule must be 'exponential', 'cosine' or 'constant', got {cfg.lr_schedule!r}"
+        )
     if step < cfg.warmup_steps:
         rate *= (step + 1) / cfg.warmup_steps
     return rate

@@ -96,8 +96,9 @@ def read_toml(path: Path) -> dict[str, object]:
     return {key: _convert(key, value, str(path)) for key, value in raw.items()}
 
 
-def resolve_config(preset: str | None = None, config_file: Path | None = None,
-                   overrides: list[str] | None = None) -> TrainConfig:
+def resolve_config(
+    preset: str | None = None, config_file: Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
     """Defaults, then the preset's overrides, then the file's, then --set's; validated."""
     values: dict[str, object] = {}
     if preset is not None:
@@ -128,8 +129,11 @@ def flat_config(cfg: TrainConfig) -> dict[str, object]:
 def validate(cfg: TrainConfig) -> None:
     """Refuse values that cannot work, with the key at fault."""
     checks = [
-        (cfg.batch_size >= 1, f"batch_size must be at least 1, got {cfg.batch_size} (it is the global batch, "
-                              "split across the ranks)"),
+        (
+            cfg.batch_size >= 1,
+            f"batch_size must be at least 1, got {cfg.batch_size} (it is the global batch, "
+            "split across the ranks)",
+        ),
         (cfg.grad_accum >= 1, f"grad_accum must be at least 1, got {cfg.grad_accum}"),
         (cfg.max_steps >= 1, f"max_steps must be at least 1, got {cfg.max_steps}"),
         (cfg.learning_rate > 0, f"learning_rate must be positive, got {cfg.learning_rate}"),
@@ -138,10 +142,14 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.log_every >= 1 and cfg.summary_every >= 1, "log_every and summary_every must be at least 1"),
         (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
         (cfg.num_classes is None or cfg.num_classes >= 1, "num_classes must be at least 1"),
-        (0.0 <= cfg.crop_min_object_covered <= 1.0,
-         f"crop_min_object_covered must be in [0, 1], got {cfg.crop_min_object_covered}"),
-        (0.0 < cfg.crop_area_range[0] <= cfg.crop_area_range[1] <= 1.0,
-         f"crop_area_range must be two fractions 0 < low <= high <= 1, got {cfg.crop_area_range}"),
+        (
+            0.0 <= cfg.crop_min_object_covered <= 1.0,
+            f"crop_min_object_covered must be in [0, 1], got {cfg.crop_min_object_covered}",
+        ),
+        (
+            0.0 < cfg.crop_area_range[0] <= cfg.crop_area_range[1] <= 1.0,
+            f"crop_area_range must be two fractions 0 < low <= high <= 1, got {cfg.crop_area_range}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

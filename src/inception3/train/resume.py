@@ -42,11 +42,17 @@ class Resumable:
 
 def training_state(run: Resumable, cfg: TrainConfig, class_names: tuple[str, ...]) -> dict:
     """The checkpoint of a training run (weights-only loadable: tensors and plain values)."""
-    return {"model_config": dataclasses.asdict(run.model.config), "model": run.model.state_dict(),
-            "ema": run.ema.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "data": run.loader.state_dict(), "rng": _rng_state(),
-            "config": flat_config(cfg) | {"trainable": list(cfg.trainable)},
-            "class_names": list(class_names), "image_size": cfg.model.image_size}
+    return {
+        "model_config": dataclasses.asdict(run.model.config),
+        "model": run.model.state_dict(),
+        "ema": run.ema.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "data": run.loader.state_dict(),
+        "rng": _rng_state(),
+        "config": flat_config(cfg) | {"trainable": list(cfg.trainable)},
+        "class_names": list(class_names),
+        "image_size": cfg.model.image_size,
+    }
 
 
 def restore(run: Resumable, state: dict, path: Path, *, force: bool) -> None:
@@ -56,8 +62,10 @@ def restore(run: Resumable, state: dict, path: Path, *, force: bool) -> None:
     try:
         run.optimizer.load_state_dict(state["optimizer"])
     except ValueError as error:
-        raise Inception3Error(f"{path}: the optimizer state does not fit this run ({error}); "
-                              "were the trainable scopes changed? use a new --train-dir") from None
+        raise Inception3Error(
+            f"{path}: the optimizer state does not fit this run ({error}); "
+            "were the trainable scopes changed? use a new --train-dir"
+        ) from None
     try:
         run.loader.load_state_dict(state["data"])
     except Inception3Error:
@@ -75,8 +83,11 @@ def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
         return path, load_checkpoint(path)
     except Inception3Error as error:
         earlier = [p for _, p in list_checkpoints(train_dir) if p != path]
-        hint = (f"to resume from {earlier[-1].name} instead, move {path.name} out of {path.parent}"
-                if earlier else "no earlier checkpoint is left: train into a new --train-dir")
+        hint = (
+            f"to resume from {earlier[-1].name} instead, move {path.name} out of {path.parent}"
+            if earlier
+            else "no earlier checkpoint is left: train into a new --train-dir"
+        )
         raise Inception3Error(f"cannot resume {train_dir}: {error}; {hint}") from None
 
 
@@ -84,9 +95,17 @@ def _rng_state() -> dict:
     """Every random state of the process, as tensors and plain values."""
     version, mt, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": [version, list(mt), gauss],
-             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached": float(cached), "kind": kind}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(mt), gauss],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+            "kind": kind,
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -97,8 +116,9 @@ def _set_rng_state(state: dict) -> None:
     version, mt, gauss = state["python"]
     random.setstate((version, tuple(mt), gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -118,8 +138,9 @@ def write_config(run_dir: Path, cfg: TrainConfig, step: int, data_dir: Path) -> 
     return path
 
 
-def check_resumable(state: dict, cfg: TrainConfig, model_cfg: ModelConfig, class_names: tuple[str, ...],
-                    *, force: bool) -> list[str]:
+def check_resumable(
+    state: dict, cfg: TrainConfig, model_cfg: ModelConfig, class_names: tuple[str, ...], *, force: bool
+) -> list[str]:
     """The differences between a checkpoint and this run that would make resuming wrong.
 
     Raises unless `force`; with `force`, returns them so the caller can say what it overrides.
@@ -127,10 +148,15 @@ def check_resumable(state: dict, cfg: TrainConfig, model_cfg: ModelConfig, class
     """
     saved_model = state.get("model_config", {})
     if saved_model != dataclasses.asdict(model_cfg):
-        changed = [f"{k} was {saved_model.get(k)!r}, now {v!r}"
-                   for k, v in dataclasses.asdict(model_cfg).items() if saved_model.get(k) != v]
-        raise Inception3Error(f"the checkpoint holds another network ({'; '.join(changed)}); "
-                              "train into a new --train-dir, or use --init-from to start from its weights")
+        changed = [
+            f"{k} was {saved_model.get(k)!r}, now {v!r}"
+            for k, v in dataclasses.asdict(model_cfg).items()
+            if saved_model.get(k) != v
+        ]
+        raise Inception3Error(
+            f"the checkpoint holds another network ({'; '.join(changed)}); "
+            "train into a new --train-dir, or use --init-from to start from its weights"
+        )
     problems = []
     saved = state.get("config", {})
     for key in RESUME_KEYS:
@@ -139,6 +165,8 @@ def check_resumable(state: dict, cfg: TrainConfig, model_cfg: ModelConfig, class
     if list(state.get("class_names") or []) != list(class_names):
         problems.append("the dataset's class names differ")
     if problems and not force:
-        raise Inception3Error(f"cannot resume the run exactly: {'; '.join(problems)}; restore the old "
-                              "settings, use a new --train-dir, or pass --force to continue anyway")
+        raise Inception3Error(
+            f"cannot resume the run exactly: {'; '.join(problems)}; restore the old "
+            "settings, use a new --train-dir, or pass --force to continue anyway"
+        )
     return problems

@@ -41,8 +41,9 @@ class StepResult:
     inputs: torch.Tensor | None = None
 
 
-def inception_loss(outputs: torch.Tensor | InceptionOutputs, labels: torch.Tensor,
-                   cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def inception_loss(
+    outputs: torch.Tensor | InceptionOutputs, labels: torch.Tensor, cfg: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax cross entropy with label smoothing on the logits, plus the weighted aux head's.
 
     TF's `label_smoothing` (one-hot · (1 − ε) + ε / K) is PyTorch's; losses are in float32
@@ -59,9 +60,17 @@ def inception_loss(outputs: torch.Tensor | InceptionOutputs, labels: torch.Tenso
     return main + cfg.aux_loss_weight * aux, main, aux
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-               labels: torch.Tensor, step: int, rank: int, cfg: TrainConfig, *,
-               keep_inputs: bool = False) -> StepResult:
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    step: int,
+    rank: int,
+    cfg: TrainConfig,
+    *,
+    keep_inputs: bool = False,
+) -> StepResult:
     """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
 
     `keep_inputs`: also return the distorted batch (for the input-image summary).

@@ -42,5 +42,7 @@ class StopRequest:
             signal.raise_signal(number)
             return
         self.requested = signal.Signals(number).name
-        self._say(f"{self.requested}: stopping after this step and saving a checkpoint "
-                  "(send it again to stop at once)")
+        self._say(
+            f"{self.requested}: stopping after this step and saving a checkpoint "
+            "(send it again to stop at once)"
+        )

@@ -24,8 +24,10 @@ SKIPPED_TAG = "data/skipped_records"
 
 def log_line(step: int, loss: float, examples_per_sec: float, sec_per_batch: float, lr: float) -> str:
     """The original's progress line, plus the learning rate."""
-    return (f"step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec; "
-            f"{sec_per_batch:.3f} sec/batch), learning rate = {lr:.6g}")
+    return (
+        f"step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec; "
+        f"{sec_per_batch:.3f} sec/batch), learning rate = {lr:.6g}"
+    )
 
 
 class Summaries:
@@ -41,8 +43,17 @@ class Summaries:
             self.writer = SummaryWriter(str(run_dir))
         self.end_points: dict[str, torch.Tensor] = {}
 
-    def log(self, step: int, losses: dict[str, float], lr: float, examples_per_sec: float,
-            sec_per_batch: float, write=None, *, skipped_records: int | None = None) -> None:
+    def log(
+        self,
+        step: int,
+        losses: dict[str, float],
+        lr: float,
+        examples_per_sec: float,
+        sec_per_batch: float,
+        write=None,
+        *,
+        skipped_records: int | None = None,
+    ) -> None:
         """Print the progress line and write the scalars of `step`.
 
         `skipped_records` (with skip_corrupt): corrupt records left out so far, over all ranks;
@@ -65,8 +76,11 @@ class Summaries:
         """The run's total of skipped corrupt records, at its end: one line and the last scalar."""
         if not self.enabled:
             return
-        self._print(f"skip_corrupt: {count} corrupt record(s) were left out of training so far "
-                    "(`inception3 inspect --verify` lists them)", write)
+        self._print(
+            f"skip_corrupt: {count} corrupt record(s) were left out of training so far "
+            "(`inception3 inspect --verify` lists them)",
+            write,
+        )
         self.writer.add_scalar(SKIPPED_TAG, count, step)
 
     def _print(self, line: str, write=None) -> None:
@@ -83,6 +97,7 @@ class Summaries:
         def keep(name: str):
             def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
                 self.end_points.setdefault(name, output.detach())
+
             return hook
 
         handles = [getattr(model, name).register_forward_hook(keep(name)) for name in BASE_END_POINTS]
@@ -92,8 +107,14 @@ class Summaries:
             for handle in handles:
                 handle.remove()
 
-    def histograms(self, step: int, model: nn.Module, images: torch.Tensor, decayed: list[torch.Tensor],
-                   weight_decay: float) -> None:
+    def histograms(
+        self,
+        step: int,
+        model: nn.Module,
+        images: torch.Tensor,
+        decayed: list[torch.Tensor],
+        weight_decay: float,
+    ) -> None:
         """End-point histograms and sparsity, gradient norms, input images, the L2 loss of `decayed`."""
         if not self.enabled:
             return
@@ -104,8 +125,9 @@ class Summaries:
             w.add_histogram(f"activations/{name}", value.cpu(), step)
             w.add_scalar(f"sparsity/{name}", float((value == 0).float().mean()), step)
         self.end_points.clear()
-        norms = {name: p.grad.detach().float().norm() for name, p in model.named_parameters()
-                 if p.grad is not None}
+        norms = {
+            name: p.grad.detach().float().norm() for name, p in model.named_parameters() if p.grad is not None
+        }
         if norms:
             w.add_scalar("gradient_norm/total", float(torch.stack(list(norms.values())).norm()), step)
             for scope in dict.fromkeys(name.split(".")[0] for name in norms):
