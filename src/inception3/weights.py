@@ -121,20 +121,18 @@ def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
     """
     weights = read_weights(path, use_ema=use_ema)
     cfg = weights.config or config_from_state(weights.state)
-    with torch.device("meta"):  # no random initialisation of weights about to be replaced
-        model = InceptionV3.from_config(cfg)
     try:
-        model.load_state_dict(weights.state, assign=True)
+        model = _model(dataclasses.replace(weights, config=cfg))
     except RuntimeError as error:
         raise Inception3Error(
             f"{path}: weights do not fit the model they describe: {str(error).splitlines()[0]}"
         ) from None
     meta = weights.meta | {"model_config": dataclasses.asdict(cfg), "image_size": cfg.image_size}
-    return model.eval(), meta
+    return model, meta
 
 
 def _model(weights: Weights) -> InceptionV3:
-    """The eval-mode network of converted weights (which always carry their config)."""
+    """The eval-mode network of weights whose config is known."""
     with torch.device("meta"):  # no random initialisation of weights about to be replaced
         model = InceptionV3.from_config(weights.config)
     model.load_state_dict(weights.state, assign=True)

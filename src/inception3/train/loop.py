@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -52,6 +53,10 @@ class StepTotals:
     aux: float
     skipped_records: int  # so far, whole run: each rank's own plus the split's lost ones counted once
     stop: bool  # some rank was asked to stop (SIGTERM, Ctrl-C)
+
+    @property
+    def losses(self) -> dict[str, float]:
+        return {"total": self.loss, "cross_entropy": self.cross_entropy, "aux": self.aux}
 
     @classmethod
     def reduce(
@@ -128,13 +133,16 @@ def _train(
     if cfg.compile:
         net = torch.compile(net, backend=cfg.compile_backend)
 
-    summaries = Summaries(train_dir, ctx.is_main, out)
     bar = _progress(ctx.is_main, step, cfg.max_steps)
-    write = bar.write if bar is not None else None
+    summaries = Summaries(train_dir, ctx.is_main, cfg.batch_size, out, bar.write if bar is not None else None)
     stop = StopRequest(say)
     stop.install()
-    totals = None
-    last_save, window_start, window_steps = time.monotonic(), time.perf_counter(), 0
+    totals, last_save = None, time.monotonic()
+
+    def save(**kind: bool) -> Path:
+        state = resume.training_state(run, cfg, info.class_names)
+        return save_checkpoint(train_dir, step, state, keep=cfg.keep_checkpoints, **kind)
+
     try:
         batches = iter(loader)
         while step < cfg.max_steps:  # test before drawing: the saved data position counts used batches only
@@ -142,17 +150,11 @@ def _train(
             batch = next(batches)
             lr = learning_rate(step, cfg, info.split_sizes["train"])
             set_learning_rate(optimizer, lr)
+            images, labels = (t.to(ctx.device, non_blocking=True) for t in (batch.images, batch.labels))
             summary_step = step % cfg.summary_every == 0
             with summaries.record_end_points(model, summary_step):
                 result = train_step(
-                    net,
-                    optimizer,
-                    batch.images.to(ctx.device, non_blocking=True),
-                    batch.labels.to(ctx.device, non_blocking=True),
-                    step,
-                    ctx.rank,
-                    cfg,
-                    keep_inputs=summary_step and ctx.is_main,
+                    net, optimizer, images, labels, step, ctx.rank, cfg, keep_inputs=summary_step
                 )
             ema.update(model, step)
 
@@ -162,23 +164,13 @@ def _train(
                 raise _diverged(totals.loss, step, train_dir)
 
             # The original's log line every log_every steps; histograms and images every summary_every.
-            window_steps += 1
+            summaries.count_step()
             if step % cfg.log_every == 0:
-                elapsed = time.perf_counter() - window_start
-                summaries.log(
-                    step,
-                    {"total": totals.loss, "cross_entropy": totals.cross_entropy, "aux": totals.aux},
-                    lr,
-                    cfg.batch_size * window_steps / elapsed,
-                    elapsed / window_steps,
-                    write,
-                    skipped_records=totals.skipped_records if cfg.skip_corrupt else None,
-                )
-                window_start, window_steps = time.perf_counter(), 0
-            if result.inputs is not None:
-                summaries.histograms(
-                    step, model, result.inputs, optimizer.param_groups[0]["params"], cfg.weight_decay
-                )
+                skipped = totals.skipped_records if cfg.skip_corrupt else None
+                summaries.log(step, totals.losses, lr, skipped_records=skipped)
+            if summary_step:
+                decayed = optimizer.param_groups[0]["params"]
+                summaries.histograms(step, model, result.inputs, decayed, cfg.weight_decay)
             step += 1
             if bar is not None:
                 bar.update(1)
@@ -188,15 +180,9 @@ def _train(
                 break
             by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
             if (step % cfg.checkpoint_every == 0 or by_time) and step < cfg.max_steps and ctx.is_main:
-                save_checkpoint(
-                    train_dir,
-                    step,
-                    resume.training_state(run, cfg, info.class_names),
-                    keep=cfg.keep_checkpoints,
-                    mark=cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0,
-                )
+                save(mark=cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0)
                 last_save = time.monotonic()
-        return _finish(run, cfg, info, train_dir, step, resumed, totals, summaries, ctx, write, say)
+        return _finish(run, cfg, train_dir, step, resumed, totals, summaries, ctx, save, say)
     finally:
         stop.restore()
         if bar is not None:
@@ -300,38 +286,28 @@ def _build(
 def _finish(
     run: resume.Resumable,
     cfg: TrainConfig,
-    info: DatasetInfo,
     train_dir: Path,
     step: int,
     resumed: tuple[Path, dict] | None,
     totals: StepTotals | None,
     summaries: Summaries,
     ctx: dist.Distributed,
-    write,
-    say,
+    save: Callable[..., Path],
+    say: Callable[[str], None],
 ) -> TrainResult:
     """The last checkpoint (final when max_steps was reached), the skipped-record count, the result."""
     stopped_early = totals is not None and totals.stop and step < cfg.max_steps
     already_final = resumed is not None and is_final(resumed[1]) and int(resumed[1]["step"]) == step
-    final = None
-    if ctx.is_main and not already_final:
-        final = save_checkpoint(
-            train_dir,
-            step,
-            resume.training_state(run, cfg, info.class_names),
-            keep=cfg.keep_checkpoints,
-            final=step >= cfg.max_steps,
-        )
+    final = save(final=step >= cfg.max_steps) if ctx.is_main and not already_final else None
     skipped = totals.skipped_records if totals is not None else run.loader.skipped_records
     if cfg.skip_corrupt and totals is not None:
-        summaries.skipped_records(step, skipped, write)
+        summaries.skipped_records(step, skipped)
     dist.barrier(ctx)
     checkpoint = final or latest_checkpoint(train_dir)
     if stopped_early:
         say(f"stopped at step {step} as asked; run the same command again to resume from {checkpoint}")
-    return TrainResult(
-        step, checkpoint, totals.loss if totals is not None else math.nan, skipped, stopped_early
-    )
+    loss = totals.loss if totals is not None else math.nan
+    return TrainResult(step, checkpoint, loss, skipped, stopped_early)
 
 
 def _progress(enabled: bool, start: int, total: int):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -33,38 +34,43 @@ def log_line(step: int, loss: float, examples_per_sec: float, sec_per_batch: flo
 class Summaries:
     """TensorBoard writer of rank 0 (a silent stand-in on other ranks) and the log output."""
 
-    def __init__(self, run_dir: Path, enabled: bool, out: TextIO | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, enabled: bool, batch_size: int, out: TextIO | None = None, write=None
+    ) -> None:
+        """`batch_size`: the global batch, for examples/sec; `write`: prints a line (a progress bar's)."""
         self.enabled = enabled
-        self.out = out or sys.stdout
+        self.batch_size = batch_size
+        self.write = write or (lambda text: print(text, file=out or sys.stdout, flush=True))
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(run_dir))
         self.end_points: dict[str, torch.Tensor] = {}
+        self._window_start, self._window_steps = time.perf_counter(), 0
+
+    def count_step(self) -> None:
+        """One more step in the throughput window of the next log line."""
+        self._window_steps += 1
 
     def log(
-        self,
-        step: int,
-        losses: dict[str, float],
-        lr: float,
-        examples_per_sec: float,
-        sec_per_batch: float,
-        write=None,
-        *,
-        skipped_records: int | None = None,
+        self, step: int, losses: dict[str, float], lr: float, *, skipped_records: int | None = None
     ) -> None:
-        """Print the progress line and write the scalars of `step`.
+        """Print the progress line and write the scalars of `step`; speed is over the steps since the last.
 
         `skipped_records` (with skip_corrupt): corrupt records left out so far, over all ranks;
         written as a scalar, and added to the line once there are any.
         """
+        elapsed = time.perf_counter() - self._window_start
+        sec_per_batch = elapsed / max(1, self._window_steps)
+        examples_per_sec = self.batch_size / sec_per_batch
+        self._window_start, self._window_steps = time.perf_counter(), 0
         if not self.enabled:
             return
         line = log_line(step, losses["total"], examples_per_sec, sec_per_batch, lr)
         if skipped_records:
             line += f", skipped records = {skipped_records}"
-        self._print(line, write)
+        self.write(line)
         for name, value in losses.items():
             self.writer.add_scalar(f"loss/{name}", value, step)
         self.writer.add_scalar("learning_rate", lr, step)
@@ -72,19 +78,15 @@ class Summaries:
         if skipped_records is not None:
             self.writer.add_scalar(SKIPPED_TAG, skipped_records, step)
 
-    def skipped_records(self, step: int, count: int, write=None) -> None:
+    def skipped_records(self, step: int, count: int) -> None:
         """The run's total of skipped corrupt records, at its end: one line and the last scalar."""
         if not self.enabled:
             return
-        self._print(
+        self.write(
             f"skip_corrupt: {count} corrupt record(s) were left out of training so far "
-            "(`inception3 inspect --verify` lists them)",
-            write,
+            "(`inception3 inspect --verify` lists them)"
         )
         self.writer.add_scalar(SKIPPED_TAG, count, step)
-
-    def _print(self, line: str, write=None) -> None:
-        (write or (lambda text: print(text, file=self.out, flush=True)))(line)
 
     @contextlib.contextmanager
     def record_end_points(self, model: nn.Module, active: bool) -> Iterator[None]:
