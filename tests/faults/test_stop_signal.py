@@ -1,8 +1,9 @@
-"""SIGTERM (a scheduler's preemption, torchrun's shutdown) and Ctrl-C: a checkpoint, then a clean exit."""
+"""SIGTERM (preemption, torchrun), SIGUSR1 (SLURM's warning) and Ctrl-C: a checkpoint, then a clean exit."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ def _train_until_step(args: list[str], step: int, log: Path) -> subprocess.Popen
     return process
 
 
-@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
 def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_resume_continues(shards, tmp_path, sent):
     run, log = tmp_path / "run", tmp_path / "train.log"
     args = train_args(shards, run, max_steps=100_000)
@@ -55,3 +56,42 @@ def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_resume_continu
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from {checkpoint} at step {stopped}" in resumed.stdout
     assert logged_steps(resumed.stdout) == [stopped]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_srun_tasks_form_a_group_from_slurms_variables_and_stop_together_on_usr1(shards, tmp_path):
+    """Two tasks as `srun` starts them (no torchrun): SLURM's variables alone make the group."""
+    run = tmp_path / "run"
+    slurm = {
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_JOB_ID": "4242",
+        "MASTER_PORT": str(_free_port()),
+    }
+    logs = [tmp_path / f"task{rank}.log" for rank in range(2)]
+    tasks = [
+        subprocess.Popen(
+            inception3(*train_args(shards, run, max_steps=100_000)),
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=ENV | slurm | {"SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
+        )
+        for rank, log in enumerate(logs)
+    ]
+    deadline = time.monotonic() + 120
+    while not any(s >= 2 for s in logged_steps(logs[0].read_text())):
+        assert all(t.poll() is None for t in tasks), logs[0].read_text() + logs[1].read_text()
+        assert time.monotonic() < deadline, "the tasks never reached step 2"
+        time.sleep(0.05)
+    tasks[1].send_signal(signal.SIGUSR1)  # one task warned: the group stops after the same step
+    assert [t.wait(timeout=60) for t in tasks] == [0, 0], logs[0].read_text() + logs[1].read_text()
+    text = logs[0].read_text()
+    stopped = max(logged_steps(text)) + 1
+    assert f"stopped at step {stopped} as asked" in text and "Traceback" not in text
+    state = load_checkpoint(latest_checkpoint(run))
+    assert state["step"] == stopped and state["data"]["world_size"] == 2

@@ -1,13 +1,20 @@
-"""The process group and this rank's device, for every command that runs under `torchrun`.
+"""The process group and this rank's device, for every command that runs under `torchrun` or `srun`.
 
-`torchrun` sets RANK, WORLD_SIZE and LOCAL_RANK; without them the run is a single process and
-nothing here touches `torch.distributed`. CUDA ranks use NCCL, one GPU per local rank; CPU ranks
-use gloo. The collectives below are no-ops for a single process.
+`torchrun` sets RANK, WORLD_SIZE and LOCAL_RANK (also when it runs inside an `sbatch` script).
+`srun inception3 ...`, one task per GPU and no torchrun, sets SLURM's own: SLURM_PROCID,
+SLURM_STEP_NUM_TASKS, SLURM_LOCALID, and the step's node list, whose first host serves the
+group's store (MASTER_ADDR and MASTER_PORT override it). Without either the run is a single
+process and nothing here touches `torch.distributed`. CUDA ranks use NCCL, one GPU per local rank;
+CPU ranks use gloo. The collectives below are no-ops for a single process.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -72,21 +79,77 @@ def restart_store(rank: int, world_size: int) -> dist.Store | None:
     return dist.PrefixStore(f"inception3/attempt-{attempt}", store)
 
 
+@dataclass(frozen=True)
+class Launch:
+    """What started this process: torchrun, srun, or nothing (a single process)."""
+
+    launcher: str  # "torchrun", "srun" or "none"
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    init_method: str = "env://"  # srun: tcp://HOST:PORT of the first node
+
+
+def launch_from(env: Mapping[str, str]) -> Launch:
+    """Read the launcher's variables; torchrun's win, so `torchrun` inside `sbatch` works as ever."""
+    if "WORLD_SIZE" in env or "RANK" in env:
+        return Launch(
+            "torchrun",
+            int(env.get("RANK", "0")),
+            int(env.get("WORLD_SIZE", "1")),
+            int(env.get("LOCAL_RANK", "0")),
+        )
+    if "SLURM_STEP_NUM_TASKS" in env and "SLURM_PROCID" in env:  # a task of an srun step
+        nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", "")
+        host = env.get("MASTER_ADDR") or first_slurm_host(nodes)
+        port = env.get("MASTER_PORT") or str(SLURM_PORT_BASE + int(env.get("SLURM_JOB_ID", "0")) % 20000)
+        return Launch(
+            "srun",
+            int(env["SLURM_PROCID"]),
+            int(env["SLURM_STEP_NUM_TASKS"]),
+            int(env.get("SLURM_LOCALID", "0")),
+            f"tcp://{host}:{port}",
+        )
+    return Launch("none")
+
+
+SLURM_PORT_BASE = 20000  # + the job id modulo 20000: two jobs sharing a node use different ports
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a SLURM node list (`node[07-09,12],gpu1` -> `node07`).
+
+    `scontrol show hostnames` expands it where SLURM is installed; the rule below is its first
+    entry for the usual forms, for when it is not.
+    """
+    if not nodelist:
+        raise Inception3Error(
+            "srun gave no node list (SLURM_STEP_NODELIST); set MASTER_ADDR to the first node"
+        )
+    if shutil.which("scontrol"):
+        done = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, timeout=30
+        )
+        if done.returncode == 0 and done.stdout.split():
+            return done.stdout.split()[0]
+    match = re.match(r"([^,\[]+)(?:\[([^\]\-,]+))?", nodelist)
+    return match[1] + (match[2] or "")
+
+
 def init_distributed(device: str = "auto") -> Distributed:
-    """Join the process group torchrun describes (if any) and pick this rank's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    """Join the process group torchrun or srun describes (if any) and pick this rank's device."""
+    launch = launch_from(os.environ)
+    rank, world_size, local_rank = launch.rank, launch.world_size, launch.local_rank
     where = resolve_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if where.type == "cuda":
             torch.cuda.set_device(where)
-        dist.init_process_group(
-            "nccl" if where.type == "cuda" else "gloo",
-            rank=rank,
-            world_size=world_size,
-            store=restart_store(rank, world_size),
-        )
+        backend = "nccl" if where.type == "cuda" else "gloo"
+        if launch.launcher == "srun":
+            dist.init_process_group(backend, init_method=launch.init_method, rank=rank, world_size=world_size)
+        else:
+            store = restart_store(rank, world_size)
+            dist.init_process_group(backend, rank=rank, world_size=world_size, store=store)
     return Distributed(rank, world_size, local_rank, where)
 
 
