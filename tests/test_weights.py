@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from torchvision.models import inception_v3
 
 from inception3.errors import Inception3Error
+from inception3.imagenet import imagenet_classes
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import save_checkpoint
 from inception3.weights import (
@@ -195,3 +196,19 @@ def test_load_model_reads_a_plain_state_dict(tmp_path: Path) -> None:
     assert meta["step"] == 0 and not meta["final"]
     x = torch.rand(2, 3, 75, 75) * 2 - 1
     assert torch.equal(model(x), source.eval()(x))
+
+
+def test_imagenet_classes_ship_with_the_package_in_the_standard_order() -> None:
+    classes = imagenet_classes()
+    synsets = [synset for synset, _ in classes]
+    assert len(classes) == 1000 and synsets == sorted(set(synsets))
+    assert classes[0] == ("n01440764", "tench") and classes[-1] == ("n15075141", "toilet tissue")
+
+
+def test_weights_of_1000_classes_without_names_get_imagenets(tmp_path: Path) -> None:
+    path = tmp_path / "imagenet.pt"
+    torch.save(InceptionV3(num_classes=1000, depth_multiplier=0.25, image_size=75).state_dict(), path)
+    _, meta = load_model(path)
+    assert meta["class_names"][:2] == ["tench", "goldfish"] and len(meta["class_names"]) == 1000
+    torch.save(_tiny_model(num_classes=7).state_dict(), path)
+    assert load_model(path)[1]["class_names"] is None  # 7 outputs: no names are made up

@@ -44,6 +44,8 @@ from torch import Tensor, nn
 
 from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig
 from inception3.errors import Inception3Error
+from inception3.imagenet import NUM_CLASSES as IMAGENET_CLASSES
+from inception3.imagenet import imagenet_class_names
 from inception3.model import InceptionV3, aux_kernel, slim_to_torch_key
 from inception3.run.checkpoint import FORMAT, load_checkpoint
 from inception3.run.layout import CHECKPOINTS
@@ -74,7 +76,22 @@ def read_weights(path: Path, *, use_ema: bool = True, strict: bool = False) -> W
     `_orig_mod.` prefixes removed), torchvision's or timm's Inception v3, and TF-Slim's checkpoint
     (a prefix with an `.index` file, through TensorFlow). Pickles that carry code are refused.
     `strict`: source tensors left unused by a conversion are an error instead of a warning.
+    Weights of 1,000 classes that come without names get ImageNet-1k's (`inception3.imagenet`).
     """
+    weights = _read_weights(Path(path), use_ema, strict)
+    classes = weights.config.num_classes if weights.config else _num_outputs(weights.state)
+    if weights.meta.get("class_names") is None and classes == IMAGENET_CLASSES:
+        weights.meta["class_names"] = imagenet_class_names()
+    return weights
+
+
+def _num_outputs(state: Mapping[str, Tensor]) -> int | None:
+    logits = state.get("Logits.Conv2d_1c_1x1.weight")
+    return int(logits.shape[0]) if logits is not None else None
+
+
+def _read_weights(path: Path, use_ema: bool, strict: bool) -> Weights:
+    """`read_weights` without the class-name default."""
     path = Path(path)
     if path.suffix == ".index" or Path(f"{path}.index").is_file():
         return _read_tf_slim(path.with_suffix("") if path.suffix == ".index" else path, strict)
