@@ -66,7 +66,7 @@ def test_resume_continues_exactly_where_the_state_was_taken(built):
     first = TrainLoader(info, 2, 75, seed=7, num_workers=2)
     _take(first, 3)
     state = first.state_dict()
-    assert all(type(v) is int for v in state.values())
+    assert all(type(v) in (int, str) for v in state.values())  # plain values: weights-only loadable
     resumed = TrainLoader(info, 2, 75, seed=7, num_workers=0)
     resumed.load_state_dict(state)
     for a, b in zip(straight[3:], _take(resumed, 5), strict=True):

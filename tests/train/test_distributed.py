@@ -117,10 +117,10 @@ def test_synchronized_batch_norm_uses_the_statistics_of_the_whole_global_batch(t
         assert float((per_share[name] - grad).norm() / grad.norm().clamp_min(1e-12)) > 5 * error
 
 
-def _train_rank(rank: int, world_size: int, port: int, shards: Path, run: Path) -> None:
+def _train_rank(rank: int, world_size: int, port: int, shards: Path, run: Path, max_steps: int = 3) -> None:
     _join(rank, world_size, port)
     out = io.StringIO()
-    train(tiny_config(max_steps=3, checkpoint_every=2), shards, run, out=out)
+    train(tiny_config(max_steps=max_steps, checkpoint_every=2), shards, run, out=out)
     (run.parent / f"log-{rank}.txt").write_text(out.getvalue())
 
 
@@ -129,6 +129,30 @@ def test_train_under_two_ranks_writes_once_from_rank_zero(shards: Path, tmp_path
     mp.spawn(_train_rank, args=(2, _free_port(), shards, run), nprocs=2, join=True)
     assert [s for s, _ in list_checkpoints(run)] == [2, 3]
     state = load_checkpoint(list_checkpoints(run)[-1][1])
-    assert state["data"]["world_size"] == 2 and state["data"]["position"] == 3 * 4  # 4 records per rank-step
+    assert (
+        state["data"]["world_size"] == 2 and state["data"]["position"] == 3 * 8
+    )  # global records of 3 steps
     assert "step 2, loss" in (tmp_path / "log-0.txt").read_text()
     assert (tmp_path / "log-1.txt").read_text() == ""
+
+
+def test_a_run_continues_on_another_number_of_ranks_at_the_same_data_position(
+    shards: Path, tmp_path: Path
+) -> None:
+    """1 rank, then 2 (a node joined), then 1 again (it was lost): the global batch and position carry on."""
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=2), shards, run, out=io.StringIO())
+    mp.spawn(_train_rank, args=(2, _free_port(), shards, run, 4), nprocs=2, join=True)
+    assert "resuming from" in (tmp_path / "log-0.txt").read_text()
+    assert load_checkpoint(list_checkpoints(run)[-1][1])["data"] | {"skipped_records": 0} == {
+        "order": "global-batches",
+        "position": 4 * 8,
+        "seed": 0,
+        "world_size": 2,
+        "records": 40,
+        "skipped_records": 0,
+    }
+    out = io.StringIO()
+    result = train(tiny_config(max_steps=5), shards, run, out=out)
+    assert "resuming from" in out.getvalue() and result.step == 5
+    assert load_checkpoint(result.checkpoint)["data"]["position"] == 5 * 8

@@ -7,7 +7,10 @@ label offset (`meta.py` says what the directory holds).
 The order of records is a pure function of (seed, epoch) and the shard sizes: the shards are
 shuffled, their records concatenated, and a shuffle buffer of `SHUFFLE_BUFFER` records (the
 original's `min_queue_examples`) is simulated on record numbers, so that a run can resume at any
-position and every worker count gives the same sequence.
+position and every worker count gives the same sequence. The epochs follow one another as one
+stream, cut into global batches; each rank reads its slice of every global batch. The records a
+run has consumed are therefore a prefix of that stream whatever the number of ranks, and a run
+checkpointed on N ranks continues on M with nothing repeated or skipped.
 """
 
 from __future__ import annotations
@@ -146,38 +149,29 @@ def epoch_order(
     return out
 
 
-def rank_records(order: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """This rank's share of an epoch: every world_size-th record, the same count on every rank."""
-    per_rank = len(order) // world_size
-    return order[rank::world_size][:per_rank]
-
-
 def train_batches(
     shard_sizes: np.ndarray, seed: int, rank: int, world_size: int, batch_size: int, position: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """This rank's training records from its `position`-th on, `batch_size` at a time, endlessly.
+    """This rank's training records, `batch_size` at a time, endlessly, from global record `position` on.
 
-    Yields (record numbers, the epoch each was drawn in); a batch runs on across an epoch boundary,
-    so `position` (records this rank has read) is all a resumed run needs.
+    Global batch k is records k·B .. (k+1)·B − 1 of the stream of epochs (B = batch_size ×
+    world_size; a batch runs on across an epoch boundary), and rank r reads its r-th slice. Yields
+    (record numbers, the epoch each was drawn in); `position`, the records all ranks have consumed,
+    is all a resumed run needs, for any number of ranks.
     """
-    per_epoch = int(shard_sizes.sum()) // world_size
-    epoch = position // per_epoch
-    current = rank_records(epoch_order(shard_sizes, seed, epoch), rank, world_size)
+    total = int(shard_sizes.sum())
+    global_batch = batch_size * world_size
+    orders: dict[int, np.ndarray] = {}
     while True:
-        records, epochs = [], []
-        needed = batch_size
-        while needed:
-            start = position - epoch * per_epoch
-            if start == per_epoch:
-                epoch += 1
-                current = rank_records(epoch_order(shard_sizes, seed, epoch), rank, world_size)
-                continue
-            take = current[start : start + needed]
-            records.append(take)
-            epochs.append(np.full(len(take), epoch, dtype=np.int64))
-            position += len(take)
-            needed -= len(take)
-        yield np.concatenate(records), np.concatenate(epochs)
+        start = position + rank * batch_size
+        numbers = np.arange(start, start + batch_size)
+        epochs = numbers // total
+        for epoch in np.unique(epochs).tolist():
+            orders.setdefault(epoch, epoch_order(shard_sizes, seed, epoch))
+        for old in [e for e in orders if e < int(epochs[0])]:
+            del orders[old]
+        yield np.array([orders[int(e)][n % total] for n, e in zip(numbers, epochs, strict=True)]), epochs
+        position += global_batch
 
 
 def eval_records(total: int, rank: int, world_size: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from inception3.data.records import CorruptRecordError
 from inception3.errors import Inception3Error
 
 _LOADER_STATE_KEYS = ("position", "seed", "world_size", "records", "skipped_records")
+_ORDER = "global-batches"  # how "position" counts: records of the stream all ranks consumed
 
 
 @dataclass
@@ -130,8 +131,8 @@ def _check_rank(rank: int, world_size: int, batch_size: int) -> None:
 class TrainLoader:
     """Infinite batches of randomly cropped training images for one rank, epoch after epoch.
 
-    Each epoch every rank takes every `world_size`-th record of the shuffled order (so the ranks
-    never overlap); batches run on across epoch boundaries. With `skip_corrupt`, corrupt records
+    The epochs' shuffled orders form one stream of global batches; each rank reads its slice of
+    every one (so the ranks never overlap), and batches run on across epoch boundaries. With `skip_corrupt`, corrupt records
     are left out of their batch (which is then shorter) and counted in `skipped_records`, as are
     the records after a damaged header in a shard, which cannot be found.
     """
@@ -169,7 +170,7 @@ class TrainLoader:
             min_object_covered=min_object_covered,
             area_range=area_range,
         )
-        self.position = 0
+        self.position = 0  # records all ranks have consumed: the stream's prefix (dataset.train_batches)
         # Records lost to damaged shard headers are left out of every epoch; counted once here.
         self.skipped_records = self.records.lost_records
 
@@ -188,14 +189,15 @@ class TrainLoader:
         for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
-            self.position += self.batch_size
+            self.position += self.batch_size * self.world_size
             self.skipped_records += skipped
             if len(labels):
                 yield Batch(images, labels)
 
     def state_dict(self) -> dict:
-        """The exact position (plain ints): records consumed by this rank, and what it depends on."""
+        """The exact position (plain ints): records consumed by all ranks, and what it depends on."""
         return {
+            "order": _ORDER,
             "position": self.position,
             "seed": self.seed,
             "world_size": self.world_size,
@@ -204,18 +206,23 @@ class TrainLoader:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a `state_dict()`; the seed, world size and dataset size must be the same."""
+        """Continue from a `state_dict()`, saved on any number of ranks; seed and dataset must match.
+
+        A state saved before the order was a stream of global batches counted each rank's records;
+        its position is carried over as the same number of global batches.
+        """
         missing = [key for key in _LOADER_STATE_KEYS if key not in state]
         if missing:
             raise Inception3Error(f"loader state lacks {', '.join(missing)}; it is not a TrainLoader state")
         mine = self.state_dict()
-        for key in ("seed", "world_size", "records"):
+        for key in ("seed", "records"):
             if int(state[key]) != mine[key]:
                 raise Inception3Error(
                     f"cannot resume the data position: it was saved with "
                     f"{key}={state[key]}, this run has {key}={mine[key]}"
                 )
-        self.position = int(state["position"])
+        position = int(state["position"])
+        self.position = position if state.get("order") == _ORDER else position * int(state["world_size"])
         self.skipped_records = int(state["skipped_records"])
 
 
