@@ -1,0 +1,99 @@
+"""One trainer per run directory: a lock file that names its holder and is renewed while it lives.
+
+Clusters start the same job twice (a requeue while the old allocation still runs, a second
+terminal); two trainers writing one run directory would overwrite each other's checkpoints.
+`RUN/.trainer.lock` holds the holder's host, process id and start time, and its modification time
+is a lease, renewed every `LEASE_SECS / 4` seconds by a thread of the holder. A lock is stale, and
+taken over with a line saying so, when its process is gone (same host) or its lease has run out
+(another host, whose processes cannot be seen from here). Readers (`eval`, `report`) take no lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from inception3.errors import Inception3Error
+from inception3.files import write_text_atomic
+
+LOCK = ".trainer.lock"
+LEASE_SECS = 120.0  # a holder on another host that has not renewed for this long is presumed dead
+
+
+class RunLock:
+    """The trainer's hold on a run directory, from `acquire` to `release`."""
+
+    def __init__(self, run_dir: Path, *, lease_secs: float = LEASE_SECS) -> None:
+        self.path = Path(run_dir) / LOCK
+        self.lease_secs = lease_secs
+        self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a line about a stale lock taken over, if any. Refuses a live one."""
+        note = None
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            held = self._read()
+            if held is not None and self._alive(held):
+                raise Inception3Error(
+                    f"{self.path.parent}: another trainer holds this run directory (host {held['host']}, "
+                    f"process {held['pid']}, since {time.ctime(held['started'])}); stop it first, or train "
+                    "into another --train-dir"
+                ) from None
+            note = f"took over the lock of a trainer that is gone ({self._describe(held)})"
+            write_text_atomic(self.path, json.dumps(self.holder))
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(self.holder))
+        self._renewer = threading.Thread(target=self._renew, name="run-lock-lease", daemon=True)
+        self._renewer.start()
+        return note
+
+    def release(self) -> None:
+        """Give the lock back (only if it is still ours)."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        if self._read() == self.holder:
+            self.path.unlink(missing_ok=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_secs / 4):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return  # the directory went away or became read-only: the next write says so
+
+    def _read(self) -> dict | None:
+        try:
+            held = json.loads(self.path.read_text())
+            return held if {"host", "pid", "started"} <= set(held) else None
+        except (OSError, ValueError):
+            return None  # a lock file cut short by a crash while it was written: not a live holder
+
+    def _alive(self, held: dict) -> bool:
+        if held["host"] == self.holder["host"]:
+            try:
+                os.kill(int(held["pid"]), 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True  # someone else's live process
+            return True
+        try:
+            return time.time() - self.path.stat().st_mtime < self.lease_secs
+        except OSError:
+            return False
+
+    @staticmethod
+    def _describe(held: dict | None) -> str:
+        if held is None:
+            return "an unreadable lock file"
+        return f"host {held['host']}, process {held['pid']}"
