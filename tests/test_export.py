@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import onnxruntime
 import pytest
@@ -149,3 +151,57 @@ def test_unknown_format_and_missing_checkpoint_are_user_errors(checkpoint, tmp_p
     )
     assert "missing.pt" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _export(checkpoint, output, *extra: str) -> list[str]:
+    return [
+        "export",
+        "--checkpoint",
+        str(checkpoint),
+        "--format",
+        "safetensors",
+        "--output",
+        str(output),
+        *extra,
+    ]
+
+
+def test_export_never_writes_over_its_own_checkpoint(checkpoint, tmp_path, capsys):
+    original = checkpoint.read_bytes()
+    (tmp_path / "hard.pt").hardlink_to(checkpoint)
+    (tmp_path / "soft.pt").symlink_to(checkpoint)
+    spellings = [
+        checkpoint,
+        checkpoint.parent / ".." / checkpoint.parent.name / checkpoint.name,
+        tmp_path / "hard.pt",
+        tmp_path / "soft.pt",
+    ]
+    for output in spellings:
+        for force in ((), ("--force",)):
+            capsys.readouterr()
+            assert main(_export(checkpoint, output, *force)) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "is the checkpoint being exported" in err, err
+            assert "choose another --output" in err
+    assert checkpoint.read_bytes() == original
+
+
+def test_an_existing_output_is_replaced_only_with_force(checkpoint, tmp_path, capsys):
+    output = tmp_path / "model.safetensors"
+    output.write_bytes(b"someone's file")
+    assert main(_export(checkpoint, output)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{output}: already exists; pass --force to replace it" in err
+    assert output.read_bytes() == b"someone's file"
+    assert main(_export(checkpoint, output, "--force")) == 0
+    assert load_file(output).keys() == load_model(checkpoint)[0].state_dict().keys()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_exported_files_get_the_mode_any_new_file_gets(checkpoint, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = export_checkpoint(checkpoint, "safetensors", tmp_path / "model.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

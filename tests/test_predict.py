@@ -83,3 +83,24 @@ def test_an_unreadable_or_missing_image_is_a_one_line_error(checkpoint, tmp_path
     assert "broken.jpg" in err and len(err.strip().splitlines()) == 1
     assert main(["predict", str(tmp_path / "absent.png"), "--checkpoint", str(checkpoint)]) == 2
     assert "absent.png" in capsys.readouterr().err
+
+
+def test_several_files_with_bad_ones_print_the_good_then_one_line_for_the_bad(
+    checkpoint, photo, tmp_path, capsys
+):
+    path, _ = photo
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    argv = [str(path), str(broken), str(tmp_path / "absent.png"), str(tmp_path), str(path)]
+    assert main(["predict", *argv, "--checkpoint", str(checkpoint), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["image"] for line in out.splitlines()] == [str(path), str(path)]
+    assert err.count("\n") == 1 and err.startswith(
+        "inception3 predict: error: 3 of 5 images could not be read"
+    )
+    assert "the others are classified above" in err
+    assert "broken.jpg: not a readable image" in err and "absent.png: no such image file" in err
+    assert f"{tmp_path}: is a directory, not an image file" in err
+    assert main(["predict", str(broken), str(tmp_path / "absent.png"), "--checkpoint", "nowhere.pt"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "2 of 2 images could not be read (none of them was classified)" in err

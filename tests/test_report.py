@@ -116,3 +116,45 @@ def test_a_corrupt_eval_line_names_the_file_and_line(tmp_path):
         f.write("{not json\n")
     with pytest.raises(Inception3Error, match=r"validation.jsonl:2"):
         read_run(tmp_path)
+
+
+def test_each_step_is_plotted_once_and_raw_weights_apart(tmp_path):
+    _write_eval(
+        tmp_path,
+        "validation",
+        [
+            {"step": 10, "top1": 0.5, "top5": 0.9},
+            {"step": 10, "top1": 0.5, "top5": 0.9},  # `eval --once` run twice by an older version
+            {"step": 10, "top1": 0.3, "top5": 0.8, "ema": False},  # `eval --no-ema`
+            {"step": 20, "top1": 0.7, "top5": 1.0},
+        ],
+    )
+    precisions = read_run(tmp_path).precisions
+    assert precisions["validation top1"] == ([10, 20], [0.5, 0.7])
+    assert precisions["validation top1 (raw weights)"] == ([10], [0.3])
+
+
+def test_evaluation_records_linked_from_elsewhere_are_refused(tmp_path, capsys):
+    other = tmp_path / "other"
+    _write_eval(other, "validation", [{"step": 1, "top1": 0.1, "top5": 0.5}])
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    (tmp_path / "run" / "eval" / "validation.jsonl").symlink_to(other / "eval" / "validation.jsonl")
+    assert main(["report", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "validation.jsonl: a link to" in err and "are its own" in err
+    assert not (tmp_path / "run" / "report.png").exists()
+
+
+def test_a_failed_report_leaves_no_partial_png(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    _write_events(tmp_path, range(10))
+
+    def full_disk(self, file, **kwargs):
+        file.write(PNG_SIGNATURE)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk)
+    with pytest.raises(OSError):
+        write_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if "png" in p.name) == []

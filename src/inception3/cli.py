@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from inception3 import config
 from inception3.errors import Inception3Error
+from inception3.files import os_error_behind, os_error_line
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -184,7 +186,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=config.EVAL_INTERVAL_SECS,
         metavar="SECONDS",
-        help="seconds between looks for a new checkpoint (default: %(default)s)",
+        help="seconds between looks for a new checkpoint, above 0 and at most a day (default: %(default)s)",
     )
     parser.add_argument(
         "--keep-waiting", action="store_true", help="keep following the run after its final checkpoint"
@@ -260,10 +262,15 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from inception3.predict import format_predictions, predict_files
+    from inception3.predict import format_predictions, predict_each, unreadable_error
 
-    predictions = predict_files(args.checkpoint, args.images, top_k=args.top_k, use_ema=args.use_ema)
-    print(format_predictions(predictions, as_json=args.json))
+    predictions, unreadable = predict_each(
+        args.checkpoint, args.images, top_k=args.top_k, use_ema=args.use_ema
+    )
+    if predictions:
+        print(format_predictions(predictions, as_json=args.json), flush=True)
+    if unreadable:
+        raise unreadable_error(unreadable, len(args.images))
     return 0
 
 
@@ -279,14 +286,24 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format", required=True, choices=("onnx", "torchscript", "safetensors"), help="the output format"
     )
-    parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the file to write (never the checkpoint itself; an existing file only with --force)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing --output file")
     parser.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from inception3.export import export_checkpoint
 
-    print(f"wrote {export_checkpoint(args.checkpoint, args.format, args.output, use_ema=args.use_ema)}")
+    written = export_checkpoint(
+        args.checkpoint, args.format, args.output, use_ema=args.use_ema, force=args.force
+    )
+    print(f"wrote {written}")
     return 0
 
 
@@ -450,13 +467,50 @@ _COMMANDS: list = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `inception3` console script; returns the process exit code."""
-    args = _build_parser().parse_args(argv)
+    """Entry point of the `inception3` console script; returns the process exit code.
+
+    Whatever a command meets, the user sees one line on stderr: a user error or a refusal of the
+    file system (exit code 2, naming the path and what to do), or Ctrl-C at any moment, start-up
+    included (exit code 130). What is on disk is as the command's own guarantees leave it.
+    """
+    prog = "inception3"
     try:
-        return int(args.run(args) or 0)
+        args = _build_parser().parse_args(argv)
+        prog = f"inception3 {args.command}"
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(prog, warnings.showwarning)
+            return int(args.run(args) or 0)
     except Inception3Error as error:
-        print(f"inception3 {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(prog, str(error))
+    except OSError as error:
+        return _fail(prog, os_error_line(error))
+    except RuntimeError as error:  # torch.save and other writers hide a failed write behind one
+        cause = os_error_behind(error)
+        if cause is None:
+            raise
+        return _fail(prog, os_error_line(cause))
     except KeyboardInterrupt:
-        print(f"inception3 {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(prog: str, message: str) -> int:
+    """Print an error as the one line the README promises; exit code 2."""
+    print(f"{prog}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 2
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _one_line_warnings(prog: str, default):
+    """`warnings.showwarning` that prints inception3's own warnings as one line each (others as usual)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+            default(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).splitlines())
+        print(f"{prog}: warning: {text}", file=file or sys.stderr)
+
+    return show

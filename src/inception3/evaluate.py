@@ -14,8 +14,10 @@ checkpoint training marked final. (The original evaluated only the newest checkp
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,10 +30,19 @@ from torch import nn
 from inception3.config import EVAL_INTERVAL_SECS, TOP_K, EvalConfig
 from inception3.data import Batch, EvalLoader, load_dataset_info, scale_to_unit
 from inception3.errors import Inception3Error
+from inception3.files import what_is_at
 from inception3.run import distributed as dist
 from inception3.run import layout
-from inception3.run.checkpoint import latest_checkpoint, list_checkpoints
+from inception3.run.checkpoint import (
+    IgnoredFileWarning,
+    check_step,
+    ignored_files,
+    latest_checkpoint,
+    list_checkpoints,
+)
 from inception3.weights import load_model
+
+MAX_INTERVAL_SECS = 86_400.0  # `--interval` above a day is a typo, and sleep() overflows far above it
 
 
 @dataclass
@@ -154,8 +165,21 @@ def evaluate_checkpoint(
     `cfg.batch_size`, and all get the same totals. Without `ctx`, one process on `cfg.device`.
     """
     cfg = cfg or EvalConfig()
-    ctx = ctx or dist.single_process(cfg.device)
     model, meta = load_model(Path(checkpoint), use_ema=cfg.use_ema)
+    return evaluate_model(model, meta, Path(checkpoint), data_dir, cfg, ctx)
+
+
+def evaluate_model(
+    model: nn.Module,
+    meta: dict,
+    checkpoint: Path,
+    data_dir: Path,
+    cfg: EvalConfig | None = None,
+    ctx: dist.Distributed | None = None,
+) -> EvalResult:
+    """`evaluate_checkpoint` of a model already loaded (`weights.load_model`) from `checkpoint`."""
+    cfg = cfg or EvalConfig()
+    ctx = ctx or dist.single_process(cfg.device)
     model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     num_classes = model.config.num_classes
     info = load_dataset_info(Path(data_dir), label_offset=cfg.label_offset, num_classes=num_classes)
@@ -262,25 +286,101 @@ def watch(
     `checkpoint`: evaluate that file only (written under RUN/eval/ when `run_dir` is given).
     `once`: evaluate the newest checkpoint of the run and return. Otherwise every checkpoint not
     yet in the JSON lines, oldest first, polling every `interval` seconds, until the final one
-    (or forever with `keep_waiting`). Returns the results of this call.
+    (or forever with `keep_waiting`). A step already recorded for these weights is reported,
+    not evaluated again. Returns the results of this call.
     """
     cfg = cfg or EvalConfig()
+    if not (math.isfinite(interval) and 0 < interval <= MAX_INTERVAL_SECS):
+        raise Inception3Error(
+            f"--interval {interval}: must be a number of seconds above 0 and at most "
+            f"{MAX_INTERVAL_SECS} (a day)"
+        )
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
+            raise Inception3Error(
+                f"{run_dir}: is {what_is_at(run_dir)}, not a training directory; pass the --train-dir "
+                "of inception3 train"
+            )
+        layout.results_path(run_dir, cfg.split)  # a split that is not a plain name is refused now
     ctx = dist.init_distributed(cfg.device)  # under torchrun; a single process otherwise
     try:
-        evaluate = lambda path: evaluate_checkpoint(path, data_dir, cfg, ctx)  # noqa: E731
         if checkpoint is not None or once:
-            result = evaluate(_one_checkpoint(run_dir, checkpoint))
-            _report(result, run_dir, printer, ctx)
-            return [result]
+            return _evaluate_one(run_dir, data_dir, cfg, checkpoint, printer, ctx)
+        evaluate = lambda path: _evaluate_run_checkpoint(Path(path), data_dir, cfg, ctx)  # noqa: E731
         return _follow(run_dir, cfg, interval, keep_waiting, printer, evaluate, ctx)
     finally:
         dist.shutdown(ctx)  # a rank that exits with the group still up can abort in the backend's threads
 
 
-def _one_checkpoint(run_dir: Path | None, checkpoint: Path | None) -> Path:
+def _evaluate_run_checkpoint(
+    path: Path, data_dir: Path, cfg: EvalConfig, ctx: dist.Distributed
+) -> EvalResult:
+    """Evaluate one of a run's own checkpoints, whose content must be of the step its name says."""
+    model, meta = _load_run_checkpoint(path, cfg)
+    return evaluate_model(model, meta, path, data_dir, cfg, ctx)
+
+
+def _load_run_checkpoint(path: Path, cfg: EvalConfig) -> tuple[nn.Module, dict]:
+    model, meta = load_model(path, use_ema=cfg.use_ema)
+    try:
+        check_step(path, meta)
+    except Inception3Error as error:
+        raise Inception3Error(f"{error}; move it out of {path.parent} and run again") from None
+    return model, meta
+
+
+def _evaluate_one(
+    run_dir: Path | None,
+    data_dir: Path,
+    cfg: EvalConfig,
+    checkpoint: Path | None,
+    printer: Callable[[str], None],
+    ctx: dist.Distributed,
+) -> list[EvalResult]:
+    """--once or --checkpoint: one checkpoint, unless RUN/eval already records it for these weights."""
     if checkpoint is not None:
-        return Path(checkpoint)
-    newest = latest_checkpoint(run_dir) if run_dir is not None else None
+        path = Path(checkpoint)
+        model, meta = load_model(path, use_ema=cfg.use_ema)
+    else:
+        path = _newest(run_dir)
+        model, meta = _load_run_checkpoint(path, cfg)
+    if run_dir is not None:
+        found = _recorded(run_dir, cfg.split, meta, path, same_file=checkpoint is not None)
+        found = dist.from_main(found if ctx.is_main else None, ctx)
+        if found is not None:
+            if ctx.is_main:
+                printer(
+                    f"step {found['step']} ({path}) is already evaluated in "
+                    f"{layout.results_path(run_dir, cfg.split)}: {_precisions(found)}; not evaluated again"
+                )
+            return []
+    result = evaluate_model(model, meta, path, data_dir, cfg, ctx)
+    _report(result, run_dir, printer, ctx)
+    return [result]
+
+
+def _recorded(run_dir: Path, split: str, meta: dict, path: Path, *, same_file: bool) -> dict | None:
+    """The record in RUN/eval/<split>.jsonl of the step and weights (averaged or raw) `meta` describes
+    (for a file given by --checkpoint, of that very file), or None."""
+    record = evaluated_steps(run_dir, split, bool(meta.get("ema", False))).get(int(meta["step"]))
+    if record is None or not same_file:
+        return record
+    return record if Path(str(record.get("checkpoint", ""))).resolve() == path.resolve() else None
+
+
+def _precisions(record: dict) -> str:
+    """The original's words for a recorded result."""
+    try:
+        return f"precision @ 1 = {float(record['top1']):.4f} recall @ 5 = {float(record['top5']):.4f}"
+    except (KeyError, TypeError, ValueError):
+        return "(no precision recorded)"
+
+
+def _newest(run_dir: Path | None) -> Path:
+    if run_dir is None:
+        raise Inception3Error("--once evaluates the newest checkpoint of a run: give --train-dir RUN")
+    newest = latest_checkpoint(run_dir, warn=True)
     if newest is None:
         raise Inception3Error(
             f"{run_dir}: no checkpoint in {layout.checkpoint_dir(run_dir)} yet; "
@@ -302,14 +402,21 @@ def _follow(
     if run_dir is None:
         raise Inception3Error("following a run needs --train-dir (or pass --checkpoint PATH)")
     if not Path(run_dir).is_dir():
-        raise Inception3Error(f"{run_dir}: no such training directory")
+        raise Inception3Error(
+            f"{run_dir}: no such training directory; pass the --train-dir of inception3 train"
+        )
     done = evaluated_steps(run_dir, cfg.split, cfg.use_ema) if ctx.is_main else {}
     finished = dist.from_main(any(record.get("final") for record in done.values()), ctx)
     results: list[EvalResult] = []
+    warned: set[str] = set()
+    waiting_said = False
     while keep_waiting or not finished:
-        pending = dist.from_main(
-            [(step, str(path)) for step, path in list_checkpoints(run_dir) if step not in done], ctx
-        )
+        if ctx.is_main:
+            for note in set(ignored_files(run_dir)) - warned:
+                warnings.warn(note, IgnoredFileWarning, stacklevel=2)
+                warned.add(note)
+        found = dist.from_main([(step, str(path)) for step, path in list_checkpoints(run_dir)], ctx)
+        pending = [(step, path) for step, path in found if step not in done]
         for step, path in pending:
             try:
                 result = evaluate(Path(path))
@@ -327,5 +434,8 @@ def _follow(
             continue
         if finished and not keep_waiting:
             break
+        if not found and not done and not waiting_said and ctx.is_main:
+            printer(f"waiting for the first checkpoint in {layout.checkpoint_dir(run_dir)}; Ctrl-C to stop")
+            waiting_said = True
         time.sleep(interval)
     return results

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -17,7 +18,7 @@ from typing import BinaryIO
 import torch
 
 from inception3.errors import Inception3Error
-from inception3.files import atomic_write
+from inception3.files import atomic_write, require_directory
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import FORMAT
 from inception3.weights import load_model
@@ -82,16 +83,19 @@ def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None
     )
 
 
-def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool = True) -> Path:
+def export_checkpoint(
+    checkpoint: Path, fmt: str, output: Path, *, use_ema: bool = True, force: bool = False
+) -> Path:
     """Write `checkpoint`'s network (EMA weights unless `use_ema=False`) to `output` as `fmt`.
 
-    The file appears whole or not at all (written under a temporary name, then renamed).
+    The file appears whole or not at all (written under a temporary name, then renamed), with the
+    mode any new file gets. `output` is never the checkpoint itself (whatever its spelling or
+    links), nor a directory; an existing file is replaced only with `force`.
     """
     if fmt not in FORMATS:
         raise Inception3Error(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     output = Path(output)
-    if not output.parent.is_dir():
-        raise Inception3Error(f"{output.parent}: no such directory for the exported file")
+    _check_output(Path(checkpoint), output, force)
     model, meta = load_model(Path(checkpoint), use_ema=use_ema)
     image_size = int(meta["image_size"])
     class_names = list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)])
@@ -104,3 +108,29 @@ def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, use_ema: bool
         else:
             export_safetensors(model, f, meta)
     return output
+
+
+def _check_output(checkpoint: Path, output: Path, force: bool) -> None:
+    """Refuse an output that would destroy the input, is not a file name, or exists (without force)."""
+    require_directory(output.parent, "directory", "create it first or choose another --output")
+    if output.is_dir():
+        raise Inception3Error(
+            f"{output}: is a directory; give --output a file name, such as {output / 'model.onnx'}"
+        )
+    if _same_file(checkpoint, output):
+        raise Inception3Error(
+            f"{output}: is the checkpoint being exported ({checkpoint}); writing it would destroy "
+            "the checkpoint: choose another --output"
+        )
+    if (output.exists() or output.is_symlink()) and not force:
+        raise Inception3Error(
+            f"{output}: already exists; pass --force to replace it, or choose another --output"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same spelling resolved, a hard link or a symlink."""
+    try:
+        return a.absolute() == b.absolute() or a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except (OSError, RuntimeError):  # one of them does not exist (yet), or a link loop
+        return False

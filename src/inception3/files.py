@@ -1,12 +1,18 @@
-"""Atomic writes: a file appears whole or not at all, whatever instant a kill or a full disk strikes.
+"""Files on disk: the one atomic write, and the one-line words for what the file system refused.
 
-The one way this project writes a file that something else reads: under a temporary sibling named
-`.NAME.tmp-PID` (so two processes never share one, and leftovers are recognisable by name),
-flushed and fsynced, renamed over NAME, then the directory fsynced so the rename itself survives.
+Atomic writes: a file appears whole or not at all, whatever instant a kill or a full disk strikes.
+It is written under a temporary sibling named `.NAME.tmp-PID` (so two processes never share one,
+and leftovers are recognisable by name), flushed and fsynced, renamed over NAME, then the
+directory fsynced so the rename itself survives. The file gets the mode any new file gets (0666
+less the umask), and a symlink at NAME is replaced, never written through.
+
+Paths a command follows inside a directory the user named stay inside it: `inside` tells whether a
+name, once its symlinks are resolved, is still an entry of that directory.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -14,7 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from inception3.errors import Inception3Error
+
 _TEMPORARY = re.compile(r"\.(.+)\.tmp-\d+")
+_LONGEST_SHOWN = 160  # characters of a path shown in an error line; longer ones lose their middle
 
 
 def temporary_name(path: Path) -> Path:
@@ -61,3 +70,103 @@ def write_text_atomic(path: Path, text: str) -> None:
     """`path` holds exactly `text`, written atomically."""
     with atomic_write(path) as f:
         f.write(text.encode())
+
+
+# Where paths lead
+
+
+def inside(path: Path, directory: Path) -> bool:
+    """Whether `path` is an entry of `directory` itself once every symlink is resolved.
+
+    A link to a sibling in the same directory is inside; one that leads elsewhere (another run,
+    a sub-folder, `..`), a broken link and a link loop are not. `directory` may itself be a link.
+    """
+    try:
+        return Path(path).resolve(strict=True).parent == Path(directory).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a broken link, a loop
+        return False
+
+
+def what_is_at(path: Path) -> str:
+    """'a file', 'a directory', 'a broken link', ... or 'nothing': for messages about the wrong kind."""
+    path = Path(path)
+    try:
+        if path.is_symlink() and not path.exists():
+            return "a broken link"
+        if not path.exists():
+            return "nothing"
+    except OSError:
+        return "nothing readable"
+    if path.is_dir():
+        return "a directory"
+    return "a file" if path.is_file() else "a special file (not a regular file)"
+
+
+def require_directory(path: Path, what: str, hint: str) -> Path:
+    """`path` when it is a directory; otherwise an Inception3Error saying what is there instead.
+
+    `what` names the directory expected ("directory of class folders"); `hint` says what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return path
+    found = what_is_at(path)
+    there = f"no such {what}" if found == "nothing" else f"is {found}, not a {what}"
+    raise Inception3Error(f"{path}: {there}; {hint}")
+
+
+# The file system's refusals, in one line
+
+
+def shown(path: object) -> str:
+    """A path for an error line: the file a temporary stood for, its middle cut when very long."""
+    text = os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else str(path)
+    name = os.path.basename(text)
+    if (match := _TEMPORARY.fullmatch(name)) is not None:
+        text = os.path.join(os.path.dirname(text), match[1])
+    if len(text) > _LONGEST_SHOWN:
+        half = _LONGEST_SHOWN // 2
+        text = f"{text[:half]}…{text[-half:]} ({len(text)} characters)"
+    return text
+
+
+_ADVICE = {
+    errno.EACCES: "permission denied; make it writable (or readable) for this user, or choose another path",
+    errno.EPERM: "operation not permitted; make it writable for this user, or choose another path",
+    errno.EROFS: "the file system is read-only; choose a directory on a writable disk, or remount it "
+    "read-write, and run the same command again",
+    errno.ENOSPC: "the disk is full; free space there and run the same command again",
+    errno.EDQUOT: "the disk quota is exceeded; free space there and run the same command again",
+    errno.ENAMETOOLONG: "the name is longer than the file system allows (255 bytes a name on most); "
+    "choose a shorter path",
+    errno.EEXIST: "is already there as something else; move it away or choose another path",
+    errno.ENOTDIR: "a part of this path is a file, not a directory; fix the path",
+    errno.EISDIR: "is a directory where a file is needed; give a file name",
+    errno.ELOOP: "a symbolic link loop (or a link where none is allowed); fix the link",
+    errno.ENOENT: "no such file or directory; check the path",
+}
+
+
+def os_error_behind(error: BaseException | None) -> OSError | None:
+    """The OSError behind `error`: torch.save's zip writer and others hide a failed write behind a
+    RuntimeError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an OSError at a command's boundary: the path, what happened, what to do."""
+    paths = [shown(p) for p in (error.filename, error.filename2) if p is not None]
+    where = " -> ".join(paths)
+    advice = _ADVICE.get(error.errno)
+    if error.errno == errno.EEXIST and isinstance(error.filename, str | bytes | os.PathLike):
+        found = what_is_at(Path(os.fsdecode(error.filename)))
+        if found not in ("nothing", "nothing readable"):
+            advice = f"is already there as {found}; move it away or choose another path"
+    if advice is None:
+        advice = f"{error.strerror or error}; check the path and run the same command again"
+    elif not where:
+        where = error.strerror or type(error).__name__
+    text = f"{where}: {advice}" if where else advice
+    return " ".join(text.split("\n"))

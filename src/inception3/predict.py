@@ -11,6 +11,7 @@ import torch
 
 from inception3.data import eval_image, scale_to_unit
 from inception3.errors import Inception3Error
+from inception3.files import what_is_at
 from inception3.model import InceptionV3
 from inception3.weights import load_model
 
@@ -29,7 +30,10 @@ def read_image(path: Path) -> PIL.Image.Image:
     """A decoded RGB image; a missing or unreadable file is an Inception3Error naming it."""
     path = Path(path)
     if not path.is_file():
-        raise Inception3Error(f"{path}: no such image file")
+        found = what_is_at(path)
+        raise Inception3Error(
+            f"{path}: " + ("no such image file" if found == "nothing" else f"is {found}, not an image file")
+        )
     try:
         with PIL.Image.open(path) as image:
             return image.convert("RGB")
@@ -66,8 +70,32 @@ def predict_images(
 def predict_files(
     checkpoint: Path, paths: list[Path], *, top_k: int = 5, use_ema: bool = True, batch_size: int = 32
 ) -> list[Prediction]:
-    """Top-k predictions for image files with a checkpoint's (moving-average) weights."""
-    images = [read_image(path) for path in paths]
+    """Top-k predictions for image files with a checkpoint's (moving-average) weights.
+
+    An unreadable image is an Inception3Error (`predict_each` classifies the others as well).
+    """
+    predictions, unreadable = predict_each(
+        checkpoint, paths, top_k=top_k, use_ema=use_ema, batch_size=batch_size
+    )
+    if unreadable:
+        raise unreadable_error(unreadable, len(paths))
+    return predictions
+
+
+def predict_each(
+    checkpoint: Path, paths: list[Path], *, top_k: int = 5, use_ema: bool = True, batch_size: int = 32
+) -> tuple[list[Prediction], list[str]]:
+    """Predictions for the images that can be read, in the given order, and why the others cannot
+    (one line each). The checkpoint is not loaded when no image can be read."""
+    images, good, unreadable = [], [], []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+            good.append(path)
+        except Inception3Error as error:
+            unreadable.append(" ".join(str(error).splitlines()))
+    if not images:
+        return [], unreadable
     model, meta = load_model(Path(checkpoint), use_ema=use_ema)
     class_names = meta.get("class_names")
     predictions: list[Prediction] = []
@@ -77,9 +105,19 @@ def predict_files(
             images[start : start + batch_size],
             class_names,
             top_k=top_k,
-            names=[str(p) for p in paths[start : start + batch_size]],
+            names=[str(p) for p in good[start : start + batch_size]],
         )
-    return predictions
+    return predictions, unreadable
+
+
+def unreadable_error(unreadable: list[str], total: int) -> Inception3Error:
+    """One line for the images `predict_each` could not read (the others were classified)."""
+    if total == 1:
+        return Inception3Error(unreadable[0])
+    others = "none of them was classified" if len(unreadable) == total else "the others are classified above"
+    return Inception3Error(
+        f"{len(unreadable)} of {total} images could not be read ({others}): {'; '.join(unreadable)}"
+    )
 
 
 def format_predictions(predictions: list[Prediction], *, as_json: bool = False) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inception3.errors import Inception3Error
+from inception3.files import atomic_write, require_directory
 from inception3.run import layout
 
 REPORT_PNG = "report.png"
@@ -54,22 +55,28 @@ def read_training_scalars(run_dir: Path) -> tuple[Series, Series]:
 
 
 def read_eval_precision(run_dir: Path) -> Series:
-    """Top-1 and top-5 precision per step from each `RUN/eval/<split>.jsonl` (a step's last record)."""
+    """Top-1 and top-5 precision per step from each `RUN/eval/<split>.jsonl`: each step once (its
+    last record), the moving-average weights' and the raw weights' (`--no-ema`) as separate curves."""
     series: Series = {}
     for split in layout.result_splits(run_dir):
-        by_step = {record["step"]: record for record in layout.read_results(run_dir, split)}
-        steps = sorted(by_step)
-        for metric in ("top1", "top5"):
-            if steps and all(metric in by_step[s] for s in steps):
-                series[f"{split} {metric}"] = (steps, [float(by_step[s][metric]) for s in steps])
+        records = layout.read_results(run_dir, split)
+        for ema, suffix in ((True, ""), (False, " (raw weights)")):
+            by_step = {r["step"]: r for r in records if bool(r.get("ema", True)) == ema}
+            steps = sorted(by_step)
+            for metric in ("top1", "top5"):
+                if steps and all(_is_number(by_step[s].get(metric)) for s in steps):
+                    values = [float(by_step[s][metric]) for s in steps]
+                    series[f"{split} {metric}{suffix}"] = (steps, values)
     return series
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def read_run(run_dir: Path) -> RunCurves:
     """Every curve the report can draw from `run_dir`; Inception3Error when it is not a directory."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise Inception3Error(f"{run_dir}: no such run directory; pass the --train-dir of inception3 train")
+    require_directory(Path(run_dir), "run directory", "pass the --train-dir of inception3 train")
     losses, rates = read_training_scalars(run_dir)
     return RunCurves(losses, rates, read_eval_precision(run_dir))
 
@@ -82,6 +89,11 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
+    output = Path(output) if output is not None else run_dir / REPORT_PNG
+    if output.is_dir():
+        raise Inception3Error(
+            f"{output}: is a directory; give --output a file name, such as {output / REPORT_PNG}"
+        )
     curves = read_run(run_dir)
     if curves.empty():
         raise Inception3Error(
@@ -110,8 +122,10 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     axes[-1, 0].set_xlabel("step")
     figure.suptitle(f"inception3 report: {run_dir}")
     figure.tight_layout()
-    output = Path(output) if output is not None else run_dir / REPORT_PNG
     output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_write(output) as f:
+            figure.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(figure)
     return output

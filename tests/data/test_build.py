@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -263,3 +268,58 @@ def test_a_validation_folder_becomes_the_validation_split(tmp_path):
     assert sorted((r.filename, r.label) for r in validation) == sorted(
         (name, CLASSES.index(cls)) for name, (cls, _) in made.items()
     )
+
+
+def test_a_second_build_into_a_locked_output_folder_is_refused_in_one_line(tmp_path, capsys):
+    make_folder(tmp_path / "images", per_class=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["build", "--train-dir", str(tmp_path / "images"), "--output-dir", str(out), "--workers", "1"]
+    fd = os.open(out / build_module.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    try:
+        os.write(fd, b"4242\n")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a build writing there now (flock: per open file, even in-process)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "another inception3 build (process 4242) is writing there" in err
+        assert sorted(p.name for p in out.iterdir()) == [build_module.LOCK_FILE], "nothing touched"
+    finally:
+        os.close(fd)
+    # A holder killed with the lock held: the kernel released it, so the next build goes ahead.
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, signal, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.kill(os.getpid(), signal.SIGKILL)",
+            str(out / build_module.LOCK_FILE),
+        ]
+    )
+    assert killed.returncode == -9
+    assert main(argv) == 0
+    assert "wrote 3 train records" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "train-00000-of-00001"], "lock removed"
+
+
+def test_the_summary_names_the_first_few_converted_files_not_every_one(tmp_path, capsys):
+    for i in range(12):
+        write_jpeg(tmp_path / "images" / "grey" / f"{i:02d}.jpg", np.full((20, 20), 10 * i, dtype=np.uint8))
+    argv = ["build", "--train-dir", str(tmp_path / "images"), "--output-dir", str(tmp_path / "out")]
+    assert main([*argv, "--workers", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        f"converted 12 images to RGB JPEG (the first {build_module.SHOWN_FILES}; "
+        f"{tmp_path / 'out' / 'dataset.json'} lists all):"
+    )
+    assert len(lines) == 2 + build_module.SHOWN_FILES and all("(was JPEG L)" in line for line in lines[2:])
+    assert len(json.loads((tmp_path / "out" / "dataset.json").read_text())["build"]["converted"]) == 12
+
+
+def test_a_fifo_among_the_images_is_skipped_not_waited_on(tmp_path):
+    make_folder(tmp_path / "images", per_class=1)
+    os.mkfifo(tmp_path / "images" / "ant" / "pipe.jpg")  # reading it would never end
+    report = build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", workers=1, progress=False))
+    assert report.records == {"train": 3}
+    assert [(Path(f).name, why) for f, why in report.skipped] == [
+        ("pipe.jpg", "not a regular file (a FIFO, socket or device)")
+    ]

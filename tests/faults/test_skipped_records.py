@@ -27,7 +27,7 @@ def rotten(tmp_path_factory) -> Path:
     """Tiny shards with two bad records in shard 0 and the last record of shard 1 cut short."""
     shards = make_shards(tmp_path_factory.mktemp("rotten"))
     flip_byte_in_record(shards / "train-00000-of-00002", 2)
-    flip_byte_in_record(shards / "train-00000-of-00002", 11, seed=1)
+    flip_byte_in_record(shards / "train-00000-of-00002", 10, seed=1)  # one for each of two ranks
     last = shards / "train-00001-of-00002"
     last.write_bytes(last.read_bytes()[:-10])
     return shards

@@ -95,3 +95,31 @@ def test_srun_tasks_form_a_group_from_slurms_variables_and_stop_together_on_usr1
     assert f"stopped at step {stopped} as asked" in text and "Traceback" not in text
     state = load_checkpoint(latest_checkpoint(run))
     assert state["step"] == stopped and state["data"]["world_size"] == 2
+
+
+def test_one_trainer_per_run_directory_and_a_killed_ones_lock_is_taken_over(shards, tmp_path):
+    run, log = tmp_path / "run", tmp_path / "first.log"
+    first = _train_until_step(train_args(shards, run, max_steps=100_000), 2, log)
+    second = subprocess.run(
+        inception3(*train_args(shards, run, max_steps=5)),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 2 and "another trainer holds this run directory" in second.stderr
+    assert f"process {first.pid}" in second.stderr
+    first.kill()  # SIGKILL: the lock stays behind, naming a process that is gone
+    first.wait(timeout=60)
+    third = subprocess.run(
+        inception3(*train_args(shards, run, max_steps=3)),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert third.returncode == 0, third.stderr
+    assert (
+        f"took over the lock of a trainer that is gone (host {socket.gethostname()}, process {first.pid})"
+        in third.stdout
+    )

@@ -17,6 +17,9 @@ from inception3 import files
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import (
+    IgnoredFileWarning,
+    check_step,
+    ignored_files,
     is_final,
     latest_checkpoint,
     list_checkpoints,
@@ -132,3 +135,71 @@ def test_truncated_and_unsafe_files_are_refused_clearly(tmp_path: Path) -> None:
         load_checkpoint(unsafe)
     with pytest.raises(Inception3Error, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def _two_checkpoints(run: Path) -> Path:
+    """A run with checkpoints 1 and 2 (tiny files: the pointer rules do not read them)."""
+    for step in (1, 2):
+        save_checkpoint(run, step, {"w": torch.ones(1)}, keep=0)
+    return run / CHECKPOINTS
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        "{other}/ckpt-00000009.pt",  # absolute, into another run
+        "../../other/ckpt-00000009.pt",  # climbing out
+        "sub/ckpt-00000002.pt",  # a sub-path
+        "ckpt-00000009.pt",  # a link to another run's file
+        "model.pt",  # not a checkpoint name
+        "\x00\xff garbage",
+        "",
+    ],
+)
+def test_latest_is_followed_only_to_a_checkpoint_file_of_the_run(tmp_path: Path, pointer: str) -> None:
+    directory = _two_checkpoints(tmp_path / "run")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ckpt-00000009.pt").write_bytes(b"another run's checkpoint")
+    (directory / "sub").mkdir()
+    (directory / "ckpt-00000009.pt").symlink_to(other / "ckpt-00000009.pt")
+    (directory / "latest").write_text(pointer.format(other=other) + "\n")
+    assert latest_checkpoint(tmp_path / "run") == directory / "ckpt-00000002.pt"
+    assert [step for step, _ in list_checkpoints(tmp_path / "run")] == [1, 2]
+    with pytest.warns(IgnoredFileWarning) as warned:
+        assert latest_checkpoint(tmp_path / "run", warn=True) == directory / "ckpt-00000002.pt"
+    notes = [str(w.message) for w in warned]
+    assert any("ckpt-00000009.pt: a link to" in note and "not followed" in note for note in notes)
+    if pointer != "ckpt-00000009.pt":
+        assert any("latest: names" in note and "ignored" in note for note in notes), notes
+
+
+def test_latest_that_is_not_a_plain_file_is_ignored(tmp_path: Path) -> None:
+    directory = _two_checkpoints(tmp_path / "run")
+    (directory / "latest").unlink()
+    (directory / "latest").mkdir()
+    with pytest.warns(IgnoredFileWarning, match="latest: is a directory"):
+        assert latest_checkpoint(tmp_path / "run", warn=True) == directory / "ckpt-00000002.pt"
+    (directory / "latest").rmdir()
+    os.mkfifo(directory / "latest")  # reading it would block for ever
+    with pytest.warns(IgnoredFileWarning, match="latest: is a special file"):
+        assert latest_checkpoint(tmp_path / "run", warn=True) == directory / "ckpt-00000002.pt"
+
+
+def test_links_inside_the_run_and_a_moved_away_checkpoint_are_followed_quietly(tmp_path: Path) -> None:
+    directory = _two_checkpoints(tmp_path / "run")
+    (directory / "ckpt-00000003.pt").symlink_to("ckpt-00000002.pt")  # a sibling: stays in the folder
+    (directory / "latest").write_text("ckpt-00000003.pt\n")
+    assert latest_checkpoint(tmp_path / "run", warn=True) == directory / "ckpt-00000003.pt"
+    assert ignored_files(tmp_path / "run") == []
+    (directory / "ckpt-00000003.pt").unlink()  # moved out, as the resume hint advises
+    assert latest_checkpoint(tmp_path / "run", warn=True) == directory / "ckpt-00000002.pt"
+    assert ignored_files(tmp_path / "run") == []
+
+
+def test_the_step_in_a_checkpoint_must_match_its_name(tmp_path: Path) -> None:
+    directory = _two_checkpoints(tmp_path / "run")
+    check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000002.pt"))
+    check_step(tmp_path / "exported.pt", {"step": 7})  # a name that says no step: nothing to compare
+    with pytest.raises(Inception3Error, match="holds the state of step 1, but its name says step 2"):
+        check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000001.pt"))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from inception3.errors import Inception3Error
-from inception3.run.lock import LOCK, RunLock
+from inception3.run.layout import LOCK
+from inception3.run.lock import RunLock
 
 
 def _write_lock(run: Path, host: str, pid: int, age: float = 0.0) -> None:

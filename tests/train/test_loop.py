@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 
@@ -221,3 +222,16 @@ def test_checkpoints_are_pruned_to_the_newest_plus_marked_and_final(shards: Path
     result = train(cfg, shards, tmp_path / "run", out=io.StringIO())
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [2, 4, 5]
     assert latest_checkpoint(tmp_path / "run") == result.checkpoint
+
+
+def test_values_are_checked_before_the_run_directory_is_made(shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for cfg, message in (
+        (tiny_config(batch_size=48), "^config: batch_size 48 is larger than the 40 training records of"),
+        (tiny_config(batch_size=8, grad_accum=8), "^config: batch_size 8 leaves 1 image per micro-batch"),
+        (tiny_config(compile=True, compile_backend="nope"), "^config: compile_backend 'nope' is not a"),
+        (tiny_config(learning_rate=math.nan), "^config: learning_rate must be a finite number, got nan"),
+    ):  # the last made in Python without resolve_config: train() checks it too
+        with pytest.raises(Inception3Error, match=message):
+            train(cfg, shards, run, out=io.StringIO())
+    assert not run.exists()

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import typing
 from pathlib import Path
 
 import pytest
 
 from inception3 import config
-from inception3.config import PRESETS, ModelConfig, TrainConfig
+from inception3.config import (
+    PRESETS,
+    BuildConfig,
+    EvalConfig,
+    ModelConfig,
+    TrainConfig,
+    check_fields,
+    table_rows,
+)
 from inception3.errors import Inception3Error
-from inception3.train.options import config_to_toml, make_config, parse_set, read_toml, resolve_config
+from inception3.train.options import (
+    MODEL_KEYS,
+    config_to_toml,
+    flat_config,
+    make_config,
+    parse_set,
+    read_toml,
+    resolve_config,
+    validate,
+)
 
 
 def test_defaults_are_the_original_recipe() -> None:
@@ -104,3 +124,138 @@ def test_config_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
     assert path.read_text().startswith("# written by a test\n")
     assert make_config(read_toml(path)) == cfg
     assert "label_offset" not in path.read_text()  # None: unset, left to the dataset
+
+
+def test_the_table_has_a_row_for_every_config_key_and_no_other() -> None:
+    rows = table_rows(TrainConfig)
+    assert set(rows) == set(flat_config(TrainConfig())) and set(MODEL_KEYS) < set(rows)
+    for cls in (EvalConfig, BuildConfig):
+        assert {f.name for f in dataclasses.fields(cls)} == set(table_rows(cls))
+    for key, row in {**rows, **table_rows(EvalConfig), **table_rows(BuildConfig)}.items():
+        assert len(row.why) > 10, key
+
+
+def test_the_defaults_and_every_preset_are_inside_the_table() -> None:
+    for preset in PRESETS:
+        validate(resolve_config(preset))
+    assert EvalConfig().batch_size == config.BATCH_SIZE
+    check_fields(BuildConfig(Path("images"), Path("shards")))
+
+
+HINTS = typing.get_type_hints(TrainConfig) | typing.get_type_hints(ModelConfig)
+
+
+def _numbers(key: str, row) -> list[tuple[str, bool]]:
+    """`--set` texts at, just inside and just beyond the row's bounds, each with whether it is valid."""
+    is_int = HINTS[key] in (int, int | None)
+    cases = []
+    for bound, closed, inward in (
+        (row.at_least, True, 1),
+        (row.above, False, 1),
+        (row.at_most, True, -1),
+        (row.below, False, -1),
+    ):
+        if bound is None:
+            continue
+        if is_int:
+            cases += [(int(bound), closed), (int(bound) + inward, True), (int(bound) - inward, False)]
+        else:
+            inside, outside = (
+                math.nextafter(bound, inward * math.inf),
+                math.nextafter(bound, -inward * math.inf),
+            )
+            cases += [(float(bound), closed), (inside, True), (outside, False)]
+    return [(repr(value), ok) for value, ok in cases]
+
+
+def test_every_bound_of_the_table_holds_at_its_edge() -> None:
+    """Each numeric key: its inclusive bounds accepted, exclusive ones refused, one step beyond refused."""
+    checked = 0
+    for key, row in table_rows(TrainConfig).items():
+        if key == "crop_area_range":
+            continue
+        for text, ok in _numbers(key, row):
+            setting = [f"{key}={text}"]
+            if ok:
+                resolve_config(overrides=setting)
+            else:
+                with pytest.raises(Inception3Error, match=f"^config: {key} must be "):
+                    resolve_config(overrides=setting)
+            checked += 1
+    assert checked > 100
+
+
+def test_floats_must_be_finite_and_numbers_must_not_be_booleans(tmp_path: Path) -> None:
+    floats = [key for key in table_rows(TrainConfig) if HINTS[key] is float]
+    assert {"learning_rate", "batch_norm_epsilon", "checkpoint_secs", "aux_loss_weight"} <= set(floats)
+    for key in floats:
+        for bad in ("nan", "inf", "-inf"):
+            with pytest.raises(Inception3Error, match=f"^config: {key} must be a finite number, got {bad}"):
+                resolve_config(overrides=[f"{key}={bad}"])
+    toml = tmp_path / "c.toml"
+    for text, message in (
+        ("learning_rate = true", "learning_rate = True is not a valid float"),
+        ("seed = false", "seed = False is not a valid int"),
+        ("compile_backend = 3", "compile_backend = 3 is not a valid str"),
+    ):
+        toml.write_text(text + "\n")
+        with pytest.raises(Inception3Error, match=message):
+            read_toml(toml)
+
+
+def test_refusals_name_the_key_the_bound_the_value_and_why() -> None:
+    fix = "; fix it with --set or in the --config file"
+    for setting, message in (
+        (
+            "learning_rate=inf",
+            "config: learning_rate must be a finite number, got inf (the step size, 0 learns nothing; the "
+            "optimizer scales by it in float32)",
+        ),
+        (
+            "num_epochs_per_decay=0",
+            "config: num_epochs_per_decay must be positive, got 0.0 (epochs between staircase decays: 0 "
+            "would decay at every step; for no decay at all use lr_schedule=constant)",
+        ),
+        (
+            "seed=-3",
+            "config: seed must be at least 0, got -3 (it seeds numpy's SeedSequence, which takes no "
+            "negatives, and torch's 64-bit generator)",
+        ),
+        (
+            "keep_checkpoints=-1",
+            "config: keep_checkpoints must be at least 0, got -1 (the newest kept; 0 keeps all)",
+        ),
+        (
+            "crop_area_range=0,0.5",
+            "config: crop_area_range must be 2 numbers, each in (0, 1], got (0.0, 0.5) (the random crop's "
+            "area, as fractions of the image)",
+        ),
+        ("init_from=a\tb", "config: init_from must be text without control characters, got 'a\\tb'"),
+    ):
+        with pytest.raises(Inception3Error) as refused:
+            resolve_config(overrides=[setting])
+        assert str(refused.value).startswith(message) and str(refused.value).endswith(fix), str(refused.value)
+    with pytest.raises(Inception3Error) as refused:
+        resolve_config(overrides=["seed=1e300"])
+    assert str(refused.value).startswith(
+        "config: seed must be at most 9223372036854775807, got 100000000000000005250476…00540160, 301 digits "
+        "long (it seeds numpy's"
+    )
+
+
+def test_eval_and_build_configs_check_themselves_naming_the_option() -> None:
+    with pytest.raises(Inception3Error) as refused:
+        EvalConfig(batch_size=0)
+    assert str(refused.value) == (
+        "--batch-size must be at least 1, got 0 (images per batch, global: split across the ranks)"
+    )
+    with pytest.raises(Inception3Error, match=r"^--num-workers must be at least 0, got -1"):
+        EvalConfig(num_workers=-1)
+    with pytest.raises(Inception3Error, match=r"^--split must be a plain name"):
+        EvalConfig(split="../x")
+    with pytest.raises(Inception3Error, match=r"^--validation-fraction must be below 1, got 1.5"):
+        BuildConfig(Path("a"), Path("b"), validation_fraction=1.5)
+    with pytest.raises(Inception3Error, match=r"^--train-shards must be at least 1, got 0 \(shard names"):
+        BuildConfig(Path("a"), Path("b"), train_shards=0)
+    with pytest.raises(Inception3Error, match=r"^--train-dir must be a path \(without NUL characters\)"):
+        BuildConfig(Path("a\0"), Path("b"))

@@ -10,6 +10,7 @@ shards already complete.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -18,7 +19,9 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing import Value
 from pathlib import Path
@@ -39,10 +42,12 @@ from inception3.data.meta import (
 )
 from inception3.data.records import write_records
 from inception3.errors import Inception3Error
-from inception3.files import leftover_temporaries, write_text_atomic
+from inception3.files import leftover_temporaries, require_directory, write_text_atomic
 
 RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
 STATE_DIR = ".inception3-build"  # per-shard results of an unfinished build; removed when it completes
+LOCK_FILE = ".build.lock"  # held (flock) by the build writing into an output folder; removed at the end
+SHOWN_FILES = 5  # converted or skipped files named in the summary; dataset.json lists every one
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ class BuildReport:
     seconds: float
 
     def summary(self) -> str:
-        """What `inception3 build` prints: counts, then every converted and skipped file."""
+        """What `inception3 build` prints: counts, then the first few converted and skipped files
+        (dataset.json lists them all: an ordinary greyscale set converts thousands)."""
         splits = ", ".join(
             f"{n} {split} records in {self.shards[split]} shards" for split, n in self.records.items()
         )
@@ -87,13 +93,20 @@ class BuildReport:
             f"wrote {splits} to {self.output_dir} in {self.seconds:.1f} s"
             + (f" ({self.reused_shards} shards kept from an earlier run)" if self.reused_shards else "")
         ]
+        where = self.output_dir / DATASET_JSON
         if self.converted:
-            lines.append(f"converted {len(self.converted)} images to RGB JPEG:")
-            lines += [f"  {file} (was {what})" for file, what in self.converted]
+            lines.append(
+                f"converted {len(self.converted)} images to RGB JPEG{_all_in(self.converted, where)}:"
+            )
+            lines += [f"  {file} (was {what})" for file, what in self.converted[:SHOWN_FILES]]
         if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable images:")
-            lines += [f"  {file}: {why}" for file, why in self.skipped]
+            lines.append(f"skipped {len(self.skipped)} unreadable images{_all_in(self.skipped, where)}:")
+            lines += [f"  {file}: {why}" for file, why in self.skipped[:SHOWN_FILES]]
         return "\n".join(lines)
+
+
+def _all_in(files: list, where: Path) -> str:
+    return f" (the first {SHOWN_FILES}; {where} lists all)" if len(files) > SHOWN_FILES else ""
 
 
 _progress = None  # a worker process's handle on the parent's image counter, for the progress bar
@@ -144,8 +157,7 @@ def _write_shard(task: _ShardTask) -> ShardResult:
 def _list_files(
     image_dir: Path, class_names: tuple[str, ...], label_offset: int
 ) -> list[tuple[str, int, str]]:
-    if not image_dir.is_dir():
-        raise Inception3Error(f"{image_dir}: no such directory of class folders")
+    require_directory(image_dir, "directory of class folders", "pass the folder holding one folder per class")
     files = []
     for label, name in enumerate(class_names):
         folder = image_dir / name
@@ -202,8 +214,9 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
         raise Inception3Error("give either --validation-dir or --validation-fraction, not both")
     if label_offset not in (0, 1):
         raise Inception3Error(f"label offset {label_offset} must be 0 (0-based) or 1 (TensorFlow's 1-based)")
-    if not train_dir.is_dir():
-        raise Inception3Error(f"{train_dir}: no such directory of class folders")
+    require_directory(train_dir, "directory of class folders", "pass the folder holding one folder per class")
+    if (output_dir.exists() or output_dir.is_symlink()) and not output_dir.is_dir():
+        require_directory(output_dir, "directory", "give --output-dir a new or empty directory")
     class_names = folder_classes(train_dir, cfg.labels_file)
     splits = _plan(train_dir, validation_dir, validation_fraction, class_names, label_offset)
     boxes = read_bounding_boxes(cfg.bounding_boxes) if cfg.bounding_boxes is not None else {}
@@ -219,59 +232,99 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
         json.dumps([splits, shard_counts, sorted(boxes.items())], sort_keys=True).encode()
     ).hexdigest()
     names = {split: [shard_name(split, i, n) for i in range(n)] for split, n in shard_counts.items()}
-    state_dir = output_dir / STATE_DIR
-    complete = _check_output(output_dir, state_dir, fingerprint)
-    _remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
-    if complete:
-        shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up
-        return _completed_report(output_dir, time.monotonic() - start)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(state_dir / "plan.json", json.dumps({"fingerprint": fingerprint}))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(output_dir):  # from here on the folder is this build's alone
+        state_dir = output_dir / STATE_DIR
+        complete = _check_output(output_dir, state_dir, fingerprint)
+        _remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
+        if complete:
+            shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up
+            return _completed_report(output_dir, time.monotonic() - start)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(state_dir / "plan.json", json.dumps({"fingerprint": fingerprint}))
 
-    tasks, results = [], {}
-    for split, files in splits.items():
-        n = shard_counts[split]
-        bounds = [round(i * len(files) / n) for i in range(n + 1)]
-        for i, name in enumerate(names[split]):
-            state_path = state_dir / f"{name}.json"
-            if (output_dir / name).exists() and state_path.exists():
-                results[name] = ShardResult(**json.loads(state_path.read_text()))
-                continue
-            chunk = tuple(files[bounds[i] : bounds[i + 1]])
-            stems = [Path(f).stem for f, _, _ in chunk]
-            tasks.append(
-                _ShardTask(
-                    output_dir / name,
-                    state_path,
-                    chunk,
-                    {stem: boxes[stem] for stem in stems if stem in boxes},
+        tasks, results = [], {}
+        for split, files in splits.items():
+            n = shard_counts[split]
+            bounds = [round(i * len(files) / n) for i in range(n + 1)]
+            for i, name in enumerate(names[split]):
+                state_path = state_dir / f"{name}.json"
+                if (output_dir / name).exists() and state_path.exists():
+                    results[name] = ShardResult(**json.loads(state_path.read_text()))
+                    continue
+                chunk = tuple(files[bounds[i] : bounds[i + 1]])
+                stems = [Path(f).stem for f, _, _ in chunk]
+                tasks.append(
+                    _ShardTask(
+                        output_dir / name,
+                        state_path,
+                        chunk,
+                        {stem: boxes[stem] for stem in stems if stem in boxes},
+                    )
                 )
-            )
-    reused = len(results)
-    for result in _run_tasks(tasks, cfg.workers or len(os.sched_getaffinity(0)), cfg.progress):
-        results[result.name] = result
+        reused = len(results)
+        for result in _run_tasks(tasks, cfg.workers or len(os.sched_getaffinity(0)), cfg.progress):
+            results[result.name] = result
 
-    report = _record_build(
-        output_dir,
-        class_names,
-        label_offset,
-        names,
-        results,
-        {
-            "fingerprint": fingerprint,
-            "train_dir": str(train_dir),
-            "validation_dir": str(validation_dir) if validation_dir is not None else None,
-            "validation_fraction": validation_fraction,
-            "labels_file": str(cfg.labels_file) if cfg.labels_file is not None else None,
-            "bounding_boxes": str(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
-            "shuffle_seed": BUILD_SHUFFLE_SEED,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    )
-    shutil.rmtree(state_dir)
-    report.reused_shards = reused
-    report.seconds = time.monotonic() - start
-    return report
+        report = _record_build(
+            output_dir,
+            class_names,
+            label_offset,
+            names,
+            results,
+            {
+                "fingerprint": fingerprint,
+                "train_dir": str(train_dir),
+                "validation_dir": str(validation_dir) if validation_dir is not None else None,
+                "validation_fraction": validation_fraction,
+                "labels_file": str(cfg.labels_file) if cfg.labels_file is not None else None,
+                "bounding_boxes": str(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
+                "shuffle_seed": BUILD_SHUFFLE_SEED,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+        shutil.rmtree(state_dir)
+        report.reused_shards = reused
+        report.seconds = time.monotonic() - start
+        return report
+
+
+@contextmanager
+def _locked(output_dir: Path) -> Iterator[None]:
+    """Hold the output folder's lock for the build; a second build into it is refused in one line.
+
+    `flock` is released by the kernel when the process ends, however it ends, so a killed build
+    never leaves the folder locked; the file itself is removed by the build that holds it.
+    """
+    path = output_dir / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise Inception3Error(
+                f"{output_dir}: another inception3 build (process {holder}) is writing there; wait "
+                "for it to finish, or use another --output-dir"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:  # the holder before us may have removed the file we opened: lock the one that is there
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        Path(path).unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:

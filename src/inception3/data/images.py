@@ -8,6 +8,8 @@ that is not already an RGB JPEG (PNG, GIF, BMP, WebP, CMYK, greyscale, palette, 
 from __future__ import annotations
 
 import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,8 @@ def prepare_image(path: Path) -> PreparedImage:
     Raises BadImageError (with the reason) for a file that cannot be read or decoded whole.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # reading a FIFO or a device would never end
+            raise BadImageError("not a regular file (a FIFO, socket or device)")
         data = Path(path).read_bytes()
         with PIL.Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -61,6 +65,8 @@ def prepare_image(path: Path) -> PreparedImage:
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
             rgb = _to_rgb(image)
+    except BadImageError:
+        raise
     except PIL.UnidentifiedImageError as error:
         raise BadImageError("not an image in a format Pillow reads") from error
     except Exception as error:  # noqa: BLE001 - any failure to decode makes the file unusable, never the build

@@ -20,6 +20,7 @@ from inception3.data.example import ImageRecord, MalformedExampleError
 from inception3.data.meta import DATASET_JSON, DatasetInfo, read_dataset_json, shard_splits, split_shards
 from inception3.data.records import CorruptRecordError, RecordFile
 from inception3.errors import Inception3Error
+from inception3.files import require_directory
 
 
 @dataclass
@@ -70,9 +71,7 @@ def inspect_dataset(
     data_dir: Path, *, verify: bool = False, limit: int | None = None, progress: bool | None = None
 ) -> Inspection:
     """Summarise `data_dir`'s shards; `verify` checks CRCs and decodes images; `limit` caps records/split."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise Inception3Error(f"{data_dir}: no such directory; pass the directory that holds the shards")
+    data_dir = require_directory(Path(data_dir), "directory", "pass the directory that holds the shards")
     recorded = read_dataset_json(data_dir)
     names = shard_splits(data_dir)
     if not names:

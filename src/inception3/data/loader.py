@@ -132,9 +132,9 @@ class TrainLoader:
     """Infinite batches of randomly cropped training images for one rank, epoch after epoch.
 
     The epochs' shuffled orders form one stream of global batches; each rank reads its slice of
-    every one (so the ranks never overlap), and batches run on across epoch boundaries. With `skip_corrupt`, corrupt records
-    are left out of their batch (which is then shorter) and counted in `skipped_records`, as are
-    the records after a damaged header in a shard, which cannot be found.
+    every one (so the ranks never overlap), and batches run on across epoch boundaries. With
+    `skip_corrupt`, corrupt records are left out of their batch (which is then shorter) and counted
+    in `skipped_records`, as are the records after a damaged header in a shard, which cannot be found.
     """
 
     def __init__(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from inception3.data.records import RecordFile
 from inception3.errors import Inception3Error
-from inception3.files import write_text_atomic
+from inception3.files import require_directory, what_is_at, write_text_atomic
 
 DATASET_JSON = "dataset.json"
 LABELS_FILE = "labels.txt"  # TensorFlow's build scripts' labels file: one class name per line, in label order
@@ -95,8 +95,16 @@ def read_labels(path: Path) -> tuple[str, ...]:
     """The class names a labels file lists, one per line in label order (blank lines ignored)."""
     path = Path(path)
     if not path.is_file():
-        raise Inception3Error(f"{path}: no such labels file; it lists one class name per line")
-    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+        found = what_is_at(path)
+        there = "no such labels file" if found == "nothing" else f"is {found}, not a labels file"
+        raise Inception3Error(f"{path}: {there}; it lists one class name per line")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise Inception3Error(
+            f"{path}: not a UTF-8 text file; a labels file lists one class name per line"
+        ) from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not names:
         raise Inception3Error(f"{path}: lists no classes; put one class name per line")
     if len(set(names)) != len(names):
@@ -225,9 +233,7 @@ def load_dataset_info(
     `data_dir/labels.txt` (one name per line, in label order) or from `num_classes`. Given values
     that contradict dataset.json are an error, not overridden.
     """
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise Inception3Error(f"{data_dir}: no such directory; pass the directory that holds the shards")
+    data_dir = require_directory(Path(data_dir), "directory", "pass the directory that holds the shards")
     recorded = read_dataset_json(data_dir)
     if recorded is not None:
         return _from_json(recorded[0], label_offset, num_classes)

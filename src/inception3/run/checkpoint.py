@@ -5,6 +5,11 @@ text file naming the newest complete one. Each file is written atomically (`file
 only then is `latest` replaced the same way. A kill at any moment leaves either the old or the new
 checkpoint complete, and `latest` never names a partial file.
 
+Nothing leads out of RUN/checkpoints: `latest` is followed only when it holds the bare name of a
+checkpoint file there, and checkpoint files that are links to elsewhere are not listed (a warning
+says why), so another run's checkpoint is never resumed or scored as this run's. A checkpoint's
+content must also be of the step its name says (`check_step`).
+
 Files hold only tensors, numbers, strings, lists and dicts, so `torch.load(weights_only=True)`
 reads them without unpickling arbitrary objects. What a training checkpoint holds is written and
 read in `train/resume.py`; this module adds "format", "step" and "final".
@@ -13,18 +18,27 @@ read in `train/resume.py`; this module adds "format", "step" and "final".
 from __future__ import annotations
 
 import errno
+import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
 
 from inception3.errors import Inception3Error
-from inception3.files import atomic_write, leftover_temporaries, write_text_atomic
+from inception3.files import (
+    atomic_write,
+    inside,
+    leftover_temporaries,
+    os_error_behind,
+    what_is_at,
+    write_text_atomic,
+)
 from inception3.run.layout import KEPT, LATEST, checkpoint_dir
 
 FORMAT = "inception3/1"
-_NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+_NAME = re.compile(r"ckpt-([0-9]+)\.pt")
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -59,7 +73,7 @@ def save_checkpoint(
             write_text_atomic(directory / KEPT, "\n".join(kept) + "\n")
         write_text_atomic(directory / LATEST, f"{path.name}\n")
     except (OSError, RuntimeError) as error:
-        cause = _os_error(error)
+        cause = os_error_behind(error)
         if cause is None:
             raise
         raise _write_error(cause, directory, step, previous) from None
@@ -69,13 +83,6 @@ def save_checkpoint(
         for old in prunable[: max(0, len(prunable) - (keep - 1))]:
             old.unlink()
     return path
-
-
-def _os_error(error: BaseException | None) -> OSError | None:
-    """The OSError behind `error`: torch.save's zip writer hides a failed write behind a RuntimeError."""
-    while error is not None and not isinstance(error, OSError):
-        error = error.__cause__ or error.__context__
-    return error
 
 
 def _write_error(error: OSError, directory: Path, step: int, previous: Path | None) -> Inception3Error:
@@ -94,6 +101,10 @@ def _write_error(error: OSError, directory: Path, step: int, previous: Path | No
     )
 
 
+def _ours(name: str) -> bool:
+    return name in (LATEST, KEPT) or _NAME.fullmatch(name) is not None
+
+
 def remove_partial_files(run_dir: Path) -> list[Path]:
     """Delete the temporary files of writes a kill interrupted (only this module's own, by name).
 
@@ -102,31 +113,115 @@ def remove_partial_files(run_dir: Path) -> list[Path]:
     directory = checkpoint_dir(run_dir)
     if not directory.is_dir():
         return []
-    partial = leftover_temporaries(directory, lambda name: name in (LATEST, KEPT) or bool(_NAME.match(name)))
+    partial = leftover_temporaries(directory, _ours)
     for path in partial:
         path.unlink(missing_ok=True)
     return partial
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run as (step, path), oldest first (temporary files are not listed)."""
+class IgnoredFileWarning(UserWarning):
+    """A name in a run directory that leads out of it (or nowhere) and is therefore not followed."""
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint's file name says (`ckpt-00000100.pt` -> 100); None for other names."""
+    match = _NAME.fullmatch(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def _scan(run_dir: Path) -> tuple[list[tuple[int, Path]], list[str]]:
+    """The run's checkpoint files that stay in its folder, oldest first, and why any others are not."""
     directory = checkpoint_dir(run_dir)
     if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
-    return sorted(found)
+        return [], []
+    found, ignored = [], []
+    for path in directory.iterdir():
+        if (step := checkpoint_step(path)) is None:
+            continue
+        if path.is_symlink() and not inside(path, directory):
+            ignored.append(
+                f"{path}: a link to {os.readlink(path)}, outside {directory}; not followed (a run "
+                "uses its own checkpoints only): replace it with the file itself"
+            )
+        elif not path.is_file():
+            ignored.append(f"{path}: is {what_is_at(path)}, not a checkpoint file; ignored")
+        else:
+            found.append((step, path))
+    return sorted(found), sorted(ignored)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint: the one `latest` names, else the highest step on disk."""
-    directory = checkpoint_dir(run_dir)
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as (step, path), oldest first.
+
+    Temporary files are not listed, nor links that lead out of RUN/checkpoints (`ignored_files`).
+    """
+    return _scan(run_dir)[0]
+
+
+def _pointer(directory: Path) -> tuple[Path | None, str | None]:
+    """The checkpoint `latest` names when it may be followed; else why not (None: no `latest`)."""
     pointer = directory / LATEST
-    if pointer.exists():
-        path = directory / pointer.read_text().strip()
-        if _NAME.match(path.name) and path.exists():
-            return path
+    if not pointer.exists() and not pointer.is_symlink():
+        return None, None
+    if not (pointer.is_file() and inside(pointer, directory)):
+        return None, (
+            f"{pointer}: is {what_is_at(pointer)}"
+            + (f" linked from outside {directory}" if pointer.is_symlink() else "")
+            + ", not the pointer file training writes; ignored, and the newest checkpoint there is used"
+        )
+    try:
+        with open(pointer, "rb") as f:
+            text = f.read(256).decode("utf-8", errors="replace").strip()
+    except OSError as error:
+        return None, f"{pointer}: cannot be read ({error.strerror}); ignored"
+    if not _NAME.fullmatch(text):
+        return None, (
+            f"{pointer}: names {text[:100]!r}, not the name of a checkpoint file in {directory} "
+            "(ckpt-NNNNNNNN.pt); ignored, and the newest checkpoint there is used instead"
+        )
+    path = directory / text
+    if not path.exists() and not path.is_symlink():
+        return None, None  # moved away on purpose (to resume from an earlier one): the listing decides
+    if not (path.is_file() and inside(path, directory)):
+        return None, None  # the listing leaves it out and `ignored_files` says why
+    return path, None
+
+
+def ignored_files(run_dir: Path) -> list[str]:
+    """Why `latest` or a checkpoint file of the run is not followed: one line each, for warnings."""
+    directory = checkpoint_dir(run_dir)
+    note = _pointer(directory)[1] if directory.is_dir() else None
+    return ([note] if note else []) + _scan(run_dir)[1]
+
+
+def latest_checkpoint(run_dir: Path, *, warn: bool = False) -> Path | None:
+    """The newest complete checkpoint: the one `latest` names, else the highest step on disk.
+
+    `latest` is followed only when it holds the bare name of a checkpoint file of RUN/checkpoints
+    that stays there (no path, no `..`, no link out of the folder): another run's checkpoint must
+    never be taken for this run's. `warn`: say so (IgnoredFileWarning) for whatever is ignored.
+    """
+    directory = checkpoint_dir(run_dir)
+    if warn:
+        for note in ignored_files(run_dir):
+            warnings.warn(note, IgnoredFileWarning, stacklevel=2)
+    path = _pointer(directory)[0] if directory.is_dir() else None
+    if path is not None:
+        return path
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
+
+
+def check_step(path: Path, state: dict) -> None:
+    """Refuse a run's checkpoint whose content is of another step than its name says (renamed, or
+    copied in from elsewhere): resuming or scoring it would put it at the wrong step."""
+    named = checkpoint_step(path)
+    held = state.get("step")
+    if named is not None and isinstance(held, int) and held != named:
+        raise Inception3Error(
+            f"{path}: holds the state of step {held}, but its name says step {named} (renamed, or "
+            "copied in from another run)"
+        )
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -1,6 +1,7 @@
 """The run directory: the one place that knows its names, and the evaluator's JSON lines in it.
 
 RUN/config.toml               the effective training config (older ones kept as config-to-STEP.toml)
+RUN/.trainer.lock             the running trainer's hold on the run (run/lock.py)
 RUN/events.out.tfevents.*     the trainer's TensorBoard summaries
 RUN/checkpoints/ckpt-STEP.pt  checkpoints, with `latest` (the newest complete one) and `kept`
 RUN/eval/SPLIT.jsonl          one JSON line per evaluated checkpoint, and the evaluator's events
@@ -10,19 +11,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from inception3.errors import Inception3Error
+from inception3.files import inside
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"  # inside checkpoints/: the file name of the newest complete checkpoint
 KEPT = "kept"  # inside checkpoints/: names of checkpoints never pruned, one a line
 CONFIG = "config.toml"
+LOCK = ".trainer.lock"  # the running trainer's hold on the run (run/lock.py)
 EVAL = "eval"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINTS
+
+
+def lock_path(run_dir: Path) -> Path:
+    return Path(run_dir) / LOCK
 
 
 def config_path(run_dir: Path) -> Path:
@@ -38,13 +46,33 @@ def eval_dir(run_dir: Path) -> Path:
     return Path(run_dir) / EVAL
 
 
+_SPLIT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 def results_path(run_dir: Path, split: str) -> Path:
+    """RUN/eval/SPLIT.jsonl; a split name that is not a plain name (a path, `..`) is refused."""
+    if not _SPLIT.fullmatch(split) or len(split) > 200:
+        raise Inception3Error(
+            f"split {split[:100]!r}: not a plain name (letters, digits, '_', '-', '.'); its results "
+            f"file would not be in {eval_dir(run_dir)}"
+        )
     return eval_dir(run_dir) / f"{split}.jsonl"
 
 
+def _own_file(path: Path) -> Path:
+    """`path`, unless it is a link that leads out of its folder: the run's results are its own."""
+    if path.is_symlink() and not inside(path, path.parent):
+        raise Inception3Error(
+            f"{path}: a link to {os.readlink(path)}, outside {path.parent}; a run's evaluation "
+            "records are its own: replace the link with a file (or remove it)"
+        )
+    return path
+
+
 def result_splits(run_dir: Path) -> list[str]:
-    """The splits that have evaluation records, sorted."""
-    return sorted(path.stem for path in eval_dir(run_dir).glob("*.jsonl"))
+    """The splits that have evaluation records, sorted (files only, under plain names)."""
+    found = eval_dir(run_dir).glob("*.jsonl")
+    return sorted(p.stem for p in found if _SPLIT.fullmatch(p.stem) and (p.is_file() or p.is_symlink()))
 
 
 def read_results(run_dir: Path, split: str) -> list[dict]:
@@ -52,7 +80,7 @@ def read_results(run_dir: Path, split: str) -> list[dict]:
 
     A line that is not a record with a 'step' is a user error naming the file and line.
     """
-    path = results_path(run_dir, split)
+    path = _own_file(results_path(run_dir, split))
     if not path.exists():
         return []
     records: list[dict] = []
@@ -71,11 +99,21 @@ def read_results(run_dir: Path, split: str) -> list[dict]:
 
 
 def append_result(run_dir: Path, split: str, record: dict) -> Path:
-    """Append one record as a JSON line, flushed to disk before returning."""
-    path = results_path(run_dir, split)
+    """Append one record as a JSON line, flushed to disk before returning (never out of RUN/eval).
+
+    A write that fails part way (a full disk) is cut back off, so the file never holds half a line.
+    """
+    path = _own_file(results_path(run_dir, split))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    line = (json.dumps(record) + "\n").encode()
+    with open(path, "ab", buffering=0) as f:
+        start = f.seek(0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(line):
+                written += f.write(line[written:])
+            os.fsync(f.fileno())
+        except OSError:
+            os.ftruncate(f.fileno(), start)
+            raise
     return path

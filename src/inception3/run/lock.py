@@ -19,8 +19,8 @@ from pathlib import Path
 
 from inception3.errors import Inception3Error
 from inception3.files import write_text_atomic
+from inception3.run.layout import lock_path
 
-LOCK = ".trainer.lock"
 LEASE_SECS = 120.0  # a holder on another host that has not renewed for this long is presumed dead
 
 
@@ -28,7 +28,7 @@ class RunLock:
     """The trainer's hold on a run directory, from `acquire` to `release`."""
 
     def __init__(self, run_dir: Path, *, lease_secs: float = LEASE_SECS) -> None:
-        self.path = Path(run_dir) / LOCK
+        self.path = lock_path(run_dir)
         self.lease_secs = lease_secs
         self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
         self._stop = threading.Event()

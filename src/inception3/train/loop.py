@@ -7,6 +7,7 @@ same steps on its share of the global batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -17,16 +18,18 @@ from typing import TextIO
 
 import torch
 
-from inception3.config import ModelConfig, TrainConfig
+from inception3.config import ModelConfig, TrainConfig, shown
 from inception3.data import DatasetInfo, TrainLoader, load_dataset_info
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.run import distributed as dist
 from inception3.run.checkpoint import is_final, latest_checkpoint, remove_partial_files, save_checkpoint
+from inception3.run.lock import RunLock
 from inception3.train import resume
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.finetune import freeze_batch_norm_statistics, init_from, restrict_training
 from inception3.train.optim import build_optimizer, learning_rate, set_learning_rate
+from inception3.train.options import validate
 from inception3.train.parallel import convert_sync_batch_norm, wrap_model
 from inception3.train.step import StepResult, train_step
 from inception3.train.stopping import StopRequest
@@ -91,22 +94,33 @@ def train(
     Returns the final step and checkpoint. Raises Inception3Error on bad input or a diverged loss.
     """
     out = out or sys.stdout
+    validate(cfg)  # resolve_config did for the CLI; a config made in Python is checked here
     ctx = dist.init_distributed(cfg.device)
     try:
-        return _train(cfg, Path(data_dir), Path(train_dir), ctx, force, out)
+        with contextlib.ExitStack() as held:  # the run directory's lock, released however training ends
+            return _train(cfg, Path(data_dir), Path(train_dir), ctx, force, out, held)
     finally:
         dist.shutdown(ctx)
 
 
 def _train(
-    cfg: TrainConfig, data_dir: Path, train_dir: Path, ctx: dist.Distributed, force: bool, out: TextIO
+    cfg: TrainConfig,
+    data_dir: Path,
+    train_dir: Path,
+    ctx: dist.Distributed,
+    force: bool,
+    out: TextIO,
+    held: contextlib.ExitStack,
 ) -> TrainResult:
     say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
 
     # Data, and the network it needs; a checkpoint of this run, if any, must continue it exactly.
     per_rank = _per_rank_batch(cfg, ctx.world_size)
     info = _dataset_info(data_dir, cfg)
+    _check_batch_fits(cfg, info)
     model_cfg = _model_config(cfg, info)
+    if cfg.compile:
+        _check_compile_backend(cfg.compile_backend)
     resumed = resume.latest_state(train_dir)
     if resumed is not None:
         overridden = resume.check_resumable(resumed[1], cfg, model_cfg, info.class_names, force=force)
@@ -119,7 +133,7 @@ def _train(
         )
     step = int(resumed[1]["step"]) if resumed is not None else 0
     if ctx.is_main:
-        _prepare_run_dir(train_dir, cfg, step, data_dir, say)
+        _prepare_run_dir(train_dir, cfg, step, data_dir, say, held)
 
     # Model, moving averages, optimizer and data order: fresh, from --init-from, or as checkpointed.
     run = _build(cfg, model_cfg, info, per_rank, ctx, fresh=resumed is None, say=say)
@@ -205,7 +219,35 @@ def _per_rank_batch(cfg: TrainConfig, world_size: int) -> int:
             f"batch_size {cfg.batch_size} is global: it must divide evenly by the "
             f"{world_size} ranks × {cfg.grad_accum} accumulation steps"
         )
+    if share < 2:  # PyTorch raises mid-step: "Expected more than 1 value per channel when training"
+        raise Inception3Error(
+            f"config: batch_size {cfg.batch_size} leaves 1 image per micro-batch ({world_size} ranks × "
+            f"{cfg.grad_accum} accumulation steps); batch norm needs at least 2, as the aux head's last "
+            "map (and below 107 px Mixed_7c's) is 1×1; raise batch_size or lower grad_accum with --set"
+        )
     return cfg.batch_size // world_size
+
+
+def _check_batch_fits(cfg: TrainConfig, info: DatasetInfo) -> None:
+    """A global batch larger than the split would hold some images twice (and grow without bound)."""
+    records = info.split_sizes["train"]
+    if cfg.batch_size > records:
+        raise Inception3Error(
+            f"config: batch_size {cfg.batch_size} is larger than the {records} training records of "
+            f"{info.data_dir}, so a batch would hold some images twice; lower batch_size with --set "
+            "(or build more data)"
+        )
+
+
+def _check_compile_backend(backend: str) -> None:
+    """torch.compile only names an unknown backend at the first step, as a traceback."""
+    import torch._dynamo
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):  # any registered, debug ones too
+        raise Inception3Error(
+            f"config: compile_backend {shown(backend)} is not a torch.compile backend; choose one of "
+            f"{', '.join(torch._dynamo.list_backends())} (or set compile=false)"
+        )
 
 
 def _dataset_info(data_dir: Path, cfg: TrainConfig) -> DatasetInfo:
@@ -232,9 +274,17 @@ def _model_config(cfg: TrainConfig, info: DatasetInfo) -> ModelConfig:
     return model_cfg
 
 
-def _prepare_run_dir(train_dir: Path, cfg: TrainConfig, step: int, data_dir: Path, say) -> None:
-    """Rank 0: the run directory, its config.toml, and no leftovers of an interrupted checkpoint write."""
+def _prepare_run_dir(
+    train_dir: Path, cfg: TrainConfig, step: int, data_dir: Path, say, held: contextlib.ExitStack
+) -> None:
+    """Rank 0: the run directory and its lock (held until `held` closes), its config.toml, and no
+    leftovers of a killed checkpoint write."""
     train_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(train_dir)
+    taken_over = lock.acquire()
+    held.callback(lock.release)
+    if taken_over:
+        say(taken_over)
     resume.write_config(train_dir, cfg, step, data_dir)
     partial = remove_partial_files(train_dir)
     if partial:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import tomllib
 import typing
 from pathlib import Path
 
-from inception3.config import PRESETS, ModelConfig, TrainConfig
+from inception3.config import PRESETS, ModelConfig, TrainConfig, check_fields, shown
 from inception3.errors import Inception3Error
 
 # The model's class count comes from the dataset; `num_classes` is TrainConfig's own override.
@@ -25,7 +26,7 @@ _TYPES |= {key: kind for key, kind in typing.get_type_hints(TrainConfig).items()
 def _convert(key: str, value: object, where: str) -> object:
     """`value` (a TOML value or a --set string) as the type of field `key`."""
     if key not in _TYPES:
-        raise Inception3Error(f"{where}: unknown config key {key!r}; {_closest_keys(key)}")
+        raise Inception3Error(f"{where}: unknown config key {shown(key)}; {_closest_keys(key)}")
     kind = _TYPES[key]
     text = value.strip() if isinstance(value, str) else None
     try:
@@ -40,24 +41,28 @@ def _convert(key: str, value: object, where: str) -> object:
         if kind is int:
             return _number(value, int)
         if kind is float:
-            return float(value)
+            return _float(value)
         if kind == tuple[float, float]:
             items = value if isinstance(value, list) else (text or "").split(",")
-            low, high = (float(v) for v in items)
+            low, high = (_float(v) for v in items)
             return (low, high)
         if kind == tuple[str, ...]:
-            items = value if isinstance(value, list) else [s for s in (text or "").split(",")]
-            return tuple(str(s).strip() for s in items if str(s).strip())
+            items = value if isinstance(value, list) else (text or "").split(",")
+            if not all(isinstance(s, str) for s in items):
+                raise ValueError
+            return tuple(s.strip() for s in items if s.strip())
         if kind is str:
-            return str(value)
+            if not isinstance(value, str):
+                raise ValueError
+            return value
         if typing.get_origin(kind) is typing.Literal:
             choices = typing.get_args(kind)
             if str(value) in choices:
                 return str(value)
-            raise Inception3Error(f"{where}: {key} must be {' or '.join(choices)}, got {value!r}")
-    except (TypeError, ValueError):
+            raise Inception3Error(f"{where}: {key} must be {' or '.join(choices)}, got {shown(value)}")
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "1e400" as an int
         pass
-    raise Inception3Error(f"{where}: {key} = {value!r} is not a valid {getattr(kind, '__name__', kind)}")
+    raise Inception3Error(f"{where}: {key} = {shown(value)} is not a valid {getattr(kind, '__name__', kind)}")
 
 
 def _closest_keys(key: str) -> str:
@@ -67,11 +72,18 @@ def _closest_keys(key: str) -> str:
 
 
 def _number(value: object, kind: type) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError
     if isinstance(value, float) and not value.is_integer():
         raise ValueError
     return kind(float(value)) if isinstance(value, str) and "e" in value.lower() else kind(value)
+
+
+def _float(value: object) -> float:
+    """A TOML number or a --set string as a float; true/false are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError
+    return float(value)
 
 
 def parse_set(items: list[str]) -> dict[str, object]:
@@ -81,18 +93,21 @@ def parse_set(items: list[str]) -> dict[str, object]:
         key, sep, value = item.partition("=")
         if not sep:
             raise Inception3Error(f"--set {item!r}: expected key=value, e.g. --set batch_size=64")
-        values[key.strip()] = _convert(key.strip(), value, f"--set {item}")
+        where = f"--set {item}" if item.isprintable() and len(item) <= 60 else f"--set {shown(item)}"
+        values[key.strip()] = _convert(key.strip(), value, where)
     return values
 
 
 def read_toml(path: Path) -> dict[str, object]:
     """The typed config values of a TOML file (flat keys, as config.toml is written)."""
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise Inception3Error(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise Inception3Error(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:  # a directory, no permission
+        raise Inception3Error(f"{path}: cannot read the config file ({error.strerror})") from None
     return {key: _convert(key, value, str(path)) for key, value in raw.items()}
 
 
@@ -127,33 +142,16 @@ def flat_config(cfg: TrainConfig) -> dict[str, object]:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Refuse values that cannot work, with the key at fault."""
-    checks = [
-        (
-            cfg.batch_size >= 1,
-            f"batch_size must be at least 1, got {cfg.batch_size} (it is the global batch, "
-            "split across the ranks)",
-        ),
-        (cfg.grad_accum >= 1, f"grad_accum must be at least 1, got {cfg.grad_accum}"),
-        (cfg.max_steps >= 1, f"max_steps must be at least 1, got {cfg.max_steps}"),
-        (cfg.learning_rate > 0, f"learning_rate must be positive, got {cfg.learning_rate}"),
-        (0.0 <= cfg.ema_decay < 1.0, f"ema_decay must be in [0, 1), got {cfg.ema_decay}"),
-        (0.0 <= cfg.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}"),
-        (cfg.log_every >= 1 and cfg.summary_every >= 1, "log_every and summary_every must be at least 1"),
-        (cfg.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
-        (cfg.num_classes is None or cfg.num_classes >= 1, "num_classes must be at least 1"),
-        (
-            0.0 <= cfg.crop_min_object_covered <= 1.0,
-            f"crop_min_object_covered must be in [0, 1], got {cfg.crop_min_object_covered}",
-        ),
-        (
-            0.0 < cfg.crop_area_range[0] <= cfg.crop_area_range[1] <= 1.0,
-            f"crop_area_range must be two fractions 0 < low <= high <= 1, got {cfg.crop_area_range}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise Inception3Error(f"config: {message}; fix it with --set or in the --config file")
+    """Refuse values that cannot work, with the key at fault: each key against its row of the table
+    (config.py), then the keys that must agree with each other."""
+    fix = "; fix it with --set or in the --config file"
+    check_fields(cfg, lambda key: f"config: {key}", fix)
+    low, high = cfg.crop_area_range
+    if low > high:
+        raise Inception3Error(
+            "config: crop_area_range must be two fractions 0 < low <= high <= 1, "
+            f"got {cfg.crop_area_range}{fix}"
+        )
 
 
 def _toml_value(value: object) -> str:
@@ -163,7 +161,7 @@ def _toml_value(value: object) -> str:
         return repr(value)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(str(value), ensure_ascii=False)  # JSON's string escapes are TOML's
 
 
 def config_to_toml(cfg: TrainConfig, header: str = "") -> str:

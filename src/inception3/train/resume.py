@@ -19,9 +19,9 @@ import torch
 from inception3.config import ModelConfig, TrainConfig
 from inception3.data import TrainLoader
 from inception3.errors import Inception3Error
-from inception3.files import write_text_atomic
+from inception3.files import what_is_at, write_text_atomic
 from inception3.model import InceptionV3
-from inception3.run.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from inception3.run.checkpoint import check_step, latest_checkpoint, list_checkpoints, load_checkpoint
 from inception3.run.layout import config_path, retired_config_path
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.options import config_to_toml, flat_config
@@ -75,12 +75,23 @@ def restore(run: Resumable, state: dict, path: Path, *, force: bool) -> None:
 
 
 def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
-    """The newest checkpoint of the run and its contents; when unreadable, how to fall back."""
-    path = latest_checkpoint(train_dir)
+    """The newest checkpoint of the run and its contents; when unreadable, how to fall back.
+
+    Only the run's own checkpoints count (`latest_checkpoint`: nothing outside RUN/checkpoints),
+    and one whose content is of another step than its name says is refused like a damaged one.
+    """
+    train_dir = Path(train_dir)
+    if (train_dir.exists() or train_dir.is_symlink()) and not train_dir.is_dir():
+        raise Inception3Error(
+            f"{train_dir}: is {what_is_at(train_dir)}, not a run directory; give --train-dir a new "
+            "directory or the one of the run to continue"
+        )
+    path = latest_checkpoint(train_dir, warn=True)
     if path is None:
         return None
     try:
-        return path, load_checkpoint(path)
+        state = load_checkpoint(path)
+        check_step(path, state)
     except Inception3Error as error:
         earlier = [p for _, p in list_checkpoints(train_dir) if p != path]
         hint = (
@@ -89,6 +100,7 @@ def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
             else "no earlier checkpoint is left: train into a new --train-dir"
         )
         raise Inception3Error(f"cannot resume {train_dir}: {error}; {hint}") from None
+    return path, state
 
 
 def _rng_state() -> dict:
