@@ -166,11 +166,14 @@ def train_batches(
         start = position + rank * batch_size
         numbers = np.arange(start, start + batch_size)
         epochs = numbers // total
-        for epoch in np.unique(epochs).tolist():
-            orders.setdefault(epoch, epoch_order(shard_sizes, seed, epoch))
+        records = np.empty(batch_size, dtype=np.int64)
+        for epoch in np.unique(epochs).tolist():  # one epoch, or two where the batch crosses a boundary
+            if epoch not in orders:  # once per epoch: the order of ImageNet's 1.28M records takes seconds
+                orders[epoch] = epoch_order(shard_sizes, seed, epoch)
+            records[epochs == epoch] = orders[epoch][numbers[epochs == epoch] % total]
         for old in [e for e in orders if e < int(epochs[0])]:
             del orders[old]
-        yield np.array([orders[int(e)][n % total] for n, e in zip(numbers, epochs, strict=True)]), epochs
+        yield records, epochs
         position += global_batch
 
 
