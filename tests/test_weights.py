@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import warnings
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from tinycheckpoints import checkpoint_state, tiny_model
 from torchvision.models import inception_v3
 
 from inception3.errors import Inception3Error
@@ -153,28 +153,9 @@ def test_a_pickle_carrying_code_is_refused(tmp_path):
         read_weights(path)
 
 
-def _tiny_model(num_classes: int = 5, seed: int = 0) -> InceptionV3:
-    torch.manual_seed(seed)
-    return InceptionV3(num_classes=num_classes, depth_multiplier=0.25, image_size=75)
-
-
-def _state(model: InceptionV3, ema: InceptionV3 | None = None) -> dict:
-    return {
-        "model_config": dataclasses.asdict(model.config),
-        "model": model.state_dict(),
-        "ema": (ema or model).state_dict(),
-        "optimizer": {},
-        "data": {"position": 8},
-        "rng": {"torch": torch.get_rng_state()},
-        "config": {"seed": 0},
-        "class_names": ["a", "b", "c", "d", "e"],
-        "image_size": 75,
-    }
-
-
 def test_load_model_uses_the_average_by_default(tmp_path: Path) -> None:
-    raw, averaged = _tiny_model(seed=1), _tiny_model(seed=2)
-    path = save_checkpoint(tmp_path, 7, _state(raw, averaged), final=True)
+    raw, averaged = tiny_model(seed=1), tiny_model(seed=2)
+    path = save_checkpoint(tmp_path, 7, checkpoint_state(raw, averaged), final=True)
     model, meta = load_model(path)
     assert not model.training and meta["ema"] and meta["step"] == 7 and meta["final"]
     assert meta["image_size"] == 75 and meta["model_config"]["depth_multiplier"] == 0.25
@@ -188,7 +169,7 @@ def test_load_model_uses_the_average_by_default(tmp_path: Path) -> None:
 
 
 def test_load_model_reads_a_plain_state_dict(tmp_path: Path) -> None:
-    source = _tiny_model(num_classes=7)
+    source = tiny_model(num_classes=7)
     path = tmp_path / "plain.pt"
     torch.save(source.state_dict(), path)
     model, meta = load_model(path)
@@ -210,5 +191,5 @@ def test_weights_of_1000_classes_without_names_get_imagenets(tmp_path: Path) -> 
     torch.save(InceptionV3(num_classes=1000, depth_multiplier=0.25, image_size=75).state_dict(), path)
     _, meta = load_model(path)
     assert meta["class_names"][:2] == ["tench", "goldfish"] and len(meta["class_names"]) == 1000
-    torch.save(_tiny_model(num_classes=7).state_dict(), path)
+    torch.save(tiny_model(num_classes=7).state_dict(), path)
     assert load_model(path)[1]["class_names"] is None  # 7 outputs: no names are made up

@@ -26,14 +26,6 @@ def shards(tmp_path_factory) -> Path:
     return make_shards(tmp_path_factory.mktemp("bad"), per_class=4)
 
 
-@pytest.fixture(scope="module")
-def trained(shards: Path, tmp_path_factory) -> Path:
-    """A run of two steps at depth 0.25 with a checkpoint after each; its directory."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    assert main(train_args(shards, run, max_steps=2, checkpoint_every=1)) == 0
-    return run
-
-
 def _refused(capsys, argv: list[str]) -> str:
     """Run the command; it must exit 2 with exactly one line on stderr (no traceback, no warning)."""
     capsys.readouterr()

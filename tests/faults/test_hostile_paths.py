@@ -36,14 +36,6 @@ def shards(tmp_path_factory) -> Path:
     return make_shards(tmp_path_factory.mktemp("hostile"), per_class=2)
 
 
-@pytest.fixture(scope="module")
-def trained(shards: Path, tmp_path_factory) -> Path:
-    """A run of two steps at depth 0.25 with a checkpoint after each; its directory."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    assert main(train_args(shards, run, max_steps=2, checkpoint_every=1)) == 0
-    return run
-
-
 def _copy(run: Path, to: Path) -> Path:
     shutil.copytree(run, to, symlinks=True)
     return to

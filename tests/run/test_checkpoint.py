@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import subprocess
@@ -12,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tinycheckpoints import checkpoint_state, tiny_model
 
 from inception3 import files
 from inception3.errors import Inception3Error
-from inception3.model import InceptionV3
 from inception3.run.checkpoint import (
     IgnoredFileWarning,
     check_step,
@@ -29,28 +28,9 @@ from inception3.run.checkpoint import (
 from inception3.run.layout import CHECKPOINTS
 
 
-def _tiny_model(num_classes: int = 5, seed: int = 0) -> InceptionV3:
-    torch.manual_seed(seed)
-    return InceptionV3(num_classes=num_classes, depth_multiplier=0.25, image_size=75)
-
-
-def _state(model: InceptionV3, ema: InceptionV3 | None = None) -> dict:
-    return {
-        "model_config": dataclasses.asdict(model.config),
-        "model": model.state_dict(),
-        "ema": (ema or model).state_dict(),
-        "optimizer": {},
-        "data": {"position": 8},
-        "rng": {"torch": torch.get_rng_state()},
-        "config": {"seed": 0},
-        "class_names": ["a", "b", "c", "d", "e"],
-        "image_size": 75,
-    }
-
-
 def test_save_then_load_round_trips_with_weights_only(tmp_path: Path) -> None:
-    model = _tiny_model()
-    path = save_checkpoint(tmp_path, 10, _state(model))
+    model = tiny_model()
+    path = save_checkpoint(tmp_path, 10, checkpoint_state(model))
     assert path == tmp_path / CHECKPOINTS / "ckpt-00000010.pt"
     assert (tmp_path / CHECKPOINTS / "latest").read_text().strip() == path.name
     torch.load(path, weights_only=True)  # readable without arbitrary unpickling
@@ -63,7 +43,7 @@ def test_save_then_load_round_trips_with_weights_only(tmp_path: Path) -> None:
 
 def test_latest_and_list_follow_the_steps(tmp_path: Path) -> None:
     assert latest_checkpoint(tmp_path) is None and list_checkpoints(tmp_path) == []
-    state = _state(_tiny_model())
+    state = checkpoint_state(tiny_model())
     for step in (5, 20, 10):
         save_checkpoint(tmp_path, step, state, keep=0)
     assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 10, 20]
@@ -71,7 +51,7 @@ def test_latest_and_list_follow_the_steps(tmp_path: Path) -> None:
 
 
 def test_keeps_the_last_k_plus_final_and_marked(tmp_path: Path) -> None:
-    state = _state(_tiny_model())
+    state = checkpoint_state(tiny_model())
     save_checkpoint(tmp_path, 1, state, keep=2, mark=True)
     for step in (2, 3, 4):
         save_checkpoint(tmp_path, step, state, keep=2)
@@ -85,7 +65,7 @@ def test_keeps_the_last_k_plus_final_and_marked(tmp_path: Path) -> None:
 def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(
     tmp_path: Path, monkeypatch
 ) -> None:
-    state = _state(_tiny_model())
+    state = checkpoint_state(tiny_model())
     good = save_checkpoint(tmp_path, 1, state)
 
     def broken_replace(src, dst):
@@ -104,7 +84,7 @@ def test_a_failed_rename_leaves_the_previous_checkpoint_and_no_partial_file(
 
 
 def test_a_process_killed_while_saving_leaves_latest_on_a_complete_file(tmp_path: Path) -> None:
-    save_checkpoint(tmp_path, 1, _state(_tiny_model()))
+    save_checkpoint(tmp_path, 1, checkpoint_state(tiny_model()))
     script = textwrap.dedent(f"""
         import os, signal, torch
         from inception3 import files
@@ -124,7 +104,7 @@ def test_a_process_killed_while_saving_leaves_latest_on_a_complete_file(tmp_path
 
 
 def test_truncated_and_unsafe_files_are_refused_clearly(tmp_path: Path) -> None:
-    path = save_checkpoint(tmp_path, 3, _state(_tiny_model()))
+    path = save_checkpoint(tmp_path, 3, checkpoint_state(tiny_model()))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])
     with pytest.raises(Inception3Error, match="truncated.pt: cannot be read"):
