@@ -11,6 +11,7 @@ from inception3 import Inception3Error
 from inception3.model import (
     END_POINTS,
     ORIGINAL_END_POINT_NAMES,
+    BatchNorm,
     InceptionOutputs,
     InceptionV3,
     count_parameters,
@@ -143,8 +144,46 @@ def test_initialisation_is_truncated_normal_with_std_point_one():
 def test_batch_norm_has_beta_only_with_the_original_decay_and_epsilon():
     bn = tiny().Conv2d_1a_3x3.BatchNorm
     assert [name for name, _ in bn.named_parameters()] == ["beta"]
-    assert bn.momentum == pytest.approx(0.0003)
+    assert bn.decay == 0.9997
     assert bn.epsilon == 0.001
+
+
+def test_moving_statistics_are_tensorflows_zero_debiased_average():
+    """After t batches: biased_t = d·biased_(t-1) + (1-d)·batch_t (from 0), moving = biased_t / (1-d^t)."""
+    decay = 0.9
+    bn = BatchNorm(3, decay, 0.001).train()
+    biased_mean, biased_var = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    for t in range(1, 6):
+        x = torch.randn(4, 3, 5, 5, generator=generator) * t + t
+        bn(x)
+        var, mean = torch.var_mean(x.double(), dim=(0, 2, 3), correction=1)
+        biased_mean = decay * biased_mean + (1 - decay) * mean
+        biased_var = decay * biased_var + (1 - decay) * var
+        torch.testing.assert_close(
+            bn.moving_mean.double(), biased_mean / (1 - decay**t), rtol=1e-5, atol=1e-6
+        )
+        torch.testing.assert_close(
+            bn.moving_variance.double(), biased_var / (1 - decay**t), rtol=1e-5, atol=1e-6
+        )
+    assert int(bn.num_batches_tracked) == 5
+
+
+def test_moving_statistics_without_debiasing_climb_from_zero_and_one():
+    bn = BatchNorm(3, 0.9, 0.001, zero_debias=False).train()
+    x = torch.randn(4, 3, 5, 5) + 10.0
+    bn(x)
+    torch.testing.assert_close(bn.moving_mean, 0.1 * x.mean(dim=(0, 2, 3)))
+
+
+def test_statistics_loaded_without_a_count_are_continued_not_replaced():
+    """Other projects' weights and older checkpoints carry no count: the first batch must not replace them."""
+    bn = BatchNorm(3, 0.9, 0.001)
+    state = {k: v for k, v in bn.state_dict().items() if k != "num_batches_tracked"}
+    state["moving_mean"] = torch.full((3,), 5.0)
+    bn.load_state_dict(state)
+    bn.train()(torch.zeros(4, 3, 5, 5))
+    torch.testing.assert_close(bn.moving_mean, torch.full((3,), 4.5))  # 0.9 · 5 + 0.1 · 0
 
 
 def test_slim_variable_names_map_to_state_dict_keys_by_rule():

@@ -35,6 +35,12 @@ LOGITS_INIT_STD = 0.01  # [model] logits fc, ops.fc's default stddev=0.01
 TRUNCATION_STDS = 2.0  # tf.truncated_normal re-draws values beyond 2 std
 BATCH_NORM_DECAY = 0.9997  # [inc] BATCHNORM_MOVING_AVERAGE_DECAY
 BATCH_NORM_EPSILON = 0.001  # [model] batch_norm_params epsilon
+# [inc] slim/ops.py batch_norm: assign_moving_average(moving_mean, mean, decay), whose default in
+# TensorFlow >= 1.0 is zero_debias=True: the t-th update weighs the batch by (1-decay)/(1-decay^t).
+BATCH_NORM_ZERO_DEBIAS = True
+# The update count given to batch-norm statistics loaded without one (other projects' weights, older
+# checkpoints): decay^t is 0 in float64 from t ~ 2.5 million on at 0.9997, so they are never debiased.
+STATISTICS_OF_UNKNOWN_AGE = 2**40
 DROPOUT_KEEP_PROB = 0.8  # [model] inception_v3(dropout_keep_prob=0.8)
 MIN_DEPTH = 16  # [slim] inception_v3(min_depth=16)
 DEPTH_MULTIPLIER = 1.0  # [slim] inception_v3(depth_multiplier=1.0)
@@ -57,6 +63,11 @@ DIST_NUM_EPOCHS_PER_DECAY = 2.0  # [dist] FLAGS.num_epochs_per_decay
 DIST_LEARNING_RATE_DECAY_FACTOR = 0.94  # [dist] FLAGS.learning_rate_decay_factor
 FINE_TUNE_LEARNING_RATE = 0.001  # inception README, flowers fine-tuning example
 BATCH_SIZE = 32  # [train] FLAGS.batch_size (global, split across towers)
+DIST_BATCH_SIZE_PER_RANK = 32  # [dist] FLAGS.batch_size: each replica's own batch
+# Fewer images than this per rank's micro-batch make per-rank batch-norm statistics noisy enough to
+# cost accuracy (Goyal et al. 2017 and Wu & He 2018 see the loss from ~8 images down): refused across
+# ranks unless the statistics are synchronised (sync_batch_norm) or --force is given.
+MIN_BATCH_NORM_BATCH = 8
 MAX_STEPS = 10_000_000  # [train] FLAGS.max_steps
 
 # --- moving averages -----------------------------------------------------------------------
@@ -88,6 +99,20 @@ SUMMARY_EVERY_STEPS = 100  # [train] `if step % 100 == 0`: summaries
 CHECKPOINT_EVERY_STEPS = 5000  # [train] `if step % 5000 == 0`: checkpoint
 EVAL_INTERVAL_SECS = 300  # inception_eval.py FLAGS.eval_interval_secs
 TOP_K = 5  # inception_eval.py: recall @ 5
+
+# --- evaluation preprocessing of other projects' weights (data/preprocess.py, docs/formats.md) -----
+# Each project scores its weights with its own crop and resize; the weights carry the name.
+DEFAULT_EVAL_PREPROCESSING = "inception"  # [imgp] eval_image (and TF-Slim's preprocess_for_eval)
+TORCHVISION_RESIZE_SIZE = 342  # torchvision Inception_V3_Weights.IMAGENET1K_V1.transforms: resize_size
+TORCHVISION_CROP_SIZE = 299  # same: crop_size; at another image size S the resize is S * 342 / 299
+# torchvision's Normalize; its Inception3(transform_input=True) maps it back to (x - 0.5) / 0.5, so
+# the network sees [-1, 1] pixels and these values cancel (they are here to say so, not used).
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+TORCHVISION_INTERPOLATION = "bilinear"  # same transforms: InterpolationMode.BILINEAR, antialias=True
+TIMM_CROP_PCT = 0.875  # timm models/inception_v3.py _cfg: crop_pct; resize to floor(S / crop_pct)
+TIMM_INTERPOLATION = "bicubic"  # same _cfg: interpolation; mean = std = 0.5 (IMAGENET_INCEPTION_*)
+KERAS_INTERPOLATION = "nearest"  # keras.utils.load_img(target_size=(S, S)): its default interpolation
 
 # --- valid values ----------------------------------------------------------------------------
 # Every field of the configs below declares its valid values and why, next to its default
@@ -179,6 +204,9 @@ class ModelConfig:
         at_least=0.0,
         below=1.0,
     )
+    batch_norm_zero_debias: bool = _knob(
+        BATCH_NORM_ZERO_DEBIAS, "debiased moving statistics, as the original's; off: they climb from 0/1"
+    )
     batch_norm_epsilon: float = _knob(
         BATCH_NORM_EPSILON,
         "added to the variance under the square root: 0 divides by zero on a constant channel, "
@@ -193,6 +221,12 @@ Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the
 Precision = Literal["fp32", "bf16"]  # "bf16": autocast
 Optimizer = Literal["rmsprop", "sgd"]  # RMSProp with TensorFlow's semantics, or momentum SGD
 Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
+# How eval and predict turn a decoded image into the network's input (data/preprocess.py)
+EvalPreprocessing = Literal["inception", "inception-tf2", "torchvision", "timm", "keras"]
+EVAL_PREPROCESSINGS: tuple[str, ...] = typing.get_args(EvalPreprocessing)
+# What a weights file is, when its contents do not say it clearly enough (weights.read_weights)
+WeightsFormat = Literal["inception3", "safetensors", "state-dict", "torchvision", "timm", "keras", "tf-slim"]
+WEIGHTS_FORMATS: tuple[str, ...] = typing.get_args(WeightsFormat)
 
 _INT64 = "; config.toml holds 64-bit integers"
 
@@ -242,6 +276,13 @@ class TrainConfig:
         BATCH_SIZE,
         f"it is the global batch, split across the ranks; {MAX_BATCH} images are more than a "
         "group of accelerators holds",
+        at_least=1,
+        at_most=MAX_BATCH,
+    )
+    batch_size_per_rank: int | None = _knob(  # None: batch_size is the global batch
+        None,
+        "images per rank and step: at a run's start the global batch becomes this × the ranks, "
+        "and stays so when it resumes on another number of ranks",
         at_least=1,
         at_most=MAX_BATCH,
     )
@@ -412,6 +453,11 @@ class EvalConfig:
         True, "the NHWC layout"
     )
     progress: bool | None = _knob(None, "a progress bar; None: when stderr is a terminal")
+    preprocessing: EvalPreprocessing | None = _knob(  # None: the weights' own ("inception" for ours)
+        None, "the evaluation preprocessing the weights were scored with"
+    )
+    labels_file: Path | None = _knob(None, "class names, one per line, instead of the weights' own")
+    weights_format: WeightsFormat | None = _knob(None, "how to read the checkpoint; None: detected")
 
     def __post_init__(self) -> None:
         check_fields(self, _flag)
@@ -545,6 +591,7 @@ def shown(value: object) -> str:
 PRESETS: dict[str, dict[str, object]] = {
     "imagenet": {},  # [train] the single-machine recipe, as the defaults
     "imagenet-distributed": {  # [dist] the synchronous distributed recipe
+        "batch_size_per_rank": DIST_BATCH_SIZE_PER_RANK,
         "learning_rate": DIST_INITIAL_LEARNING_RATE,
         "num_epochs_per_decay": DIST_NUM_EPOCHS_PER_DECAY,
         "learning_rate_decay_factor": DIST_LEARNING_RATE_DECAY_FACTOR,

@@ -36,6 +36,7 @@ from inception3.config import (
     CONV_INIT_STD,
     LOGITS_INIT_STD,
     MIN_IMAGE_SIZE,
+    STATISTICS_OF_UNKNOWN_AGE,
     TRUNCATION_STDS,
     ModelConfig,
 )
@@ -223,29 +224,55 @@ def truncated_normal_(tensor: Tensor, std: float) -> Tensor:
 class BatchNorm(nn.Module):
     """TF-Slim's batch norm with `scale=False`: a learned beta, no gamma.
 
-    `decay` is TensorFlow's (moving = decay·moving + (1 − decay)·batch); PyTorch's momentum is
-    1 − decay.
+    `decay` is TensorFlow's (moving = decay·moving + (1 − decay)·batch; PyTorch's momentum is
+    1 − decay). With `zero_debias`, as the original's `assign_moving_average` in TensorFlow ≥ 1.0,
+    the t-th update weighs the batch by (1 − decay) / (1 − decay^t): the moving statistics are the
+    debiased average of the batches seen, right from the first step instead of climbing from 0/1
+    over ~1/(1 − decay) steps. `num_batches_tracked` counts t (a tensor, so that torch.compile
+    does not recompile per step); statistics loaded without a count (other projects' weights,
+    older checkpoints) are taken as long averaged (`STATISTICS_OF_UNKNOWN_AGE`), so fine-tuning
+    continues them rather than replacing them with its first batch.
     """
 
-    def __init__(self, channels: int, decay: float, epsilon: float) -> None:
+    def __init__(self, channels: int, decay: float, epsilon: float, zero_debias: bool = True) -> None:
         super().__init__()
         self.beta = nn.Parameter(torch.zeros(channels))
         self.register_buffer("moving_mean", torch.zeros(channels))
         self.register_buffer("moving_variance", torch.ones(channels))
-        self.momentum = 1.0 - decay
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+        self.decay = decay
         self.epsilon = epsilon
+        self.zero_debias = zero_debias
+
+    def momentum(self) -> Tensor:
+        """The weight of the current batch in the moving statistics, counting this update."""
+        if not self.zero_debias:
+            return torch.full((), 1.0 - self.decay, device=self.num_batches_tracked.device)
+        seen = self.num_batches_tracked.double()
+        return ((1.0 - self.decay) / (1.0 - torch.pow(self.decay, seen))).float()
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.batch_norm(
-            x,
-            self.moving_mean,
-            self.moving_variance,
-            None,
-            self.beta,
-            self.training,
-            self.momentum,
-            self.epsilon,
-        )
+        if not self.training:
+            return F.batch_norm(
+                x, self.moving_mean, self.moving_variance, None, self.beta, False, 0.0, self.epsilon
+            )
+        # momentum 1 makes F.batch_norm store the batch's mean and unbiased variance in `mean`/`var`.
+        mean, var = torch.zeros_like(self.moving_mean), torch.ones_like(self.moving_variance)
+        out = F.batch_norm(x, mean, var, None, self.beta, True, 1.0, self.epsilon)
+        self.update_statistics(mean, var)
+        return out
+
+    @torch.no_grad()
+    def update_statistics(self, mean: Tensor, var: Tensor) -> None:
+        """Move the statistics toward a batch's mean and unbiased variance (one update, counted)."""
+        self.num_batches_tracked.add_(1)
+        weight = self.momentum()
+        self.moving_mean.lerp_(mean, weight)
+        self.moving_variance.lerp_(var, weight)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(STATISTICS_OF_UNKNOWN_AGE))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 class ConvBN(nn.Module):
@@ -258,7 +285,7 @@ class ConvBN(nn.Module):
         kernel: tuple[int, int],
         stride: int,
         padding: str,
-        bn: tuple[float, float],
+        bn: tuple[float, float, bool],
         init_std: float = CONV_INIT_STD,
     ) -> None:
         super().__init__()
@@ -285,7 +312,7 @@ class Branch(nn.ModuleDict):
     """One branch of a Mixed block: its layers in order, keyed by their TF-Slim names."""
 
     def __init__(
-        self, layers: tuple[Layer, ...], in_channels: int, depth: DepthFn, bn: tuple[float, float]
+        self, layers: tuple[Layer, ...], in_channels: int, depth: DepthFn, bn: tuple[float, float, bool]
     ) -> None:
         super().__init__()
         self.plan: list[tuple[str, ...]] = []
@@ -314,7 +341,9 @@ class Branch(nn.ModuleDict):
 class Mixed(nn.ModuleDict):
     """An Inception block: branches run side by side on one input, concatenated on channels."""
 
-    def __init__(self, spec: BlockSpec, in_channels: int, depth: DepthFn, bn: tuple[float, float]) -> None:
+    def __init__(
+        self, spec: BlockSpec, in_channels: int, depth: DepthFn, bn: tuple[float, float, bool]
+    ) -> None:
         super().__init__({name: Branch(layers, in_channels, depth, bn) for name, layers in spec.items()})
         self.out_channels = sum(branch.out_channels for branch in self.values())
 
@@ -363,7 +392,12 @@ class AuxHead(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, num_classes: int, image_size: int, depth: DepthFn, bn: tuple[float, float]
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        depth: DepthFn,
+        bn: tuple[float, float, bool],
     ) -> None:
         super().__init__()
         k = aux_kernel(image_size)
@@ -429,7 +463,7 @@ class InceptionV3(nn.Module):
             raise Inception3Error(f"dropout_keep_prob must be in (0, 1], got {cfg.dropout_keep_prob}")
         self.config = cfg
         depth = DepthFn(cfg.depth_multiplier, cfg.min_depth)
-        bn = (cfg.batch_norm_decay, cfg.batch_norm_epsilon)
+        bn = (cfg.batch_norm_decay, cfg.batch_norm_epsilon, cfg.batch_norm_zero_debias)
         channels = 3
         for layer in STEM:
             if isinstance(layer, Conv):

@@ -207,12 +207,17 @@ def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
         )
         with torch.device("meta"):
             shapes = {k: v.shape for k, v in InceptionV3.from_config(cfg).state_dict().items()}
-        if all(k in state and state[k].shape == s for k, s in shapes.items()):
+        if all(k in state and state[k].shape == s for k, s in shapes.items() if not _is_count(k)):
             return cfg
     raise Inception3Error(
         "the state dict's tensor shapes match no InceptionV3 width "
         f"(first conv has {first.shape[0]} channels)"
     )
+
+
+def _is_count(key: str) -> bool:
+    """A batch norm's update count: files from before it, and other projects', have none (model.BatchNorm)."""
+    return key.endswith("num_batches_tracked")
 
 
 def _conv_modules(module: nn.Module, prefix: str) -> list[str]:
@@ -394,7 +399,7 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
     with torch.device("meta"):
         model = InceptionV3.from_config(ModelConfig(num_classes=logits.shape[0] - drop, aux_logits=aux))
     target = model.state_dict()
-    missing = sorted(set(target) - set(found))
+    missing = sorted(k for k in set(target) - set(found) if not _is_count(k))
     if missing:
         raise Inception3Error(
             f"TF-Slim checkpoint lacks {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")
@@ -406,11 +411,11 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
             raise Inception3Error(message + " (pass strict=False to ignore them)")
         warnings.warn(message, stacklevel=2)
     for key, value in target.items():
-        if found[key].shape != value.shape:
+        if key in found and found[key].shape != value.shape:
             raise Inception3Error(
                 f"TF-Slim variable for {key} has shape {list(found[key].shape)}, expected {list(value.shape)}"
             )
-    model.load_state_dict({k: found[k] for k in target}, assign=True)
+    model.load_state_dict({k: found[k] for k in target if k in found}, assign=True)
     return model.eval()
 
 

@@ -39,8 +39,12 @@ def train_args(
     checkpoint_every: int = 1000,
     batch_size: int = 8,
     extra: tuple[str, ...] = (),
+    ranks: int = 1,
 ) -> list[str]:
-    """`train ...` arguments of a tiny CPU run (75×75, depth 0.25) that logs every step."""
+    """`train ...` arguments of a tiny CPU run (75×75, depth 0.25) that logs every step.
+
+    On more than one rank, `--force` lets each rank's batch norm see fewer than 8 images.
+    """
     sets = {
         "batch_size": batch_size,
         "num_workers": 0,
@@ -60,6 +64,7 @@ def train_args(
         str(max_steps),
         *(f"--set={k}={v}" for k, v in sets.items()),
         *extra,
+        *(["--force"] if ranks > 1 else []),
     ]
 
 

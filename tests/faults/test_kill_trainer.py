@@ -201,7 +201,7 @@ def _torchrun(shards: Path, run: Path) -> list[str]:
         "3",
         "-m",
         "inception3",
-        *train_args(shards, run, max_steps=12, checkpoint_every=CHECKPOINT_EVERY),
+        *train_args(shards, run, max_steps=12, checkpoint_every=CHECKPOINT_EVERY, ranks=2),
     ]
 
 

@@ -90,7 +90,7 @@ def test_two_ranks_report_the_sum_of_what_each_skipped(rotten, tmp_path):
         "2",
         "-m",
         "inception3",
-        *train_args(rotten, run, max_steps=STEPS, extra=("--set=skip_corrupt=true",)),
+        *train_args(rotten, run, max_steps=STEPS, extra=("--set=skip_corrupt=true",), ranks=2),
     ]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -76,7 +76,7 @@ def test_srun_tasks_form_a_group_from_slurms_variables_and_stop_together_on_usr1
     logs = [tmp_path / f"task{rank}.log" for rank in range(2)]
     tasks = [
         subprocess.Popen(
-            inception3(*train_args(shards, run, max_steps=100_000)),
+            inception3(*train_args(shards, run, max_steps=100_000, ranks=2)),
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             env=ENV | slurm | {"SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},

@@ -13,6 +13,7 @@ from conftest import tiny_config
 
 from inception3.config import TrainConfig
 from inception3.data.augment import distort_batch
+from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.run import distributed
 from inception3.run.checkpoint import list_checkpoints, load_checkpoint
@@ -120,7 +121,7 @@ def test_synchronized_batch_norm_uses_the_statistics_of_the_whole_global_batch(t
 def _train_rank(rank: int, world_size: int, port: int, shards: Path, run: Path, max_steps: int = 3) -> None:
     _join(rank, world_size, port)
     out = io.StringIO()
-    train(tiny_config(max_steps=max_steps, checkpoint_every=2), shards, run, out=out)
+    train(tiny_config(max_steps=max_steps, checkpoint_every=2), shards, run, out=out, force=True)
     (run.parent / f"log-{rank}.txt").write_text(out.getvalue())
 
 
@@ -156,3 +157,41 @@ def test_a_run_continues_on_another_number_of_ranks_at_the_same_data_position(
     result = train(tiny_config(max_steps=5), shards, run, out=out)
     assert "resuming from" in out.getvalue() and result.step == 5
     assert load_checkpoint(result.checkpoint)["data"]["position"] == 5 * 8
+
+
+def _start_rank(rank: int, world_size: int, port: int, shards: Path, run: Path, overrides: dict) -> None:
+    """Train one step on this rank; its output, or the one-line error it stopped with, to a file."""
+    _join(rank, world_size, port)
+    out = io.StringIO()
+    try:
+        train(tiny_config(max_steps=1, **overrides), shards, run, out=out)
+    except Inception3Error as error:
+        out.write(f"error: {error}\n")
+    (run.parent / f"start-{rank}.txt").write_text(out.getvalue())
+
+
+def _start(world_size: int, shards: Path, tmp_path: Path, **overrides) -> list[str]:
+    run = tmp_path / "run"
+    args = (world_size, _free_port(), shards, run, overrides)
+    mp.spawn(_start_rank, args=args, nprocs=world_size, join=True)
+    return [(tmp_path / f"start-{rank}.txt").read_text() for rank in range(world_size)]
+
+
+def test_a_per_rank_batch_makes_the_global_batch_and_the_start_line_says_both(shards, tmp_path) -> None:
+    logs = _start(4, shards, tmp_path, batch_size_per_rank=8)
+    assert "batch: 32 images a step, 4 rank(s) × 8; batch norm over each rank's own images" in logs[0]
+    state = load_checkpoint(list_checkpoints(tmp_path / "run")[-1][1])
+    assert state["config"]["batch_size"] == 32 and state["data"]["position"] == 32
+    # Resumed on 2 ranks (a node lost): the run keeps its global batch, now 16 per rank.
+    out = io.StringIO()
+    train(tiny_config(max_steps=2, batch_size_per_rank=8), shards, tmp_path / "run", out=out)
+    assert "keeping the run's global batch of 32 on 1 rank(s)" in out.getvalue()
+    assert "batch: 32 images a step, 1 rank(s) × 32" in out.getvalue()
+
+
+def test_fewer_than_8_images_per_ranks_batch_norm_are_refused_on_every_rank(shards, tmp_path) -> None:
+    logs = _start(2, shards, tmp_path, batch_size=8)
+    for log in logs:
+        assert log.startswith("error: config: batch_size 8 leaves 4 images to each rank's batch norm")
+        assert "set sync_batch_norm=true with --set, or pass --force" in log
+    assert not list_checkpoints(tmp_path / "run")

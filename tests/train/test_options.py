@@ -53,6 +53,7 @@ def test_presets_override_only_what_they_name() -> None:
         2.0,
         0.94,
     )
+    assert dist.batch_size_per_rank == 32  # each replica's own batch, as the original's
     flowers = resolve_config("flowers")
     assert flowers.learning_rate == 0.001 and flowers.fine_tune
     assert resolve_config("imagenet") == TrainConfig()
@@ -259,3 +260,13 @@ def test_eval_and_build_configs_check_themselves_naming_the_option() -> None:
         BuildConfig(Path("a"), Path("b"), train_shards=0)
     with pytest.raises(Inception3Error, match=r"^--train-dir must be a path \(without NUL characters\)"):
         BuildConfig(Path("a\0"), Path("b"))
+
+
+def test_a_global_batch_of_ones_own_replaces_the_presets_per_rank_batch() -> None:
+    cfg = resolve_config("imagenet-distributed", overrides=["batch_size=256"])
+    assert cfg.batch_size == 256 and cfg.batch_size_per_rank is None
+    assert (
+        resolve_config("imagenet-distributed", overrides=["batch_size_per_rank=64"]).batch_size_per_rank == 64
+    )
+    with pytest.raises(Inception3Error, match="batch_size .global. and batch_size_per_rank are both set"):
+        resolve_config(overrides=["batch_size=256", "batch_size_per_rank=32"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inception3.config import STATISTICS_OF_UNKNOWN_AGE
 from inception3.errors import Inception3Error
 from inception3.model import BatchNorm, InceptionV3
 from inception3.weights import read_weights
@@ -37,6 +38,9 @@ def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> lis
     skipped = [k for k in head if drop_head or k not in source]
     for key, value in target.items():
         if key in skipped:
+            continue
+        if key not in source and key.endswith("num_batches_tracked"):
+            value.fill_(STATISTICS_OF_UNKNOWN_AGE)  # statistics of unknown age: continue, don't debias
             continue
         if key not in source:
             raise Inception3Error(f"{path}: has no {key}; it was saved from another network")

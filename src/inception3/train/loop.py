@@ -8,6 +8,7 @@ same steps on its share of the global batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import TextIO
 
 import torch
 
-from inception3.config import ModelConfig, TrainConfig, shown
+from inception3.config import MIN_BATCH_NORM_BATCH, ModelConfig, TrainConfig, shown
 from inception3.data import DatasetInfo, TrainLoader, load_dataset_info
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
@@ -115,13 +116,15 @@ def _train(
     say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
 
     # Data, and the network it needs; a checkpoint of this run, if any, must continue it exactly.
-    per_rank = _per_rank_batch(cfg, ctx.world_size)
     info = _dataset_info(data_dir, cfg)
-    _check_batch_fits(cfg, info)
     model_cfg = _model_config(cfg, info)
     if cfg.compile:
         _check_compile_backend(cfg.compile_backend)
     resumed = resume.latest_state(train_dir)
+    cfg = _global_batch(cfg, ctx.world_size, resumed, say)
+    per_rank = _per_rank_batch(cfg, ctx.world_size, force)
+    _check_batch_fits(cfg, info)
+    say(_batch_line(cfg, ctx.world_size))
     if resumed is not None:
         overridden = resume.check_resumable(resumed[1], cfg, model_cfg, info.class_names, force=force)
         if overridden:
@@ -212,7 +215,34 @@ def _diverged(loss: float, step: int, train_dir: Path) -> Inception3Error:
     )
 
 
-def _per_rank_batch(cfg: TrainConfig, world_size: int) -> int:
+def _global_batch(
+    cfg: TrainConfig, world_size: int, resumed: tuple[Path, dict] | None, say: Callable[[str], None]
+) -> TrainConfig:
+    """`batch_size_per_rank` as a global batch: × the ranks at the run's start; kept when it resumes."""
+    if cfg.batch_size_per_rank is None:
+        return cfg
+    batch = cfg.batch_size_per_rank * world_size
+    saved = resumed[1].get("config", {}).get("batch_size") if resumed is not None else None
+    if saved is not None and saved != batch:
+        say(
+            f"keeping the run's global batch of {saved} on {world_size} rank(s); batch_size_per_rank "
+            f"{cfg.batch_size_per_rank} sets it only when a run starts"
+        )
+        batch = saved
+    return dataclasses.replace(cfg, batch_size=batch, batch_size_per_rank=None)
+
+
+def _batch_line(cfg: TrainConfig, world_size: int) -> str:
+    per_rank = cfg.batch_size // world_size
+    line = f"batch: {cfg.batch_size} images a step, {world_size} rank(s) × {per_rank}"
+    if cfg.grad_accum > 1:
+        line += f" in {cfg.grad_accum} micro-batches of {per_rank // cfg.grad_accum}"
+    if world_size > 1:
+        line += "; batch norm over " + ("all ranks" if cfg.sync_batch_norm else "each rank's own images")
+    return line
+
+
+def _per_rank_batch(cfg: TrainConfig, world_size: int, force: bool) -> int:
     share, rest = divmod(cfg.batch_size, world_size * cfg.grad_accum)
     if rest or not share:
         raise Inception3Error(
@@ -224,6 +254,13 @@ def _per_rank_batch(cfg: TrainConfig, world_size: int) -> int:
             f"config: batch_size {cfg.batch_size} leaves 1 image per micro-batch ({world_size} ranks × "
             f"{cfg.grad_accum} accumulation steps); batch norm needs at least 2, as the aux head's last "
             "map (and below 107 px Mixed_7c's) is 1×1; raise batch_size or lower grad_accum with --set"
+        )
+    if world_size > 1 and share < MIN_BATCH_NORM_BATCH and not cfg.sync_batch_norm and not force:
+        raise Inception3Error(
+            f"config: batch_size {cfg.batch_size} leaves {share} images to each rank's batch norm "
+            f"({world_size} ranks × {cfg.grad_accum} accumulation steps), fewer than "
+            f"{MIN_BATCH_NORM_BATCH}: statistics that noisy cost accuracy; raise batch_size (or "
+            "batch_size_per_rank), set sync_batch_norm=true with --set, or pass --force to train so anyway"
         )
     return cfg.batch_size // world_size
 

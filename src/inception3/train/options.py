@@ -120,9 +120,15 @@ def resolve_config(
         if preset not in PRESETS:
             raise Inception3Error(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
-    if config_file is not None:
-        values.update(read_toml(config_file))
-    values.update(parse_set(overrides or []))
+    mine = read_toml(config_file) if config_file is not None else {}
+    mine.update(parse_set(overrides or []))
+    if "batch_size" in mine and mine.get("batch_size_per_rank") is not None:
+        raise Inception3Error(
+            "config: batch_size (global) and batch_size_per_rank are both set; keep one of them"
+        )
+    if "batch_size" in mine:  # a global batch of one's own replaces the preset's per-rank one
+        values.pop("batch_size_per_rank", None)
+    values.update(mine)
     cfg = make_config(values)
     validate(cfg)
     return cfg

@@ -40,9 +40,7 @@ class SyncBatchNorm(BatchNorm):
         total = counts.sum()
         mean = (means * counts).sum(0) / total
         var = ((variances + (means - mean) ** 2) * counts).sum(0) / total
-        with torch.no_grad():
-            self.moving_mean.lerp_(mean.detach(), self.momentum)
-            self.moving_variance.lerp_(var.detach() * total / (total - 1).clamp_min(1.0), self.momentum)
+        self.update_statistics(mean.detach(), var.detach() * total / (total - 1).clamp_min(1.0))
         shape = (1, channels, 1, 1)
         return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.epsilon) + self.beta.view(shape)
 

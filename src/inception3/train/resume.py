@@ -158,7 +158,8 @@ def check_resumable(
     Raises unless `force`; with `force`, returns them so the caller can say what it overrides.
     A different model shape cannot be forced: its weights would not load.
     """
-    saved_model = state.get("model_config", {})
+    # A key added to ModelConfig since the checkpoint was written takes its default.
+    saved_model = dataclasses.asdict(ModelConfig()) | state.get("model_config", {})
     if saved_model != dataclasses.asdict(model_cfg):
         changed = [
             f"{k} was {saved_model.get(k)!r}, now {v!r}"
