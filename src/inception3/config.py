@@ -68,6 +68,9 @@ DIST_BATCH_SIZE_PER_RANK = 32  # [dist] FLAGS.batch_size: each replica's own bat
 # cost accuracy (Goyal et al. 2017 and Wu & He 2018 see the loss from ~8 images down): refused across
 # ranks unless the statistics are synchronised (sync_batch_norm) or --force is given.
 MIN_BATCH_NORM_BATCH = 8
+# channels_last=auto on a CPU (on CUDA it is on): NHWC measured no faster than NCHW on two cores
+# (docs/performance.md, benchmarks/model_step.py), so the default layout stays.
+CPU_CHANNELS_LAST = False
 MAX_STEPS = 10_000_000  # [train] FLAGS.max_steps
 
 # --- moving averages -----------------------------------------------------------------------
@@ -218,7 +221,7 @@ class ModelConfig:
 
 # String choices: a value is checked against these by name (train/options.py, check_fields).
 Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the CPU
-Precision = Literal["fp32", "bf16"]  # "bf16": autocast
+Precision = Literal["auto", "fp32", "bf16"]  # "bf16": autocast; "auto": bf16 where CUDA has it, else fp32
 Optimizer = Literal["rmsprop", "sgd"]  # RMSProp with TensorFlow's semantics, or momentum SGD
 Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
 # How eval and predict turn a decoded image into the network's input (data/preprocess.py)
@@ -359,8 +362,13 @@ class TrainConfig:
     )
     # speed
     device: Device = _knob("auto", "where the network runs")
-    precision: Precision = _knob("fp32", "the arithmetic of the forward pass")
-    channels_last: bool = _knob(False, "the NHWC layout")
+    precision: Precision = _knob("auto", "the arithmetic of the forward pass")
+    channels_last: bool | None = _knob(  # None ("auto"): on with CUDA; on a CPU, what measured faster
+        None, "the NHWC layout"
+    )
+    synthetic_data: bool = _knob(
+        False, "one random batch made on the device, for ever: how fast training is without input"
+    )
     compile: bool = _knob(False, "torch.compile the network")
     compile_backend: str = _knob("inductor", "a torch.compile backend, written into config.toml")
     # logging and checkpoints

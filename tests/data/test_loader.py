@@ -11,7 +11,7 @@ from imagefolders import level_of, make_folder, write_jpeg
 
 from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
-from inception3.data.loader import EvalLoader, TrainLoader
+from inception3.data.loader import EvalLoader, TrainLoader, synthetic_batches
 from inception3.data.meta import load_dataset_info
 from inception3.errors import Inception3Error
 
@@ -71,6 +71,27 @@ def test_resume_continues_exactly_where_the_state_was_taken(built):
     resumed.load_state_dict(state)
     for a, b in zip(straight[3:], _take(resumed, 5), strict=True):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_device_batches_copy_one_ahead_but_the_position_counts_those_handed_out(built):
+    info = load_dataset_info(built)
+    straight = _take(TrainLoader(info, 2, 75, seed=7, num_workers=0), 4)
+    loader = TrainLoader(info, 2, 75, seed=7, num_workers=0)
+    batches = loader.device_batches(torch.device("cpu"))
+    for expected in straight[:3]:
+        batch = next(batches)
+        assert torch.equal(batch.images, expected.images) and torch.equal(batch.labels, expected.labels)
+    assert loader.state_dict()["position"] == 3 * 2  # the fourth batch, already read, is not counted
+    resumed = TrainLoader(info, 2, 75, seed=7, num_workers=0)
+    resumed.load_state_dict(loader.state_dict())
+    assert torch.equal(_take(resumed, 1)[0].images, straight[3].images)
+
+
+def test_synthetic_batches_are_one_random_batch_of_the_right_shape_on_the_device():
+    batches = synthetic_batches(4, 75, 10, torch.device("cpu"), seed=1)
+    first, second = next(batches), next(batches)
+    assert first.images.shape == (4, 3, 75, 75) and first.images.dtype == torch.uint8
+    assert first.images is second.images and int(first.labels.max()) < 10
 
 
 def test_resume_refuses_a_state_from_another_seed(built):

@@ -192,6 +192,6 @@ def test_a_per_rank_batch_makes_the_global_batch_and_the_start_line_says_both(sh
 def test_fewer_than_8_images_per_ranks_batch_norm_are_refused_on_every_rank(shards, tmp_path) -> None:
     logs = _start(2, shards, tmp_path, batch_size=8)
     for log in logs:
-        assert log.startswith("error: config: batch_size 8 leaves 4 images to each rank's batch norm")
+        assert "error: config: batch_size 8 leaves 4 images to each rank's batch norm" in log
         assert "set sync_batch_norm=true with --set, or pass --force" in log
     assert not list_checkpoints(tmp_path / "run")

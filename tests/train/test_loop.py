@@ -135,16 +135,26 @@ def test_a_changed_config_is_refused_unless_forced(shards: Path, tmp_path: Path)
     assert "batch_size = 4" in (run / "config.toml").read_text()
 
 
+@pytest.mark.parametrize(("log_every", "checkpoint_every"), [(1, 1), (5, 2)])
 def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
-    shards: Path, tmp_path: Path
+    shards: Path, tmp_path: Path, log_every: int, checkpoint_every: int
 ) -> None:
-    cfg = tiny_config(max_steps=20, learning_rate=1e12, checkpoint_every=1, keep_checkpoints=0)
-    with pytest.raises(Inception3Error, match=r"the loss became (nan|inf) at step \d+.*last good checkpoint"):
+    """The loss is read every log_every steps and before each checkpoint: no checkpoint is ever a NaN one."""
+    cfg = tiny_config(
+        max_steps=20,
+        learning_rate=1e12,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        keep_checkpoints=0,
+    )
+    with pytest.raises(
+        Inception3Error, match=r"the loss stopped being finite by step \d+.*last good checkpoint"
+    ):
         train(cfg, shards, tmp_path / "run", out=io.StringIO())
-    good = latest_checkpoint(tmp_path / "run")
-    state = load_checkpoint(good)
-    assert all(torch.isfinite(t).all() for t in state["model"].values())
-    assert not is_final(state)
+    for _, path in list_checkpoints(tmp_path / "run"):
+        state = load_checkpoint(path)
+        assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+        assert not is_final(state)
 
 
 def test_labels_outside_the_model_are_refused_before_training(tmp_path: Path) -> None:
@@ -185,9 +195,13 @@ def test_gpu_options_run_on_the_cpu(shards: Path, tmp_path: Path) -> None:
     )
     result = train(cfg, shards, tmp_path / "run", out=io.StringIO())
     assert result.step == 2 and torch.isfinite(torch.tensor(result.loss))
-    saved = load_checkpoint(result.checkpoint)["model"]
+    state = load_checkpoint(result.checkpoint)
     model, _ = load_model(result.checkpoint)  # no "_orig_mod." or "module." prefixes in the keys
-    assert saved.keys() == model.state_dict().keys()
+    assert state["model"].keys() == model.state_dict().keys()
+    # bf16 is the forward's arithmetic only: weights, RMSProp's slots and the averages stay float32.
+    slots = [t for s in state["optimizer"]["state"].values() for t in s.values() if torch.is_tensor(t)]
+    for tensors in (state["model"].values(), state["ema"].values(), slots):
+        assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.float32}
 
 
 def test_cli_trains_and_reports_user_errors(shards: Path, tmp_path: Path, capsys) -> None:
@@ -235,3 +249,13 @@ def test_values_are_checked_before_the_run_directory_is_made(shards: Path, tmp_p
         with pytest.raises(Inception3Error, match=message):
             train(cfg, shards, run, out=io.StringIO())
     assert not run.exists()
+
+
+def test_synthetic_data_trains_without_reading_the_shards_and_logs_as_usual(
+    shards: Path, tmp_path: Path
+) -> None:
+    out = io.StringIO()
+    result = train(tiny_config(max_steps=3, synthetic_data=True), shards, tmp_path / "run", out=out)
+    assert result.step == 3 and math.isfinite(result.loss)
+    assert "step 2, loss = " in out.getvalue()
+    assert load_checkpoint(result.checkpoint)["data"]["position"] == 0  # no record was read

@@ -43,7 +43,7 @@ def test_defaults_are_the_original_recipe() -> None:
         32,
         299,
     )
-    assert cfg.num_classes is None and cfg.precision == "fp32"
+    assert cfg.num_classes is None and cfg.precision == "auto" and cfg.channels_last is None
 
 
 def test_presets_override_only_what_they_name() -> None:
@@ -101,7 +101,7 @@ def test_later_sources_win_and_bad_values_are_refused(tmp_path: Path) -> None:
     toml.write_text("batch_size = 16\nlearning_rate = 0.5\n")
     cfg = resolve_config("flowers", toml, ["learning_rate=0.25"])
     assert (cfg.batch_size, cfg.learning_rate, cfg.fine_tune) == (16, 0.25, True)
-    with pytest.raises(Inception3Error, match="precision must be fp32 or bf16"):
+    with pytest.raises(Inception3Error, match="precision must be auto or fp32 or bf16"):
         resolve_config(overrides=["precision=fp16"])
     with pytest.raises(Inception3Error, match=r"crop_area_range must be two fractions .* got \(0.5, 0.2\)"):
         resolve_config(overrides=["crop_area_range=0.5,0.2"])

@@ -9,7 +9,7 @@ directory of shards.
 
 from inception3.data.augment import distort_batch, scale_to_unit
 from inception3.data.crop import eval_image
-from inception3.data.loader import Batch, EvalLoader, TrainLoader
+from inception3.data.loader import Batch, EvalLoader, TrainLoader, synthetic_batches
 from inception3.data.meta import DatasetInfo, load_dataset_info
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "DatasetInfo",
     "EvalLoader",
     "TrainLoader",
+    "synthetic_batches",
     "distort_batch",
     "eval_image",
     "load_dataset_info",

@@ -1,4 +1,4 @@
-"""Records -> batches of uint8 images: reading, decoding and cropping in CPU worker processes.
+"""Records -> batches of cropped images: reading, decoding and cropping in CPU worker processes.
 
 Which records form each batch comes from `dataset.py` (`train_batches`, `eval_records`), planned in
 the main process from (seed, epoch) alone; workers only read, decode (`decode.py`) and crop
@@ -10,6 +10,7 @@ is all it takes to resume exactly. The batches go on to `augment.py`, on the tra
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,11 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from inception3.config import AREA_RANGE, MIN_OBJECT_COVERED
-from inception3.data.crop import crop_and_resize, eval_image, sample_distorted_box
+from inception3.config import AREA_RANGE, DEFAULT_EVAL_PREPROCESSING, MIN_OBJECT_COVERED
+from inception3.data.crop import crop_and_resize, sample_distorted_box
 from inception3.data.dataset import FolderRecords, SplitRecords, eval_records, open_split, train_batches
-from inception3.data.decode import DECODE_ERRORS, decode_image, image_size
+from inception3.data.decode import DECODE_ERRORS, image_size
 from inception3.data.meta import DatasetInfo
+from inception3.data.preprocess import decode, get_preprocessing, prepare
 from inception3.data.records import CorruptRecordError
 from inception3.errors import Inception3Error
 
@@ -33,7 +35,9 @@ _ORDER = "global-batches"  # how "position" counts: records of the stream all ra
 class Batch:
     """Images cropped and resized but not yet distorted, with their 0-based labels."""
 
-    images: torch.Tensor  # uint8 [B, 3, S, S]
+    # uint8 [B, 3, S, S]; float32 0-255 pixels for an evaluation preprocessing that does not round
+    # (the original's: TensorFlow resizes the float image). `augment.scale_to_unit` takes either.
+    images: torch.Tensor
     labels: torch.Tensor  # int64 [B]
 
 
@@ -62,8 +66,11 @@ class _BatchDecoder:
         skip_corrupt: bool,
         min_object_covered: float = MIN_OBJECT_COVERED,
         area_range: tuple[float, float] = AREA_RANGE,
+        preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
     ) -> None:
         self.records = records
+        self.preprocessing = preprocessing  # evaluation only (`preprocess.py`); training crops at random
+        self.dtype = torch.uint8 if train else get_preprocessing(preprocessing).dtype
         self.min_object_covered, self.area_range = min_object_covered, area_range
         self.image_size = image_size
         self.train = train
@@ -72,7 +79,7 @@ class _BatchDecoder:
 
     def __getitem__(self, job: _Job) -> tuple[torch.Tensor, torch.Tensor, int, str | None]:
         size = self.image_size
-        images = torch.empty((len(job.records), 3, size, size), dtype=torch.uint8)
+        images = torch.empty((len(job.records), 3, size, size), dtype=self.dtype)
         if get_worker_info() is not None:
             images.share_memory_()  # written in place and handed over, instead of copied to shared memory
         labels: list[int] = []
@@ -92,8 +99,8 @@ class _BatchDecoder:
         return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
 
     def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
-        """Record `record` cropped to uint8 [3, S, S]: a random crop seeded by (seed, epoch, record) when
-        training, the central crop otherwise; and its 0-based label."""
+        """Record `record` cropped to [3, S, S] and its 0-based label: a random crop seeded by (seed,
+        epoch, record) when training, else the evaluation preprocessing's decode, crop and resize."""
         parsed, label = self.records.read(record)
         try:
             if self.train:
@@ -108,7 +115,8 @@ class _BatchDecoder:
                     area_range=self.area_range,
                 )
                 return crop_and_resize(parsed.encoded, box, self.image_size), label
-            return eval_image(decode_image(parsed.encoded), self.image_size), label
+            image = decode(parsed.encoded, self.preprocessing)
+            return prepare(image, self.image_size, self.preprocessing), label
         except DECODE_ERRORS as error:
             raise self.records.corrupt(record, f"image does not decode: {error}") from error
 
@@ -117,8 +125,15 @@ def _unwrap(item: tuple) -> tuple:
     return item
 
 
-def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int) -> DataLoader:
-    return DataLoader(decoder, batch_size=None, sampler=jobs, num_workers=num_workers, collate_fn=_unwrap)
+def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(
+        decoder,
+        batch_size=None,
+        sampler=jobs,
+        num_workers=num_workers,
+        collate_fn=_unwrap,
+        pin_memory=pin_memory,  # page-locked batches: the device copy can run beside compute
+    )
 
 
 def _check_rank(rank: int, world_size: int, batch_size: int) -> None:
@@ -175,6 +190,42 @@ class TrainLoader:
         self.skipped_records = self.records.lost_records
 
     def __iter__(self) -> Iterator[Batch]:
+        """This rank's batches in host memory; the position counts those handed out."""
+        for batch, position, skipped in self._batches(pin_memory=False):
+            self.position, self.skipped_records = position, skipped
+            yield batch
+
+    def device_batches(self, device: torch.device) -> Iterator[Batch]:
+        """This rank's batches on `device`, the next one's copy under way while the current one trains.
+
+        On CUDA the batches come from page-locked memory and are copied on a side stream, so the
+        copy of batch k+1 overlaps step k; the training stream waits for it only when it needs it.
+        The position still counts only the batches handed out, not the one copied ahead.
+        """
+        cuda = device.type == "cuda"
+        copier = torch.cuda.Stream(device) if cuda else None
+        source = self._batches(pin_memory=cuda)
+
+        def copy(item: tuple[Batch, int, int]) -> tuple[Batch, int, int]:
+            batch, position, skipped = item
+            with torch.cuda.stream(copier) if copier is not None else contextlib.nullcontext():
+                moved = Batch(*(t.to(device, non_blocking=True) for t in (batch.images, batch.labels)))
+            return moved, position, skipped
+
+        ahead = copy(next(source))
+        while True:
+            batch, position, skipped = ahead
+            if copier is not None:
+                torch.cuda.current_stream(device).wait_stream(copier)
+                for tensor in (batch.images, batch.labels):  # memory of the side stream, used on this one
+                    tensor.record_stream(torch.cuda.current_stream(device))
+            ahead = copy(next(source))
+            self.position, self.skipped_records = position, skipped
+            yield batch
+
+    def _batches(self, pin_memory: bool) -> Iterator[tuple[Batch, int, int]]:
+        """(batch, position, skipped records) after each non-empty batch, from the current position."""
+        position, skipped_records = self.position, self.skipped_records
         jobs = (
             _Job(records, epochs)
             for records, epochs in train_batches(
@@ -183,16 +234,16 @@ class TrainLoader:
                 self.rank,
                 self.world_size,
                 self.batch_size,
-                self.position,
+                position,
             )
         )
-        for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers):
+        for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers, pin_memory):
             if error is not None:
                 raise Inception3Error(error)
-            self.position += self.batch_size * self.world_size
-            self.skipped_records += skipped
+            position += self.batch_size * self.world_size
+            skipped_records += skipped
             if len(labels):
-                yield Batch(images, labels)
+                yield Batch(images, labels), position, skipped_records
 
     def state_dict(self) -> dict:
         """The exact position (plain ints): records consumed by all ranks, and what it depends on."""
@@ -229,7 +280,8 @@ class TrainLoader:
 class EvalLoader:
     """One pass over a split: rank r takes records r, r + world_size, ...; every record once overall.
 
-    Images get the evaluation crop (central 0.875, bilinear resize); the last batch may be short.
+    Images get the evaluation preprocessing `preprocessing` names (`preprocess.py`; the original's
+    central crop 0.875 and TF1 bilinear resize by default); the last batch may be short.
     """
 
     def __init__(
@@ -242,11 +294,14 @@ class EvalLoader:
         rank: int = 0,
         world_size: int = 1,
         num_workers: int = 2,
+        preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
     ) -> None:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records = open_split(info, split)
-        self.decoder = _BatchDecoder(self.records, image_size, train=False, seed=0, skip_corrupt=False)
+        self.decoder = _BatchDecoder(
+            self.records, image_size, train=False, seed=0, skip_corrupt=False, preprocessing=preprocessing
+        )
         self.mine = eval_records(len(self.records), rank, world_size)
 
     def __len__(self) -> int:
@@ -259,3 +314,19 @@ class EvalLoader:
             if error is not None:
                 raise Inception3Error(error)
             yield Batch(images, labels)
+
+
+def synthetic_batches(
+    batch_size: int, image_size: int, num_classes: int, device: torch.device, seed: int = 0
+) -> Iterator[Batch]:
+    """One random uint8 batch made on `device`, handed out for ever: training without an input pipeline.
+
+    As TensorFlow's benchmarks did: the step's throughput on it, against real data's, says how much the
+    input pipeline holds training back.
+    """
+    generator = torch.Generator(device=device).manual_seed(seed)
+    shape = (batch_size, 3, image_size, image_size)
+    images = torch.randint(0, 256, shape, generator=generator, device=device, dtype=torch.uint8)
+    labels = torch.randint(0, num_classes, (batch_size,), generator=generator, device=device)
+    while True:
+        yield Batch(images, labels)

@@ -12,15 +12,15 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import torch
 
-from inception3.config import MIN_BATCH_NORM_BATCH, ModelConfig, TrainConfig, shown
-from inception3.data import DatasetInfo, TrainLoader, load_dataset_info
+from inception3.config import CPU_CHANNELS_LAST, MIN_BATCH_NORM_BATCH, ModelConfig, TrainConfig, shown
+from inception3.data import Batch, DatasetInfo, TrainLoader, load_dataset_info, synthetic_batches
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.run import distributed as dist
@@ -50,13 +50,19 @@ class TrainResult:
 
 @dataclass
 class StepTotals:
-    """A step over all ranks, from one all-reduce, so that every rank logs and stops alike."""
+    """The run over all ranks at a check step, from one all-reduce, so that every rank acts alike.
+
+    The only host reads of the loop: at log steps, before a checkpoint and at the end. Between
+    them the step runs ahead of the device, and a non-finite loss is remembered on the device.
+    """
 
     loss: float
     cross_entropy: float
     aux: float
     skipped_records: int  # so far, whole run: each rank's own plus the split's lost ones counted once
     stop: bool  # some rank was asked to stop (SIGTERM, Ctrl-C)
+    diverged: bool  # some rank's loss was not finite at some step since the run (re)started
+    checkpoint_due: bool  # rank 0's checkpoint_secs have passed
 
     @property
     def losses(self) -> dict[str, float]:
@@ -64,25 +70,32 @@ class StepTotals:
 
     @classmethod
     def reduce(
-        cls, result: StepResult, loader: TrainLoader, stop: StopRequest, ctx: dist.Distributed
+        cls,
+        result: StepResult,
+        non_finite: torch.Tensor,
+        loader: TrainLoader,
+        stop: StopRequest,
+        checkpoint_due: bool,
+        ctx: dist.Distributed,
     ) -> StepTotals:
         own_skipped = loader.skipped_records - loader.records.lost_records
-        local = torch.stack(
+        flags = [own_skipped, stop.requested is not None, checkpoint_due and ctx.is_main]
+        local = torch.cat(
             [
-                result.total,
-                result.cross_entropy,
-                result.aux,
-                result.total.new_tensor(float(own_skipped)),
-                result.total.new_tensor(float(stop.requested is not None)),
+                torch.stack([result.total, result.cross_entropy, result.aux]),
+                non_finite.float().view(1),
+                result.total.new_tensor([float(flag) for flag in flags]),
             ]
         )
         mean = dist.mean_over_ranks(local, ctx).tolist()
         return cls(
-            mean[0],
-            mean[1],
-            mean[2],
-            round(mean[3] * ctx.world_size) + loader.records.lost_records,
-            mean[4] > 0,
+            loss=mean[0],
+            cross_entropy=mean[1],
+            aux=mean[2],
+            skipped_records=round(mean[4] * ctx.world_size) + loader.records.lost_records,
+            stop=mean[5] > 0,
+            diverged=mean[3] > 0,
+            checkpoint_due=mean[6] > 0,
         )
 
 
@@ -122,6 +135,7 @@ def _train(
         _check_compile_backend(cfg.compile_backend)
     resumed = resume.latest_state(train_dir)
     cfg = _global_batch(cfg, ctx.world_size, resumed, say)
+    cfg = _speed_settings(cfg, ctx.device, say)
     per_rank = _per_rank_batch(cfg, ctx.world_size, force)
     _check_batch_fits(cfg, info)
     say(_batch_line(cfg, ctx.world_size))
@@ -161,42 +175,44 @@ def _train(
         return save_checkpoint(train_dir, step, state, keep=cfg.keep_checkpoints, **kind)
 
     try:
-        batches = iter(loader)
+        batches = _batches(cfg, loader, per_rank, model_cfg, ctx)
+        non_finite = torch.zeros((), dtype=torch.bool, device=ctx.device)  # any loss since the start
         while step < cfg.max_steps:  # test before drawing: the saved data position counts used batches only
             # Forward, backward and update on this rank's share; DDP averages the gradients.
             batch = next(batches)
             lr = learning_rate(step, cfg, info.split_sizes["train"])
             set_learning_rate(optimizer, lr)
-            images, labels = (t.to(ctx.device, non_blocking=True) for t in (batch.images, batch.labels))
             summary_step = step % cfg.summary_every == 0
             with summaries.record_end_points(model, summary_step):
                 result = train_step(
-                    net, optimizer, images, labels, step, ctx.rank, cfg, keep_inputs=summary_step
+                    net, optimizer, batch.images, batch.labels, step, ctx.rank, cfg, keep_inputs=summary_step
                 )
             ema.update(model, step)
-
-            # One all-reduce carries the losses, skipped records and stop requests of every rank.
-            totals = StepTotals.reduce(result, loader, stop, ctx)
-            if not math.isfinite(totals.loss):
-                raise _diverged(totals.loss, step, train_dir)
-
-            # The original's log line every log_every steps; histograms and images every summary_every.
+            non_finite |= ~torch.isfinite(result.total)
             summaries.count_step()
-            if step % cfg.log_every == 0:
-                skipped = totals.skipped_records if cfg.skip_corrupt else None
-                summaries.log(step, totals.losses, lr, skipped_records=skipped)
-            if summary_step:
+            if summary_step:  # histograms and images every summary_every steps (they read the device)
                 decayed = optimizer.param_groups[0]["params"]
                 summaries.histograms(step, model, result.inputs, decayed, cfg.weight_decay)
+            log_step = step % cfg.log_every == 0
             step += 1
             if bar is not None:
                 bar.update(1)
 
-            # Stop when asked; checkpoint every checkpoint_every steps or checkpoint_secs seconds.
+            # Every log_every steps, before a checkpoint and at the end, one all-reduce brings the
+            # losses, a non-finite loss, skipped records and stop requests of every rank to the host.
+            checkpoint_step = step % cfg.checkpoint_every == 0 and step < cfg.max_steps
+            if not (log_step or checkpoint_step or step == cfg.max_steps):
+                continue
+            by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
+            totals = StepTotals.reduce(result, non_finite, loader, stop, by_time, ctx)
+            if totals.diverged:
+                raise _diverged(step, train_dir, cfg.log_every)
+            if log_step:  # the original's log line
+                skipped = totals.skipped_records if cfg.skip_corrupt else None
+                summaries.log(step - 1, totals.losses, lr, skipped_records=skipped)
             if totals.stop:
                 break
-            by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
-            if (step % cfg.checkpoint_every == 0 or by_time) and step < cfg.max_steps and ctx.is_main:
+            if (checkpoint_step or totals.checkpoint_due) and step < cfg.max_steps and ctx.is_main:
                 save(mark=cfg.keep_checkpoint_every > 0 and step % cfg.keep_checkpoint_every == 0)
                 last_save = time.monotonic()
         return _finish(run, cfg, train_dir, step, resumed, totals, summaries, ctx, save, say)
@@ -207,11 +223,21 @@ def _train(
         summaries.close()
 
 
-def _diverged(loss: float, step: int, train_dir: Path) -> Inception3Error:
+def _batches(
+    cfg: TrainConfig, loader: TrainLoader, per_rank: int, model_cfg: ModelConfig, ctx: dist.Distributed
+) -> Iterator[Batch]:
+    """The rank's batches on its device: the loader's, copied one ahead, or one synthetic batch."""
+    if cfg.synthetic_data:
+        return synthetic_batches(per_rank, model_cfg.image_size, model_cfg.num_classes, ctx.device, cfg.seed)
+    return loader.device_batches(ctx.device)
+
+
+def _diverged(step: int, train_dir: Path, log_every: int) -> Inception3Error:
     good = latest_checkpoint(train_dir) or "none (none was written yet)"
     return Inception3Error(
-        f"the loss became {loss} at step {step}; training stopped. The last good "
-        f"checkpoint is {good}; try a lower learning_rate"
+        f"the loss stopped being finite by step {step} (it is checked every {log_every} steps and "
+        f"before each checkpoint); training stopped. The last good checkpoint is {good}; try a lower "
+        "learning_rate"
     )
 
 
@@ -230,6 +256,20 @@ def _global_batch(
         )
         batch = saved
     return dataclasses.replace(cfg, batch_size=batch, batch_size_per_rank=None)
+
+
+def _speed_settings(cfg: TrainConfig, device: torch.device, say: Callable[[str], None]) -> TrainConfig:
+    """`precision` and `channels_last` "auto" made concrete for this device (docs/performance.md)."""
+    cuda = device.type == "cuda"
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    channels_last = cfg.channels_last
+    if channels_last is None:
+        channels_last = cuda or CPU_CHANNELS_LAST
+    if cuda and (precision, channels_last) != (cfg.precision, cfg.channels_last):
+        say(f"on {device.type}: precision {precision}, channels_last {str(channels_last).lower()} (auto)")
+    return dataclasses.replace(cfg, precision=precision, channels_last=channels_last)
 
 
 def _batch_line(cfg: TrainConfig, world_size: int) -> str:

@@ -30,6 +30,10 @@ def _convert(key: str, value: object, where: str) -> object:
     kind = _TYPES[key]
     text = value.strip() if isinstance(value, str) else None
     try:
+        if kind == bool | None:  # None: "auto"
+            if value is None or (text is not None and text.lower() in ("auto", "none")):
+                return None
+            kind = bool
         if kind is bool:
             if isinstance(value, bool):
                 return value
