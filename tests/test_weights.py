@@ -19,6 +19,7 @@ from inception3.imagenet import imagenet_classes
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import save_checkpoint
 from inception3.weights import (
+    WEIGHTS_FORMATS,
     convert_tf_slim,
     load_model,
     load_tf_slim,
@@ -193,3 +194,74 @@ def test_weights_of_1000_classes_without_names_get_imagenets(tmp_path: Path) -> 
     assert meta["class_names"][:2] == ["tench", "goldfish"] and len(meta["class_names"]) == 1000
     torch.save(tiny_model(num_classes=7).state_dict(), path)
     assert load_model(path)[1]["class_names"] is None  # 7 outputs: no names are made up
+
+
+def test_tf_slim_variables_of_a_narrow_small_model_keep_its_width_and_aux_kernel() -> None:
+    source = tiny_model(num_classes=7)
+    heads = ("InceptionV3/Logits/", "InceptionV3/AuxLogits/Conv2d_2b_1x1/")
+    variables = {k: v[..., 1:] if k.startswith(heads) else v for k, v in _as_tf_slim(source).items()}
+    model = convert_tf_slim(dict(reversed(variables.items())))  # 7 classes: no background to drop
+    assert model.config.depth_multiplier == 0.25 and model.config.num_classes == 7
+    assert model.AuxLogits.kernel == source.AuxLogits.kernel == 1
+    for key, value in source.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_each_file_names_its_evaluation_preprocessing(torchvision_model, tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path, 3, checkpoint_state(tiny_model()), final=True)
+    assert read_weights(path).meta["eval_preprocessing"] == "inception"
+    stored = checkpoint_state(tiny_model()) | {"eval_preprocessing": "inception-tf2"}
+    path = save_checkpoint(tmp_path / "stored", 3, stored, final=True)
+    assert read_weights(path).meta["eval_preprocessing"] == "inception-tf2"  # the file's own wins
+    plain = tmp_path / "plain.pt"
+    torch.save(tiny_model().state_dict(), plain)
+    assert read_weights(plain).meta["eval_preprocessing"] == "inception"
+    tv = tmp_path / "tv.pt"
+    torch.save(torchvision_model.state_dict(), tv)
+    assert read_weights(tv).meta["eval_preprocessing"] == "torchvision"
+    timm = read_weights(tv, weights_format="timm").meta  # timm keeps torchvision's names
+    assert timm["source"] == "timm" and timm["eval_preprocessing"] == "timm"
+
+
+def test_safetensors_are_recognised_by_their_header_not_their_name(tmp_path: Path) -> None:
+    source = tiny_model(num_classes=7)
+    path = tmp_path / "weights.bin"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, path)
+    weights = read_weights(path)
+    assert weights.meta["source"] == "safetensors"
+    assert read_weights(path, weights_format="safetensors").meta["source"] == "safetensors"
+    with pytest.raises(
+        Inception3Error, match=r"format 'state-dict' was given, but the file is a safetensors"
+    ):
+        read_weights(path, weights_format="state-dict")
+
+
+def test_a_format_the_contents_contradict_is_refused_naming_what_was_found(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.pt"
+    torch.save(tiny_model().state_dict(), plain)
+    assert read_weights(plain, weights_format="state-dict").meta["source"] == "state dict"
+    with pytest.raises(
+        Inception3Error, match=r"'torchvision' was given, but the file is a PyTorch state dict"
+    ):
+        read_weights(plain, weights_format="torchvision")
+    with pytest.raises(Inception3Error, match=r"'keras' was given, but the file is neither HDF5"):
+        load_model(plain, weights_format="keras")
+    hdf5 = tmp_path / "model.h5"
+    hdf5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(Inception3Error, match=r"the file is Keras weights .* \('keras'\)"):
+        read_weights(hdf5, weights_format="inception3")
+    (tmp_path / "model.ckpt.index").write_bytes(b"")
+    with pytest.raises(Inception3Error, match=r"the file is a TF-Slim .* \('tf-slim'\)"):
+        read_weights(tmp_path / "model.ckpt", weights_format="keras")
+    with pytest.raises(Inception3Error, match="unknown weights format 'onnx'; choose one of inception3, "):
+        read_weights(plain, weights_format="onnx")
+    assert WEIGHTS_FORMATS == (
+        "inception3",
+        "safetensors",
+        "state-dict",
+        "torchvision",
+        "timm",
+        "keras",
+        "tf-slim",
+    )

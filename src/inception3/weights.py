@@ -1,7 +1,14 @@
-"""The one reader of weight files: ours, safetensors, plain state dicts, torchvision, timm, TF-Slim.
+"""The one reader of weight files: ours, safetensors, plain state dicts, torchvision, timm, Keras, TF-Slim.
 
 `read_weights` turns any of them into this model's state dict and the `ModelConfig` it describes;
-`load_model` builds the network from that. The conversions of other projects' layouts follow.
+`load_model` builds the network from that. What a file is comes from its contents (`weights_format`
+names it when they cannot tell, and a name the contents contradict is refused): a TF-Slim checkpoint
+by its `.index`, Keras' by the HDF5 signature or a zip holding `model.weights.h5`, safetensors by
+its header, the rest is a PyTorch file: an inception3 checkpoint, torchvision's layout, or this
+model's own state dict. Each file's meta names the evaluation preprocessing its weights were trained
+for ("eval_preprocessing": "inception" for inception3's and TF-Slim's unless the file stores another,
+"torchvision", "timm" when the caller says the file is timm's, "keras").
+The conversions of other projects' layouts follow; Keras' is in `inception3.keras_weights`.
 
 torchvision's `Inception3` (and timm's `InceptionV3`, which keeps its names) already uses TF-Slim's
 names for the top-level blocks (`Conv2d_1a_3x3`, `Mixed_5b`, `AuxLogits`, ...). Inside a block its
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,24 +50,38 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig
+from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, WEIGHTS_FORMATS, ModelConfig
 from inception3.errors import Inception3Error
 from inception3.imagenet import NUM_CLASSES as IMAGENET_CLASSES
 from inception3.imagenet import imagenet_class_names
+from inception3.keras_weights import is_keras_file, read_keras
 from inception3.model import InceptionV3, aux_kernel, slim_to_torch_key
 from inception3.run.checkpoint import FORMAT, load_checkpoint
 from inception3.run.layout import CHECKPOINTS
 
 TF_BACKGROUND_CLASSES = 1001  # TF-Slim's ImageNet logits: class 0 is the background
 TORCHVISION_KEY = "Conv2d_1a_3x3.conv.weight"  # torchvision's (and timm's) name for the first conv
+LOGITS_KEY = "Logits.Conv2d_1c_1x1.weight"
+# What each `weights_format` is, for the message that refuses one the contents contradict.
+FOUND = {
+    "inception3": "an inception3 checkpoint or export",
+    "safetensors": "a safetensors file of this model's state dict",
+    "state-dict": "a PyTorch state dict of this model",
+    "torchvision": "torchvision's (or timm's, same names) Inception v3",
+    "timm": "timm's Inception v3",
+    "keras": "Keras weights (HDF5 or .keras)",
+    "tf-slim": "a TF-Slim (TensorFlow) checkpoint",
+}
 
 
 @dataclass
 class Weights:
     """A weights file as this model's state dict, the network it describes, and what else it says.
 
-    `meta` holds "source" (inception3, safetensors, state dict, torchvision, TF-Slim), "step",
-    "class_names" (None when the file has none), "final" and "ema" (whether averaged weights).
+    `meta` holds "source" (inception3, safetensors, state dict, torchvision, timm, keras, TF-Slim),
+    "step", "class_names" (None when the file has none), "final", "ema" (whether averaged weights)
+    and "eval_preprocessing" (module docstring). A Keras file without its classifier has no
+    `Logits.` keys: it can start a fine-tune, not classify.
     """
 
     state: dict[str, Tensor]
@@ -67,18 +89,22 @@ class Weights:
     meta: dict
 
 
-def read_weights(path: Path, *, use_ema: bool = True, strict: bool = False) -> Weights:
+def read_weights(
+    path: Path, *, use_ema: bool = True, strict: bool = False, weights_format: str | None = None
+) -> Weights:
     """Read any weights file the project accepts; the one place that does.
 
     An inception3 checkpoint (its moving averages unless `use_ema` is off), a `.safetensors` file
     (with the config and class names `inception3 export` writes in its metadata, or without), a
     plain state dict (wrapped in "state_dict"/"model" or not, DDP's `module.` and compile's
-    `_orig_mod.` prefixes removed), torchvision's or timm's Inception v3, and TF-Slim's checkpoint
-    (a prefix with an `.index` file, through TensorFlow). Pickles that carry code are refused.
+    `_orig_mod.` prefixes removed), torchvision's or timm's Inception v3, Keras' InceptionV3 (its
+    HDF5 weights or a `.keras` file, through h5py), and TF-Slim's checkpoint (a prefix with an
+    `.index` file, through TensorFlow). Pickles that carry code are refused.
     `strict`: source tensors left unused by a conversion are an error instead of a warning.
+    `weights_format`: one of `WEIGHTS_FORMATS`, or None to tell from the contents.
     Weights of 1,000 classes that come without names get ImageNet-1k's (`inception3.imagenet`).
     """
-    weights = _read_weights(Path(path), use_ema, strict)
+    weights = _read_weights(Path(path), use_ema, strict, weights_format)
     classes = weights.config.num_classes if weights.config else _num_outputs(weights.state)
     if weights.meta.get("class_names") is None and classes == IMAGENET_CLASSES:
         weights.meta["class_names"] = imagenet_class_names()
@@ -86,26 +112,44 @@ def read_weights(path: Path, *, use_ema: bool = True, strict: bool = False) -> W
 
 
 def _num_outputs(state: Mapping[str, Tensor]) -> int | None:
-    logits = state.get("Logits.Conv2d_1c_1x1.weight")
+    logits = state.get(LOGITS_KEY)
     return int(logits.shape[0]) if logits is not None else None
 
 
-def _read_weights(path: Path, use_ema: bool, strict: bool) -> Weights:
+def _read_weights(path: Path, use_ema: bool, strict: bool, weights_format: str | None) -> Weights:
     """`read_weights` without the class-name default."""
+    if weights_format is not None and weights_format not in WEIGHTS_FORMATS:
+        raise Inception3Error(
+            f"unknown weights format {weights_format!r}; choose one of {', '.join(WEIGHTS_FORMATS)}"
+        )
     path = Path(path)
     if path.suffix == ".index" or Path(f"{path}.index").is_file():
+        _expect(path, weights_format, "tf-slim")
         return _read_tf_slim(path.with_suffix("") if path.suffix == ".index" else path, strict)
     if not path.is_file():
         raise Inception3Error(
             f"{path}: no such checkpoint or weights file; check the path (a run keeps its "
             f"checkpoints in RUN/{CHECKPOINTS}/)"
         )
+    if is_keras_file(path):
+        _expect(path, weights_format, "keras")
+        return _read_keras(path)
+    safetensors = path.suffix == ".safetensors" or _is_safetensors(path)
+    if weights_format in ("keras", "tf-slim"):  # before a reader's error about another format
+        found = (
+            "a safetensors file" if safetensors else "neither HDF5 nor a .keras zip nor a checkpoint prefix"
+        )
+        raise Inception3Error(
+            f"{path}: weights format {weights_format!r} was given, but the file is {found}; "
+            "check the path, or leave the format out to detect it"
+        )
     info: dict[str, str] = {}
-    if path.suffix == ".safetensors":
+    if safetensors:
         state, info = _read_safetensors(path)
     else:
         state = load_checkpoint(path)
         if state.get("format") == FORMAT:
+            _expect(path, weights_format, "inception3")
             return _from_checkpoint(state, use_ema)
         for key in ("state_dict", "model", "state_dict_ema"):
             if isinstance(state.get(key), dict):
@@ -115,9 +159,12 @@ def _read_weights(path: Path, use_ema: bool, strict: bool) -> Weights:
         raise Inception3Error(f"{path}: neither an inception3 checkpoint nor a plain state dict of tensors")
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
     if TORCHVISION_KEY in state:
+        _expect(path, weights_format, "torchvision", also=("timm",))
+        source = weights_format or "torchvision"  # timm keeps torchvision's names: only the caller knows
         model = _from_torchvision(state, strict=strict, what="torchvision/timm")
-        return Weights(model.state_dict(), model.config, _plain_meta("torchvision"))
+        return Weights(model.state_dict(), model.config, _plain_meta(source, eval_preprocessing=source))
     if "model_config" in info:
+        _expect(path, weights_format, "inception3", also=("safetensors",))
         names = json.loads(info["class_names"]) if "class_names" in info else None
         meta = {
             "source": "inception3",
@@ -125,18 +172,51 @@ def _read_weights(path: Path, use_ema: bool, strict: bool) -> Weights:
             "class_names": names,
             "final": False,
             "ema": info.get("ema") == "true",
+            "eval_preprocessing": info.get("eval_preprocessing", "inception"),
         }
         return Weights(state, ModelConfig(**json.loads(info["model_config"])), meta)
-    source = "safetensors" if path.suffix == ".safetensors" else "state dict"
-    return Weights(state, None, _plain_meta(source))
+    _expect(path, weights_format, "safetensors" if safetensors else "state-dict", also=("inception3",))
+    return Weights(state, None, _plain_meta("safetensors" if safetensors else "state dict"))
 
 
-def load_model(path: Path, *, use_ema: bool = True) -> tuple[InceptionV3, dict]:
+def _expect(path: Path, given: str | None, found: str, also: tuple[str, ...] = ()) -> None:
+    """Refuse a `weights_format` that the contents contradict, naming what they are."""
+    if given is not None and given != found and given not in also:
+        raise Inception3Error(
+            f"{path}: weights format {given!r} was given, but the file is {FOUND[found]} ({found!r}); "
+            f"pass {found!r} or leave the format out to detect it"
+        )
+
+
+def _is_safetensors(path: Path) -> bool:
+    """safetensors' header: an 8-byte little-endian length, then the JSON object it measures."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = int.from_bytes(head[:8], "little")
+    return len(head) == 9 and head[8:] == b"{" and 0 < size <= path.stat().st_size - 8
+
+
+def _read_keras(path: Path) -> Weights:
+    """Keras' InceptionV3 weights (`inception3.keras_weights`); without the top, no `Logits.` keys."""
+    state, cfg, top = read_keras(path)
+    meta = _plain_meta("keras", eval_preprocessing="keras") | {"include_top": top}
+    return Weights(state, cfg if top else None, meta)
+
+
+def load_model(
+    path: Path, *, use_ema: bool = True, weights_format: str | None = None
+) -> tuple[InceptionV3, dict]:
     """The model of any weights file (`read_weights`), in eval mode, and the file's metadata.
 
-    The metadata also holds "model_config" (as a dict) and "image_size".
+    The metadata also holds "model_config" (as a dict) and "image_size". Weights without a
+    classifier (Keras' `include_top=False`) are refused: they can only start a fine-tune.
     """
-    weights = read_weights(path, use_ema=use_ema)
+    weights = read_weights(path, use_ema=use_ema, weights_format=weights_format)
+    if LOGITS_KEY not in weights.state and weights.meta["source"] == "keras":
+        raise Inception3Error(
+            f"{path}: Keras weights without the classifier (include_top=False, a _notop file) cannot "
+            "classify; use the file with the top, or start a fine-tune from them with --init-from"
+        )
     cfg = weights.config or config_from_state(weights.state)
     try:
         model = _model(dataclasses.replace(weights, config=cfg))
@@ -156,8 +236,15 @@ def _model(weights: Weights) -> InceptionV3:
     return model.eval()
 
 
-def _plain_meta(source: str) -> dict:
-    return {"source": source, "step": 0, "class_names": None, "final": False, "ema": False}
+def _plain_meta(source: str, eval_preprocessing: str = "inception") -> dict:
+    return {
+        "source": source,
+        "step": 0,
+        "class_names": None,
+        "final": False,
+        "ema": False,
+        "eval_preprocessing": eval_preprocessing,
+    }
 
 
 def _from_checkpoint(state: dict, use_ema: bool) -> Weights:
@@ -169,6 +256,7 @@ def _from_checkpoint(state: dict, use_ema: bool) -> Weights:
     }
     meta |= {"source": "inception3", "ema": weights is state.get("ema")}
     meta.setdefault("class_names", None)
+    meta.setdefault("eval_preprocessing", "inception")
     return Weights(weights, ModelConfig(**state["model_config"]), meta)
 
 
@@ -194,9 +282,8 @@ def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
             "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)"
         )
     aux = any(key.startswith("AuxLogits.") for key in state)
-    kernel = next(
-        (int(k.split("_")[-1].split("x")[0]) for k in state if k.startswith("AuxLogits.Conv2d_2a_")), 5
-    )
+    kernels = (re.match(r"AuxLogits\.Conv2d_2a_(\d+)x\d+\.", k) for k in state)
+    kernel = next((int(m.group(1)) for m in kernels if m), 5)
     image_size = next(
         (size for size in range(IMAGE_SIZE, MIN_IMAGE_SIZE - 1, -1) if aux_kernel(size) == kernel), IMAGE_SIZE
     )
@@ -376,8 +463,9 @@ def load_timm(
 def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True) -> InceptionV3:
     """TF-Slim `InceptionV3/...` variables (name -> array) as an InceptionV3 in eval mode.
 
-    Kernels go from HWIO to OIHW; the logits' background class (of 1001) is dropped. Optimizer slots,
-    `global_step` and other scopes are leftovers.
+    Kernels go from HWIO to OIHW; the logits' background class (of 1001) is dropped. The width and
+    the image size come from the shapes (`config_from_state`). Optimizer slots, `global_step` and
+    other scopes are leftovers.
     """
     found: dict[str, Tensor] = {}
     leftover = []
@@ -396,8 +484,12 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
         for key in [k for k in found if k.startswith(("Logits.", "AuxLogits.Conv2d_2b_1x1."))]:
             found[key] = found[key][1:]
     aux = any(k.startswith("AuxLogits.") for k in found)
+    try:  # the width (depth_multiplier) and the input size the aux kernel was shrunk for
+        cfg = config_from_state(found)
+    except Inception3Error:  # the checks below name the variable at fault
+        cfg = ModelConfig(num_classes=logits.shape[0] - drop, aux_logits=aux)
     with torch.device("meta"):
-        model = InceptionV3.from_config(ModelConfig(num_classes=logits.shape[0] - drop, aux_logits=aux))
+        model = InceptionV3.from_config(cfg)
     target = model.state_dict()
     missing = sorted(k for k in set(target) - set(found) if not _is_count(k))
     if missing:

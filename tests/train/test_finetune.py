@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from inception3.config import STATISTICS_OF_UNKNOWN_AGE
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import load_checkpoint
@@ -45,6 +46,22 @@ def test_fine_tune_leaves_out_the_head_even_when_the_shapes_match(tmp_path: Path
     torch.save(_tiny(5, seed=1).state_dict(), path)
     assert sorted(init_from(_tiny(5, seed=2), path, fine_tune=True)) == sorted(HEAD)
     assert init_from(_tiny(5, seed=2), path) == []
+
+
+def test_weights_without_an_aux_head_or_their_statistics_counts_start_a_run_with_one(tmp_path: Path) -> None:
+    """Keras' Inception v3 has no aux head, other projects' weights no batch-norm update counts."""
+    torch.manual_seed(1)
+    source = InceptionV3(num_classes=5, depth_multiplier=0.25, image_size=75, aux_logits=False)
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "no-aux.pt")
+    model = _tiny(5, seed=2)
+    skipped = init_from(model, tmp_path / "no-aux.pt")
+    assert skipped and all(k.startswith("AuxLogits.") for k in skipped)
+    assert torch.equal(
+        model.Mixed_7c.Branch_0.Conv2d_0a_1x1.weight, source.Mixed_7c.Branch_0.Conv2d_0a_1x1.weight
+    )
+    assert int(model.Conv2d_1a_3x3.BatchNorm.num_batches_tracked) == STATISTICS_OF_UNKNOWN_AGE
+    assert int(model.AuxLogits.Conv2d_1b_1x1.BatchNorm.num_batches_tracked) == 0  # fresh: debiased
 
 
 def test_another_width_is_refused_with_the_key_at_fault(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@
 `--init-from` takes any weights file `inception3.weights.read_weights` reads: an inception3
 checkpoint (its averaged weights; the original's `--pretrained_model_checkpoint_path` restored the
 raw variables, but the averages are the ones that were evaluated), a plain InceptionV3 state dict
-(`.pt` or `.safetensors`, as `inception3 export` writes), or torchvision's / timm's Inception v3
-weights (e.g. torchvision's `inception_v3_google-0cc3c7bd.pth`). The logits and aux logits are left out, and
-keep their fresh initialisation, when the class count differs or `fine_tune` asks for it, as the
-original's `--fine_tune` did. `trainable` names the scopes that learn; every other parameter is
-frozen and its batch norm stays in inference mode.
+(`.pt` or `.safetensors`, as `inception3 export` writes), or torchvision's / timm's / Keras' /
+TF-Slim's Inception v3 weights (e.g. torchvision's `inception_v3_google-0cc3c7bd.pth`). The logits
+and aux logits are left out, and keep their fresh initialisation, when the class count differs or
+`fine_tune` asks for it, as the original's `--fine_tune` did; so is an aux head the source lacks
+(Keras has none), and the logits of a source without a classifier (Keras' `_notop` files).
+`trainable` names the scopes that learn; every other parameter is frozen and its batch norm stays in
+inference mode.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> lis
     head = [k for k in target if k.startswith(HEAD_SCOPES)]
     drop_head = fine_tune or any(k in source and source[k].shape != target[k].shape for k in head)
     skipped = [k for k in head if drop_head or k not in source]
+    if not any(k.startswith("AuxLogits.") for k in source):  # Keras' and others' have no aux head
+        skipped += [k for k in target if k.startswith("AuxLogits.") and k not in skipped]
     for key, value in target.items():
         if key in skipped:
             continue
