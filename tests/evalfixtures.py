@@ -68,12 +68,10 @@ def randomize_statistics(model: InceptionV3, seed: int) -> InceptionV3:
         for name, value in model.state_dict().items():
             if name.endswith("beta"):
                 value.copy_(torch.randn(value.shape, generator=generator) * 0.5)
-        saved = {module: module.momentum for module in model.modules() if isinstance(module, BatchNorm)}
-        for module in saved:
-            module.momentum = 1.0
+        for module in model.modules():
+            if isinstance(module, BatchNorm):  # a debiased first update keeps the batch's statistics
+                module.num_batches_tracked.zero_()
         model.train()(torch.rand(8, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 2 - 1)
-        for module, momentum in saved.items():
-            module.momentum = momentum
     return model.eval()
 
 

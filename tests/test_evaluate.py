@@ -187,6 +187,17 @@ def test_cli_once_prints_the_original_line_and_writes_the_record(checkpoint, sha
     assert "precision @ 1 = " in out and "recall @ 5 = 1.0000" in out and f"[{VALIDATION} examples]" in out
     (record,) = [json.loads(line) for line in (run / "eval" / "validation.jsonl").read_text().splitlines()]
     assert record["step"] == 100 and record["checkpoint"] == str(checkpoint)
+    assert record["preprocessing"] == "inception"
+
+
+def test_the_preprocessing_option_changes_the_input_and_is_recorded(checkpoint, shards, reference, capsys):
+    argv = ["eval", "--checkpoint", str(checkpoint), "--data-dir", str(shards), "--num-workers", "0"]
+    assert main([*argv, "--preprocessing", "timm"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("evaluation preprocessing: timm (shorter side to 85 (bicubic), centre crop 75;")
+    result = evaluate_checkpoint(checkpoint, shards, EvalConfig(preprocessing="timm", num_workers=0))
+    assert result.preprocessing == "timm" and result.examples == VALIDATION
+    assert result.loss != pytest.approx(reference[True][1], rel=1e-3)  # other pixels, other logits
 
 
 def test_cli_once_without_a_checkpoint_is_a_one_line_error(shards, tmp_path, capsys):

@@ -43,17 +43,20 @@ def test_onnx_matches_pytorch_with_any_batch_size(checkpoint, images, ema_logits
     torch.testing.assert_close(torch.from_numpy(got), ema_logits, atol=1e-4, rtol=0)
     (one,) = session.run(["logits"], {"images": images[:1].numpy()})
     torch.testing.assert_close(torch.from_numpy(one), ema_logits[:1], atol=1e-4, rtol=0)
-    assert json.loads(session.get_modelmeta().custom_metadata_map["class_names"]) == list(CLASSES)
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["class_names"]) == list(CLASSES)
+    assert metadata["eval_preprocessing"] == "inception"
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_pytorch(checkpoint, images, ema_logits, tmp_path):
     path = export_checkpoint(checkpoint, "torchscript", tmp_path / "model.pt")
-    extra = {"class_names.json": ""}
+    extra = {"class_names.json": "", "eval_preprocessing.txt": ""}
     loaded = torch.jit.load(str(path), _extra_files=extra)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), ema_logits, atol=1e-4, rtol=0)
     assert json.loads(extra["class_names.json"]) == list(CLASSES)
+    assert extra["eval_preprocessing.txt"] == b"inception"  # extra files come back as bytes
 
 
 def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpoint, tmp_path):
@@ -97,6 +100,7 @@ def test_safetensors_holds_the_ema_weights_by_default_and_raw_on_request(checkpo
         meta = f.metadata()
     assert json.loads(meta["class_names"]) == list(CLASSES)
     assert json.loads(meta["model_config"])["depth_multiplier"] == 0.25
+    assert meta["eval_preprocessing"] == "inception"
 
 
 def test_an_exported_safetensors_file_predicts_like_its_checkpoint(
@@ -205,3 +209,20 @@ def test_exported_files_get_the_mode_any_new_file_gets(checkpoint, tmp_path, uma
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_other_projects_weights_export_with_their_preprocessing(tmp_path, capsys):
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    source = tmp_path / "inception_v3_google-0cc3c7bd.pth"
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), source)
+    exported = tmp_path / "torchvision.safetensors"
+    argv = ["--format", "safetensors", "--output", str(exported)]
+    assert main(["export", "--checkpoint", str(source), "--weights-format", "torchvision", *argv]) == 0
+    with safe_open(exported, "pt") as f:
+        assert f.metadata()["eval_preprocessing"] == "torchvision"
+    assert load_model(exported)[1]["eval_preprocessing"] == "torchvision"  # read back, it travels on
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(source), "--weights-format", "keras", *argv, "--force"]) == 2
+    assert "keras" in capsys.readouterr().err

@@ -8,7 +8,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-import torch.nn.functional as F
 from evalfixtures import CLASSES, write_checkpoint
 
 from inception3.cli import main
@@ -31,16 +30,28 @@ def photo(tmp_path_factory):
     return path, pixels
 
 
+def _tf1_resize_bilinear(image: torch.Tensor, size: int) -> torch.Tensor:
+    """TF1's resize_bilinear(align_corners=False) by its definition: output pixel i samples i × in/out."""
+
+    def grid(length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        source = torch.arange(size, dtype=torch.float64) * length / size
+        lower = source.floor().long()
+        return lower, (lower + 1).clamp(max=length - 1), source - lower
+
+    (y0, y1, wy), (x0, x1, wx) = grid(image.shape[1]), grid(image.shape[2])
+    rows = image[:, y0] * (1 - wy)[:, None] + image[:, y1] * wy[:, None]
+    return rows[..., x0] * (1 - wx) + rows[..., x1] * wx
+
+
 def _expected_probabilities(checkpoint, pixels: np.ndarray) -> torch.Tensor:
-    """The original's eval_image written out: TF central crop 0.875 (H // 16 a side), bilinear, [-1, 1]."""
+    """The original's eval_image written out: TF central crop 0.875 (H // 16 a side), TF1 bilinear
+    resize of the float image (unrounded), [-1, 1]."""
     model, _ = load_model(checkpoint)
-    image = torch.from_numpy(pixels).permute(2, 0, 1).float()
+    image = torch.from_numpy(pixels).permute(2, 0, 1).double()
     top, left = 96 // 16, 128 // 16
-    crop = image[:, top : 96 - top, left : 128 - left]
-    resized = F.interpolate(crop[None], size=(75, 75), mode="bilinear", align_corners=False)
-    resized = resized.round().clamp(0, 255)
+    resized = _tf1_resize_bilinear(image[:, top : 96 - top, left : 128 - left], 75).float()
     with torch.no_grad():
-        return model(resized / 255 * 2 - 1).softmax(dim=1)[0]
+        return model((resized / 255 * 2 - 1)[None]).softmax(dim=1)[0]
 
 
 def test_predict_gives_the_known_images_classes_and_probabilities(checkpoint, photo):
@@ -104,3 +115,38 @@ def test_several_files_with_bad_ones_print_the_good_then_one_line_for_the_bad(
     assert main(["predict", str(broken), str(tmp_path / "absent.png"), "--checkpoint", "nowhere.pt"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "2 of 2 images could not be read (none of them was classified)" in err
+
+
+def test_preprocessing_option_overrides_the_weights_and_is_said_once(checkpoint, photo, capsys):
+    path, pixels = photo
+    argv = ["predict", str(path), "--checkpoint", str(checkpoint), "--json", "--top-k", "3"]
+    assert main([*argv, "--preprocessing", "keras"]) == 0
+    out, err = capsys.readouterr()
+    assert err == (
+        "inception3 predict: evaluation preprocessing: keras (whole image to 75x75 (nearest), no crop; "
+        "as --preprocessing asks)\n"
+    )
+    model, _ = load_model(checkpoint)
+    squashed = np.array(PIL.Image.fromarray(pixels).resize((75, 75), PIL.Image.Resampling.NEAREST))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(squashed).permute(2, 0, 1)[None] / 127.5 - 1).softmax(1)[0]
+    record = json.loads(out)
+    assert record["indices"] == expected.topk(3).indices.tolist()
+    assert record["probabilities"] == pytest.approx(expected.topk(3).values.tolist(), abs=1e-5)
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # inception3's own preprocessing goes without saying
+
+
+def test_labels_file_renames_the_outputs_and_weights_format_is_checked(checkpoint, photo, tmp_path, capsys):
+    path, _ = photo
+    labels = tmp_path / "labels.txt"
+    labels.write_text("fourmi\nabeille\nchat\n")
+    argv = ["predict", str(path), "--checkpoint", str(checkpoint), "--json"]
+    assert main([*argv, "--labels-file", str(labels)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["classes"] == [("fourmi", "abeille", "chat")[i] for i in record["indices"]]
+    assert main([*argv, "--weights-format", "inception3"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--weights-format", "torchvision"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torchvision" in err

@@ -142,20 +142,45 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also: str = "") -> None:
-    """--checkpoint (any weights file `weights.read_weights` reads) and --no-ema."""
+    """--checkpoint (any weights file `weights.read_weights` reads), --weights-format and --no-ema."""
     parser.add_argument(
         "--checkpoint",
         type=Path,
         required=required,
         metavar="PATH",
-        help="an inception3 checkpoint, an exported .safetensors file, a plain state dict or "
-        "torchvision's/timm's Inception v3 weights" + (f"; {also}" if also else ""),
+        help="an inception3 checkpoint, an exported .safetensors file, a plain state dict, or "
+        "torchvision's, timm's, Keras' or TF-Slim's Inception v3 weights" + (f"; {also}" if also else ""),
+    )
+    parser.add_argument(
+        "--weights-format",
+        choices=config.WEIGHTS_FORMATS,
+        metavar="FORMAT",
+        help="what --checkpoint is, when its contents do not say: "
+        + ", ".join(config.WEIGHTS_FORMATS)
+        + " (default: detected)",
     )
     parser.add_argument(
         "--no-ema",
         dest="use_ema",
         action="store_false",
         help="use the raw weights instead of their moving averages",
+    )
+
+
+def _add_labels(parser: argparse.ArgumentParser) -> None:
+    """--preprocessing and --labels-file: how images and class names meet weights from elsewhere."""
+    parser.add_argument(
+        "--preprocessing",
+        choices=config.EVAL_PREPROCESSINGS,
+        metavar="NAME",
+        help="the evaluation preprocessing: " + ", ".join(config.EVAL_PREPROCESSINGS) + " (default: the "
+        "one the weights name: inception for inception3's own, the source project's for others' weights)",
+    )
+    parser.add_argument(
+        "--labels-file",
+        type=Path,
+        metavar="FILE",
+        help="class names, one per line in output order, instead of the names the weights carry",
     )
 
 
@@ -216,6 +241,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         action="store_false",
         help="run the network in the default NCHW layout instead of the faster NHWC",
     )
+    _add_labels(parser)
     parser.set_defaults(run=_run_eval)
 
 
@@ -232,6 +258,9 @@ def _run_eval(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         label_offset=args.label_offset,
         channels_last=args.channels_last,
+        preprocessing=args.preprocessing,
+        labels_file=args.labels_file,
+        weights_format=args.weights_format,
     )
     watch(
         args.train_dir,
@@ -249,8 +278,9 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "predict",
         help="classify images with a checkpoint: top-k class names and probabilities",
-        description="Classify image files with the evaluation preprocessing (central crop 0.875, bilinear "
-        "resize, scale to [-1, 1]) and the checkpoint's moving-average weights.",
+        description="Classify image files with the checkpoint's moving-average weights and the evaluation "
+        "preprocessing its weights were scored with (inception3's own: central crop 0.875, TF1 bilinear "
+        "resize, scale to [-1, 1]; torchvision's, timm's and Keras' for theirs).",
     )
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     _add_weights(parser)
@@ -258,6 +288,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "--top-k", type=int, default=config.TOP_K, help="classes shown per image (default: %(default)s)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
+    _add_labels(parser)
     parser.set_defaults(run=_run_predict)
 
 
@@ -265,7 +296,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     from inception3.predict import format_predictions, predict_each, unreadable_error
 
     predictions, unreadable = predict_each(
-        args.checkpoint, args.images, top_k=args.top_k, use_ema=args.use_ema
+        args.checkpoint,
+        args.images,
+        top_k=args.top_k,
+        use_ema=args.use_ema,
+        preprocessing=args.preprocessing,
+        labels_file=args.labels_file,
+        weights_format=args.weights_format,
+        notes=lambda line: print(f"inception3 predict: {line}", file=sys.stderr, flush=True),
     )
     if predictions:
         print(format_predictions(predictions, as_json=args.json), flush=True)
@@ -280,7 +318,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         help="write a checkpoint's model as ONNX, TorchScript or safetensors",
         description="Export the inference model (logits of images scaled to [-1, 1], [B, 3, S, S]) of a "
         "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
-        "any batch size; safetensors holds the state dict plus the model config as metadata.",
+        "any batch size; safetensors holds the state dict plus the model config as metadata. The class "
+        "names and the evaluation preprocessing the weights want go in each file's metadata.",
     )
     _add_weights(parser)
     parser.add_argument(
@@ -301,7 +340,12 @@ def _run_export(args: argparse.Namespace) -> int:
     from inception3.export import export_checkpoint
 
     written = export_checkpoint(
-        args.checkpoint, args.format, args.output, use_ema=args.use_ema, force=args.force
+        args.checkpoint,
+        args.format,
+        args.output,
+        use_ema=args.use_ema,
+        force=args.force,
+        weights_format=args.weights_format,
     )
     print(f"wrote {written}")
     return 0

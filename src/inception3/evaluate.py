@@ -10,6 +10,10 @@ their final name only when complete (see `run/checkpoint.py`), so a partial file
 one deleted by retention before its turn is skipped. Steps already in `RUN/eval/<split>.jsonl`
 are not evaluated again, so a restarted evaluator picks up where it stopped. It returns after the
 checkpoint training marked final. (The original evaluated only the newest checkpoint each round.)
+
+Any weights file scores, with the evaluation preprocessing it names (`data/preprocess.py`). Where
+its outputs, the data's classes and the class names disagree in count, `label_space` applies a rule
+and says so in one line (TF's 1001 ImageNet outputs lose the background on 1000 classes) or refuses.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inception3.config import EVAL_INTERVAL_SECS, TOP_K, EvalConfig
+from inception3.config import DEFAULT_EVAL_PREPROCESSING, EVAL_INTERVAL_SECS, TOP_K, EvalConfig
 from inception3.data import Batch, EvalLoader, load_dataset_info, scale_to_unit
+from inception3.data.meta import DATASET_JSON, LABELS_FILE, DatasetInfo, read_labels
+from inception3.data.preprocess import choose_preprocessing, preprocessing_note
 from inception3.errors import Inception3Error
 from inception3.files import what_is_at
+from inception3.imagenet import imagenet_classes
 from inception3.run import distributed as dist
 from inception3.run import layout
 from inception3.run.checkpoint import (
@@ -40,7 +47,7 @@ from inception3.run.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
 )
-from inception3.weights import load_model
+from inception3.weights import TF_BACKGROUND_CLASSES, load_model
 
 MAX_INTERVAL_SECS = 86_400.0  # `--interval` above a day is a typo, and sleep() overflows far above it
 
@@ -112,6 +119,7 @@ class EvalResult:
     time: float  # when it finished, seconds since the epoch
     seconds: float  # wall time of the pass, loading the checkpoint excluded
     per_class: dict[str, float | None]  # accuracy per class name; None for a class with no example
+    preprocessing: str = DEFAULT_EVAL_PREPROCESSING  # the evaluation preprocessing (data/preprocess.py)
 
     @property
     def images_per_sec(self) -> float:
@@ -140,16 +148,18 @@ def score(
     progress: Callable[[int], None] | None = None,
     *,
     channels_last: bool = False,
+    first_column: int = 0,
 ) -> Tally:
-    """Run `model` (eval mode) over uint8 batches and tally this rank's metrics (not reduced).
+    """Run `model` (eval mode) over batches of pixels and tally this rank's metrics (not reduced).
 
     `channels_last`: feed NHWC images (the model should be converted too); faster on CPU and GPU.
+    `first_column`: the logits before it are not scored (1: TF's background class, `LabelSpace`).
     """
     tally = Tally(num_classes)
     nhwc = torch.channels_last if channels_last else torch.contiguous_format
     for batch in batches:
         images = scale_to_unit(batch.images.to(device, non_blocking=True)).contiguous(memory_format=nhwc)
-        tally.add(model(images), batch.labels.to(device))
+        tally.add(model(images)[:, first_column:], batch.labels.to(device))
         if progress is not None:
             progress(len(batch.labels))
     return tally
@@ -165,7 +175,7 @@ def evaluate_checkpoint(
     `cfg.batch_size`, and all get the same totals. Without `ctx`, one process on `cfg.device`.
     """
     cfg = cfg or EvalConfig()
-    model, meta = load_model(Path(checkpoint), use_ema=cfg.use_ema)
+    model, meta = load_model(Path(checkpoint), use_ema=cfg.use_ema, weights_format=cfg.weights_format)
     return evaluate_model(model, meta, Path(checkpoint), data_dir, cfg, ctx)
 
 
@@ -176,31 +186,51 @@ def evaluate_model(
     data_dir: Path,
     cfg: EvalConfig | None = None,
     ctx: dist.Distributed | None = None,
+    printer: Callable[[str], None] | None = None,
 ) -> EvalResult:
-    """`evaluate_checkpoint` of a model already loaded (`weights.load_model`) from `checkpoint`."""
+    """`evaluate_checkpoint` of a model already loaded (`weights.load_model`) from `checkpoint`.
+
+    The preprocessing is `cfg.preprocessing`, else the weights' own. Class counts of weights and
+    data that differ are resolved by `label_space`'s rules or refused. `printer` (the main rank's)
+    gets one line for each of these that is not inception3's plain case.
+    """
     cfg = cfg or EvalConfig()
     ctx = ctx or dist.single_process(cfg.device)
+    say = printer if printer is not None and ctx.is_main else (lambda line: None)
     model.to(ctx.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
-    num_classes = model.config.num_classes
-    info = load_dataset_info(Path(data_dir), label_offset=cfg.label_offset, num_classes=num_classes)
-    if info.num_classes != num_classes:
-        raise Inception3Error(
-            f"{data_dir}: the dataset has {info.num_classes} classes but {checkpoint} "
-            f"was trained for {num_classes}; evaluate it on the dataset it was trained on"
-        )
+    outputs = model.config.num_classes
+    info = _dataset_for(Path(data_dir), cfg.label_offset, outputs)
+    space = label_space(
+        outputs,
+        weights_class_names(meta, cfg.labels_file),
+        data_classes=info.num_classes,
+        checkpoint=checkpoint,
+        data_dir=Path(data_dir),
+        labels_file=cfg.labels_file,
+    )
+    for note in space.notes:
+        say(note)
+    if ctx.is_main:
+        _warn_if_names_differ(space.names, info, checkpoint, cfg.labels_file)
     split = cfg.split
     if split not in info.split_sizes:
         found = ", ".join(sorted(info.split_sizes))
         raise Inception3Error(f"{data_dir}: no '{split}' split (found: {found})")
+    image_size = int(meta["image_size"])
+    preprocessing = choose_preprocessing(cfg.preprocessing, meta)
+    note = preprocessing_note(preprocessing, image_size, cfg.preprocessing is not None)
+    if note is not None:
+        say(note)
     per_rank = -(-cfg.batch_size // ctx.world_size)
     loader = EvalLoader(
         info,
         per_rank,
-        int(meta["image_size"]),
+        image_size,
         split=split,
         rank=ctx.rank,
         world_size=ctx.world_size,
         num_workers=cfg.num_workers,
+        preprocessing=preprocessing,
     )
     show = (sys.stderr.isatty() if cfg.progress is None else cfg.progress) and ctx.is_main
     bar = None
@@ -212,10 +242,11 @@ def evaluate_model(
     tally = score(
         model,
         loader,
-        num_classes,
+        info.num_classes,
         ctx.device,
         (lambda n: bar.update(n * ctx.world_size)) if bar is not None else None,
         channels_last=cfg.channels_last,
+        first_column=space.first_column,
     )
     tally.all_reduce(ctx)
     seconds = time.perf_counter() - start
@@ -223,7 +254,7 @@ def evaluate_model(
         bar.close()
     if tally.examples == 0:
         raise Inception3Error(f"{data_dir}: the '{split}' split has no examples to evaluate")
-    names = meta.get("class_names") or info.class_names
+    names = space.names or info.class_names
     per_class = {
         str(name): (float(c / n) if n > 0 else None)
         for name, c, n in zip(names, tally.class_correct.tolist(), tally.class_count.tolist(), strict=True)
@@ -241,6 +272,126 @@ def evaluate_model(
         time=time.time(),
         seconds=seconds,
         per_class=per_class,
+        preprocessing=preprocessing,
+    )
+
+
+# Label spaces: weights, data and class names must agree on what label i means.
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """Which of a model's outputs are scored, what they are called, and which rule said so."""
+
+    first_column: int  # 1: output 0 of 1001, TensorFlow's background class, is left out; else 0
+    names: tuple[str, ...] | None  # one per scored output; None: neither weights nor --labels-file name them
+    notes: tuple[str, ...] = ()  # one line per rule applied
+
+
+def _real_classes(outputs: int) -> int:
+    """The classes a model's outputs stand for: TF's 1001 ImageNet outputs are 1000 classes and background."""
+    return outputs - 1 if outputs == TF_BACKGROUND_CLASSES else outputs
+
+
+def weights_class_names(meta: dict, labels_file: Path | None) -> tuple[str, ...] | None:
+    """`--labels-file`'s names when given (data/meta.py reads it), else the weights' own, else None."""
+    if labels_file is not None:
+        return read_labels(Path(labels_file))
+    names = meta.get("class_names")
+    return tuple(str(n) for n in names) if names else None
+
+
+def label_space(
+    outputs: int,
+    names: tuple[str, ...] | None,
+    *,
+    data_classes: int | None = None,
+    checkpoint: Path | str = "the weights",
+    data_dir: Path | str = "the data",
+    labels_file: Path | None = None,
+) -> LabelSpace:
+    """Resolve how a model's `outputs` meet data of `data_classes` classes (None: no data, as in predict)
+    and the class `names` (of the weights or `labels_file`), by rule or by refusal.
+
+    Rules: equal counts need nothing. A model of 1001 outputs (TensorFlow's ImageNet: class 0 is the
+    background) on 1000-class data, or named by 1000 names, has its background output dropped. Any
+    other count that differs is an Inception3Error naming both counts and what to do.
+    """
+    first, notes = 0, []
+    if data_classes is not None and data_classes != outputs:
+        if outputs == TF_BACKGROUND_CLASSES and data_classes == outputs - 1:
+            first = 1
+            notes.append(
+                f"{checkpoint} has {outputs} outputs, class 0 TensorFlow's background; {data_dir} has "
+                f"{data_classes} classes: the background output is left out"
+            )
+        else:
+            hint = (
+                "; if its class 0 is TensorFlow's background, read it with --label-offset 1"
+                if data_classes == outputs + 1
+                else ""
+            )
+            raise Inception3Error(
+                f"{data_dir} has {data_classes} classes but {checkpoint} outputs {outputs}; evaluate it on "
+                f"data of its {outputs} classes (--data-dir), or fine-tune it on this data first: "
+                f"inception3 train --init-from {checkpoint} --preset flowers --data-dir {data_dir}{hint}"
+            )
+    if names is not None and len(names) != outputs - first:
+        if len(names) == outputs - 1 and outputs == TF_BACKGROUND_CLASSES and data_classes is None:
+            first = 1
+            notes.append(
+                f"{len(names)} class names for {outputs} outputs: output 0, TensorFlow's background, "
+                "is left out"
+            )
+        elif len(names) == outputs and first == 1:
+            names = names[1:]
+        else:
+            source = labels_file if labels_file is not None else checkpoint
+            what = "lists" if labels_file is not None else "names"
+            raise Inception3Error(
+                f"{source} {what} {len(names)} classes but the model outputs {outputs - first}; "
+                f"give a labels file of {outputs - first} lines (one class name per line)"
+            )
+    return LabelSpace(first, names, tuple(notes))
+
+
+def _dataset_for(data_dir: Path, label_offset: int | None, outputs: int) -> DatasetInfo:
+    """The dataset, whose class count is its own; shards that list no classes (TF-built, without
+    labels.txt) take the model's, background left out."""
+    lists_classes = (data_dir / DATASET_JSON).exists() or (data_dir / LABELS_FILE).exists()
+    return load_dataset_info(
+        data_dir, label_offset=label_offset, num_classes=None if lists_classes else _real_classes(outputs)
+    )
+
+
+def _same_classes(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """Equal names, or ImageNet's readable names against its synset ids (a dataset built from folders)."""
+    if ours == theirs:
+        return True
+    classes = imagenet_classes()
+    return len(ours) == len(classes) and {ours, theirs} == {
+        tuple(n for _, n in classes),
+        tuple(s for s, _ in classes),
+    }
+
+
+def _warn_if_names_differ(
+    names: tuple[str, ...] | None, info: DatasetInfo, checkpoint: Path, labels_file: Path | None
+) -> None:
+    """One warning line when the weights' class names and the data's disagree (counts already agree)."""
+    data = tuple(info.class_names)
+    if names is None or data == tuple(str(i) for i in range(len(data))) or _same_classes(names, data):
+        return
+    source = labels_file if labels_file is not None else checkpoint
+    if sorted(names) == sorted(data):
+        detail = f"the same {len(data)} classes in another order"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(names, data, strict=True)) if a != b)
+        detail = f"label {i} is {names[i]!r} there, {data[i]!r} here"
+    warnings.warn(
+        f"the class names of {source} and {info.data_dir} differ ({detail}); labels are scored by "
+        "index, so check that the data's label order is the weights' (--labels-file renames outputs)",
+        stacklevel=3,
     )
 
 
@@ -307,22 +458,22 @@ def watch(
     try:
         if checkpoint is not None or once:
             return _evaluate_one(run_dir, data_dir, cfg, checkpoint, printer, ctx)
-        evaluate = lambda path: _evaluate_run_checkpoint(Path(path), data_dir, cfg, ctx)  # noqa: E731
+        evaluate = lambda path: _evaluate_run_checkpoint(Path(path), data_dir, cfg, ctx, printer)  # noqa: E731
         return _follow(run_dir, cfg, interval, keep_waiting, printer, evaluate, ctx)
     finally:
         dist.shutdown(ctx)  # a rank that exits with the group still up can abort in the backend's threads
 
 
 def _evaluate_run_checkpoint(
-    path: Path, data_dir: Path, cfg: EvalConfig, ctx: dist.Distributed
+    path: Path, data_dir: Path, cfg: EvalConfig, ctx: dist.Distributed, printer: Callable[[str], None]
 ) -> EvalResult:
     """Evaluate one of a run's own checkpoints, whose content must be of the step its name says."""
     model, meta = _load_run_checkpoint(path, cfg)
-    return evaluate_model(model, meta, path, data_dir, cfg, ctx)
+    return evaluate_model(model, meta, path, data_dir, cfg, ctx, printer)
 
 
 def _load_run_checkpoint(path: Path, cfg: EvalConfig) -> tuple[nn.Module, dict]:
-    model, meta = load_model(path, use_ema=cfg.use_ema)
+    model, meta = load_model(path, use_ema=cfg.use_ema, weights_format=cfg.weights_format)
     try:
         check_step(path, meta)
     except Inception3Error as error:
@@ -341,7 +492,7 @@ def _evaluate_one(
     """--once or --checkpoint: one checkpoint, unless RUN/eval already records it for these weights."""
     if checkpoint is not None:
         path = Path(checkpoint)
-        model, meta = load_model(path, use_ema=cfg.use_ema)
+        model, meta = load_model(path, use_ema=cfg.use_ema, weights_format=cfg.weights_format)
     else:
         path = _newest(run_dir)
         model, meta = _load_run_checkpoint(path, cfg)
@@ -355,7 +506,7 @@ def _evaluate_one(
                     f"{layout.results_path(run_dir, cfg.split)}: {_precisions(found)}; not evaluated again"
                 )
             return []
-    result = evaluate_model(model, meta, path, data_dir, cfg, ctx)
+    result = evaluate_model(model, meta, path, data_dir, cfg, ctx, printer)
     _report(result, run_dir, printer, ctx)
     return [result]
 

@@ -2,8 +2,10 @@
 
 The moving-average weights are exported by default, as the evaluator uses them. Exported networks
 take float32 images [B, 3, S, S] scaled to [-1, 1] (`data.augment.scale_to_unit`) and return the
-logits [B, num_classes]; the batch size is free. The class names travel with the file: ONNX
-metadata `class_names`, a TorchScript extra file `class_names.json`, safetensors metadata.
+logits [B, num_classes]; the batch size is free. The class names and the evaluation preprocessing
+the weights want (`data/preprocess.py`: how images become those [-1, 1] inputs) travel with the
+file: ONNX metadata `class_names` and `eval_preprocessing`, TorchScript extra files
+`class_names.json` and `eval_preprocessing.txt`, safetensors metadata of the same names.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import BinaryIO
 
 import torch
 
+from inception3.config import DEFAULT_EVAL_PREPROCESSING
+from inception3.data.preprocess import choose_preprocessing
 from inception3.errors import Inception3Error
 from inception3.files import atomic_write, require_directory
 from inception3.model import InceptionV3
@@ -32,7 +36,13 @@ def _example(image_size: int, batch: int = 2) -> torch.Tensor:
     return torch.zeros(batch, 3, image_size, image_size)
 
 
-def export_onnx(model: InceptionV3, output: BinaryIO, image_size: int, class_names: list[str]) -> None:
+def export_onnx(
+    model: InceptionV3,
+    output: BinaryIO,
+    image_size: int,
+    class_names: list[str],
+    eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
+) -> None:
     """ONNX graph of the eval-mode network, input `images`, output `logits`, dynamic batch."""
     import onnx
 
@@ -49,23 +59,36 @@ def export_onnx(model: InceptionV3, output: BinaryIO, image_size: int, class_nam
     )
     proto = program.model_proto
     onnx.helper.set_model_props(
-        proto, {"class_names": json.dumps(class_names), "image_size": str(image_size)}
+        proto,
+        {
+            "class_names": json.dumps(class_names),
+            "image_size": str(image_size),
+            "eval_preprocessing": eval_preprocessing,
+        },
     )
     onnx.save(proto, output)
 
 
-def export_torchscript(model: InceptionV3, output: BinaryIO, image_size: int, class_names: list[str]) -> None:
+def export_torchscript(
+    model: InceptionV3,
+    output: BinaryIO,
+    image_size: int,
+    class_names: list[str],
+    eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
+) -> None:
     """A traced TorchScript module (eval mode: no auxiliary head), loadable by `torch.jit.load`."""
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated upstream but still the format C++ and mobile runtimes load; the
         # input-shape checks become constants of the trace, which is what an exported model wants.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, _example(image_size), check_trace=False)
-        torch.jit.save(traced, output, _extra_files={"class_names.json": json.dumps(class_names)})
+        extra = {"class_names.json": json.dumps(class_names), "eval_preprocessing.txt": eval_preprocessing}
+        torch.jit.save(traced, output, _extra_files=extra)
 
 
 def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None:
-    """The state dict (our TF-Slim key names) with the model config and class names as metadata."""
+    """The state dict (our TF-Slim key names) with the model config, class names and evaluation
+    preprocessing as metadata."""
     from safetensors.torch import save
 
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
@@ -78,15 +101,25 @@ def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None
                 "class_names": json.dumps(meta["class_names"]),
                 "step": str(meta.get("step", 0)),
                 "ema": str(bool(meta.get("ema", False))).lower(),
+                "eval_preprocessing": meta.get("eval_preprocessing") or DEFAULT_EVAL_PREPROCESSING,
             },
         )
     )
 
 
 def export_checkpoint(
-    checkpoint: Path, fmt: str, output: Path, *, use_ema: bool = True, force: bool = False
+    checkpoint: Path,
+    fmt: str,
+    output: Path,
+    *,
+    use_ema: bool = True,
+    force: bool = False,
+    weights_format: str | None = None,
 ) -> Path:
     """Write `checkpoint`'s network (EMA weights unless `use_ema=False`) to `output` as `fmt`.
+
+    `checkpoint` is any weights file `weights.read_weights` reads (`weights_format`: how, when its
+    contents do not say); its evaluation preprocessing goes with it.
 
     The file appears whole or not at all (written under a temporary name, then renamed), with the
     mode any new file gets. `output` is never the checkpoint itself (whatever its spelling or
@@ -96,15 +129,16 @@ def export_checkpoint(
         raise Inception3Error(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     output = Path(output)
     _check_output(Path(checkpoint), output, force)
-    model, meta = load_model(Path(checkpoint), use_ema=use_ema)
+    model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
     image_size = int(meta["image_size"])
     class_names = list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)])
-    meta = {**meta, "class_names": class_names}
+    preprocessing = choose_preprocessing(None, meta)
+    meta = {**meta, "class_names": class_names, "eval_preprocessing": preprocessing}
     with atomic_write(output) as f:
         if fmt == "onnx":
-            export_onnx(model, f, image_size, class_names)
+            export_onnx(model, f, image_size, class_names, preprocessing)
         elif fmt == "torchscript":
-            export_torchscript(model, f, image_size, class_names)
+            export_torchscript(model, f, image_size, class_names, preprocessing)
         else:
             export_safetensors(model, f, meta)
     return output

@@ -1,16 +1,22 @@
-"""`inception3 predict`: class names and probabilities for image files, with the eval preprocessing."""
+"""`inception3 predict`: class names and probabilities for image files, with the weights' evaluation
+preprocessing (`data/preprocess.py`; the original's central crop and TF1 resize for inception3's own)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import PIL.Image
 import torch
 
-from inception3.data import eval_image, scale_to_unit
+from inception3.config import DEFAULT_EVAL_PREPROCESSING
+from inception3.data import scale_to_unit
+from inception3.data.decode import DECODE_ERRORS
+from inception3.data.preprocess import Image, choose_preprocessing, decode, prepare, preprocessing_note
 from inception3.errors import Inception3Error
+from inception3.evaluate import label_space, weights_class_names
 from inception3.files import what_is_at
 from inception3.model import InceptionV3
 from inception3.weights import load_model
@@ -41,24 +47,36 @@ def read_image(path: Path) -> PIL.Image.Image:
         raise Inception3Error(f"{path}: not a readable image ({error})") from None
 
 
+def _decode_file(path: Path, preprocessing: str) -> Image:
+    """`path` decoded as `preprocessing`'s source pipeline decodes it (as eval decodes a record)."""
+    try:
+        return decode(Path(path).read_bytes(), preprocessing)
+    except (*DECODE_ERRORS, PIL.Image.DecompressionBombError) as error:
+        raise Inception3Error(f"{path}: not a readable image ({error})") from None
+
+
 @torch.inference_mode()
 def predict_images(
     model: InceptionV3,
-    images: list[PIL.Image.Image],
-    class_names: list[str] | None,
+    images: list[Image],
+    class_names: list[str] | tuple[str, ...] | None,
     *,
     top_k: int = 5,
     names: list[str] | None = None,
+    preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
 ) -> list[Prediction]:
-    """Top-k classes of decoded images: central crop 0.875, bilinear resize, scale to [-1, 1], softmax."""
+    """Top-k classes of decoded images (Pillow, or uint8 [3, H, W]): the named evaluation preprocessing,
+    [-1, 1], softmax. A 1001-output model named by 1000 class names loses TF's background output."""
     if top_k < 1:
         raise Inception3Error(f"--top-k must be at least 1, got {top_k}")
-    num_classes = model.config.num_classes
-    labels = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    space = label_space(model.config.num_classes, tuple(class_names) if class_names else None)
+    num_classes = model.config.num_classes - space.first_column
+    labels = list(space.names) if space.names else [str(i) for i in range(num_classes)]
     size = model.config.image_size
-    batch = scale_to_unit(torch.stack([eval_image(image, size) for image in images]))
+    batch = scale_to_unit(torch.stack([prepare(image, size, preprocessing) for image in images]))
     device = next(model.parameters()).device
-    probabilities = model.eval()(batch.to(device)).float().softmax(dim=1).cpu()
+    logits = model.eval()(batch.to(device))[:, space.first_column :]
+    probabilities = logits.float().softmax(dim=1).cpu()
     top = probabilities.topk(min(top_k, num_classes), dim=1)
     names = names or [f"image {i}" for i in range(len(images))]
     return [
@@ -68,14 +86,29 @@ def predict_images(
 
 
 def predict_files(
-    checkpoint: Path, paths: list[Path], *, top_k: int = 5, use_ema: bool = True, batch_size: int = 32
+    checkpoint: Path,
+    paths: list[Path],
+    *,
+    top_k: int = 5,
+    use_ema: bool = True,
+    batch_size: int = 32,
+    preprocessing: str | None = None,
+    labels_file: Path | None = None,
+    weights_format: str | None = None,
 ) -> list[Prediction]:
     """Top-k predictions for image files with a checkpoint's (moving-average) weights.
 
     An unreadable image is an Inception3Error (`predict_each` classifies the others as well).
     """
     predictions, unreadable = predict_each(
-        checkpoint, paths, top_k=top_k, use_ema=use_ema, batch_size=batch_size
+        checkpoint,
+        paths,
+        top_k=top_k,
+        use_ema=use_ema,
+        batch_size=batch_size,
+        preprocessing=preprocessing,
+        labels_file=labels_file,
+        weights_format=weights_format,
     )
     if unreadable:
         raise unreadable_error(unreadable, len(paths))
@@ -83,29 +116,55 @@ def predict_files(
 
 
 def predict_each(
-    checkpoint: Path, paths: list[Path], *, top_k: int = 5, use_ema: bool = True, batch_size: int = 32
+    checkpoint: Path,
+    paths: list[Path],
+    *,
+    top_k: int = 5,
+    use_ema: bool = True,
+    batch_size: int = 32,
+    preprocessing: str | None = None,
+    labels_file: Path | None = None,
+    weights_format: str | None = None,
+    notes: Callable[[str], None] | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for the images that can be read, in the given order, and why the others cannot
-    (one line each). The checkpoint is not loaded when no image can be read."""
-    images, good, unreadable = [], [], []
+    (one line each). The checkpoint is not loaded when no image can be read.
+
+    `preprocessing`: the evaluation preprocessing (default: the weights' own); `labels_file`: class
+    names instead of the weights'; `weights_format`: how to read `checkpoint` (default: detected).
+    `notes` gets one line for each choice that is not inception3's plain case.
+    """
+    good, unreadable = [], []
     for path in paths:
         try:
-            images.append(read_image(path))
-            good.append(path)
+            read_image(path)  # a full decode: unreadable files are listed before the weights are read
+            good.append(Path(path))
         except Inception3Error as error:
             unreadable.append(" ".join(str(error).splitlines()))
-    if not images:
+    if not good:
         return [], unreadable
-    model, meta = load_model(Path(checkpoint), use_ema=use_ema)
-    class_names = meta.get("class_names")
+    model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
+    name = choose_preprocessing(preprocessing, meta)
+    space = label_space(
+        model.config.num_classes,
+        weights_class_names(meta, labels_file),
+        checkpoint=checkpoint,
+        labels_file=labels_file,
+    )
+    note = preprocessing_note(name, model.config.image_size, preprocessing is not None)
+    for line in [*([note] if note else []), *space.notes]:
+        if notes is not None:
+            notes(line)
     predictions: list[Prediction] = []
-    for start in range(0, len(images), batch_size):
+    for start in range(0, len(good), batch_size):
+        chunk = good[start : start + batch_size]
         predictions += predict_images(
             model,
-            images[start : start + batch_size],
-            class_names,
+            [_decode_file(path, name) for path in chunk],
+            space.names,
             top_k=top_k,
-            names=[str(p) for p in good[start : start + batch_size]],
+            names=[str(p) for p in chunk],
+            preprocessing=name,
         )
     return predictions, unreadable
 

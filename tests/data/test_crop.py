@@ -63,13 +63,14 @@ def test_eval_crop_equals_hand_computed_reference():
     cropped = central_crop(image)
     assert cropped.shape == (3, 28, 28)  # margin 32 // 16 = 2 pixels a side
     assert torch.equal(cropped, image[:, 2:30, 2:30])
-    # Halving with half-pixel centres samples between pixel pairs: the mean of each 2x2 block,
-    # rounded half to even.
-    blocks = cropped.numpy().astype(np.float64).reshape(3, 14, 2, 14, 2).mean(axis=(2, 4))
-    reference = torch.from_numpy(np.round(blocks).astype(np.uint8))
+    # TF1's resize_bilinear samples output pixel i at source i × 28/14 = 2i, a whole pixel: halving
+    # keeps every other pixel, unblended and unrounded (TF2's half-pixel centres would average 2×2).
+    reference = cropped[:, ::2, ::2].float()
     assert torch.equal(eval_image(image, 14), reference)
     pil = PIL.Image.fromarray(image.permute(1, 2, 0).numpy())
     assert torch.equal(eval_image(pil, 14), reference)
+    blocks = cropped.float().reshape(3, 14, 2, 14, 2).mean(dim=(2, 4))
+    assert torch.allclose(eval_image(image, 14, half_pixel_centers=True), blocks)
 
 
 def test_tf_central_crop_margins_for_odd_sizes():

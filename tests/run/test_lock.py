@@ -16,8 +16,9 @@ from inception3.run.layout import LOCK
 from inception3.run.lock import RunLock
 
 
-def _write_lock(run: Path, host: str, pid: int, age: float = 0.0) -> None:
-    (run / LOCK).write_text(json.dumps({"host": host, "pid": pid, "started": time.time() - 3600}))
+def _write_lock(run: Path, host: str, pid: int, age: float = 0.0, job: str | None = None) -> None:
+    holder = {"host": host, "pid": pid, "started": time.time() - 3600, "job": job}
+    (run / LOCK).write_text(json.dumps(holder))
     then = time.time() - age
     os.utime(run / LOCK, (then, then))
 
@@ -58,6 +59,26 @@ def test_another_hosts_lock_holds_while_its_lease_is_renewed(tmp_path: Path) -> 
     _write_lock(tmp_path, "elsewhere", 1, age=120)
     lock = RunLock(tmp_path, lease_secs=60)
     assert "host elsewhere" in lock.acquire()
+    lock.release()
+
+
+def test_an_earlier_attempt_of_the_same_job_hands_over_at_once(tmp_path: Path, monkeypatch) -> None:
+    """Rank 0 restarted by torchrun on another node: its predecessor's lease is fresh, but it is this job."""
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "imagenet")
+    _write_lock(tmp_path, "node3", 77, age=1, job="TORCHELASTIC_RUN_ID=imagenet")
+    lock = RunLock(tmp_path)
+    assert lock.acquire() == "took over the lock of an earlier attempt of this job (host node3, process 77)"
+    lock.release()
+    _write_lock(tmp_path, "node3", 77, age=1, job="TORCHELASTIC_RUN_ID=another")
+    with pytest.raises(Inception3Error, match="host node3, process 77"):
+        RunLock(tmp_path).acquire()
+
+
+def test_a_lock_naming_our_own_pid_is_not_ours(tmp_path: Path) -> None:
+    """A container started again under the same host name may get the same pid as the dead holder."""
+    lock = RunLock(tmp_path)
+    _write_lock(tmp_path, lock.holder["host"], os.getpid())  # started an hour ago, before this process
+    assert "took over the lock of a trainer that is gone" in lock.acquire()
     lock.release()
 
 

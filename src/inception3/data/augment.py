@@ -14,8 +14,12 @@ from inception3.config import BRIGHTNESS_MAX_DELTA, CONTRAST_RANGE, HUE_MAX_DELT
 
 
 def scale_to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, 3, S, S] -> float32 in [-1, 1], as the original's `(x - 0.5) * 2` on [0, 1] pixels."""
-    return images.float().mul_(2.0 / 255.0).sub_(1.0)
+    """0-255 pixels [B, 3, S, S] -> float32 in [-1, 1], as the original's `(x - 0.5) * 2` on [0, 1] pixels.
+
+    uint8, or float32 from an evaluation preprocessing that does not round (`preprocess.py`); a new
+    tensor either way (`.float()` of a float tensor is the tensor itself, which must not be scaled twice).
+    """
+    return images.to(torch.float32, copy=True).mul_(2.0 / 255.0).sub_(1.0)
 
 
 def adjust_saturation_hue_(images: torch.Tensor, saturation: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:

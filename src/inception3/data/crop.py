@@ -1,10 +1,11 @@
-"""Crops of a record's image, in the loader's worker processes: encoded bytes in, uint8 pixels out.
+"""Crops of a record's image, in the loader's worker processes: decoded pixels in, cropped pixels out.
 
 Training: `sample_distorted_box` draws a box by the rules of `tf.image.sample_distorted_bounding_box`
 and `crop_and_resize` decodes just enough of the JPEG to cut it out at the output size (the crop and
-resize of the original's `distort_image`). Evaluation: `eval_image`, the original's `central_crop`
-0.875 and bilinear resize. The rest of the training distortions run on whole batches, on the
-training device (`augment.py`).
+resize of the original's `distort_image`), as uint8. Evaluation: `eval_image`, the original's
+`central_crop` 0.875 and TF1's bilinear resize, unrounded float pixels as TensorFlow computes them
+(`preprocess.py` names it beside other projects' evaluation preprocessings). The rest of the
+training distortions run on whole batches, on the training device (`augment.py`).
 """
 
 from __future__ import annotations
@@ -162,10 +163,47 @@ def central_crop(image: torch.Tensor, fraction: float = EVAL_CENTRAL_FRACTION) -
     return image[..., top : height - top, left : width - left]
 
 
-def resize_bilinear(image: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [3, H, W] -> uint8 [3, size, size], bilinear with half-pixel centres, rounded."""
-    resized = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", align_corners=False)
-    return resized[0].round_().clamp_(0, 255).to(torch.uint8)
+def _sample_points(
+    in_size: int, out_size: int, half_pixel_centers: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TensorFlow's `compute_interpolation_weights`, in its float32 arithmetic: for each output pixel,
+    the lower and upper source pixels and the weight of the upper one.
+
+    TF1's legacy scaler samples output pixel i at source coordinate i × in/out (pixel corners
+    aligned at 0, not pixel centres); with half-pixel centres (TF2) at (i + 0.5) × in/out − 0.5.
+    """
+    scale = torch.tensor(in_size, dtype=torch.float32) / torch.tensor(out_size, dtype=torch.float32)
+    points = torch.arange(out_size, dtype=torch.float32)
+    source = (points + 0.5) * scale - 0.5 if half_pixel_centers else points * scale
+    floor = source.floor()
+    lower = floor.long().clamp_(min=0)
+    upper = source.ceil().long().clamp_(max=in_size - 1)
+    return lower, upper, source - floor
+
+
+def resize_bilinear(image: torch.Tensor, size: int, *, half_pixel_centers: bool = False) -> torch.Tensor:
+    """[C, H, W] (uint8 or float) -> float32 [C, size, size]: TensorFlow's bilinear resize, unrounded.
+
+    The default is TF1's `tf.image.resize_bilinear(align_corners=False)`, which the original and
+    TF-Slim evaluated with: it has no half-pixel centres, so its grid sits 0.5 × (in/out − 1) source
+    pixels up and left of PyTorch's `F.interpolate(align_corners=False)`. `half_pixel_centers` gives
+    TF2's `tf.image.resize(method="bilinear")`. The arithmetic (the lerp order and float32) is
+    TensorFlow's, and the result is not rounded: TensorFlow resizes the float image.
+    """
+    channels, height, width = image.shape
+    y0, y1, wy = _sample_points(height, size, half_pixel_centers)
+    x0, x1, wx = _sample_points(width, size, half_pixel_centers)
+    # Rows first (only the 2 × size needed, converted to float), then columns by `gather` on the rows
+    # flattened: a dozen times faster than advanced indexing, the same arithmetic.
+    top = image.index_select(1, y0).float().view(-1, width)
+    bottom = image.index_select(1, y1).float().view(-1, width)
+    left, right = x0.expand(top.shape[0], -1), x1.expand(top.shape[0], -1)
+    upper = top.gather(1, left)
+    upper += (top.gather(1, right) - upper).mul_(wx)  # top_left + (top_right - top_left) * x_lerp
+    lower = bottom.gather(1, left)
+    lower += (bottom.gather(1, right) - lower).mul_(wx)
+    upper += (lower - upper).mul_(wy.repeat(channels)[:, None])  # top + (bottom - top) * y_lerp
+    return upper.view(channels, size, size)
 
 
 def _to_tensor(image: PIL.Image.Image) -> torch.Tensor:
@@ -174,7 +212,11 @@ def _to_tensor(image: PIL.Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
-def eval_image(image: PIL.Image.Image | torch.Tensor, size: int) -> torch.Tensor:
-    """A decoded image (PIL, or uint8 [3, H, W] RGB) -> uint8 [3, size, size]: central crop 0.875, resize."""
+def eval_image(
+    image: PIL.Image.Image | torch.Tensor, size: int, *, half_pixel_centers: bool = False
+) -> torch.Tensor:
+    """The original's eval_image: a decoded image (PIL, or uint8 [3, H, W] RGB) -> float32 [3, size, size]
+    pixels on the 0-255 scale, unrounded: `central_crop` 0.875, then TF1's `resize_bilinear`
+    (TF2's with `half_pixel_centers`). `augment.scale_to_unit` maps them to [-1, 1]."""
     tensor = _to_tensor(image) if isinstance(image, PIL.Image.Image) else image
-    return resize_bilinear(central_crop(tensor), size)
+    return resize_bilinear(central_crop(tensor), size, half_pixel_centers=half_pixel_centers)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -75,6 +76,15 @@ def restart_store(rank: int, world_size: int) -> dist.Store | None:
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
     if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != str(True):
         return None
+    several_nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1
+    if rank == 0 and several_nodes and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0:
+        print(  # the nodes' restart counts can differ: a restarted group would wait for ever
+            "inception3: torchrun on several machines shares its rendezvous store: set "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 on every node, or a restart can hang "
+            "(docs/reliability.md)",
+            file=sys.stderr,
+            flush=True,
+        )
     store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size))
     return dist.PrefixStore(f"inception3/attempt-{attempt}", store)
 

@@ -5,7 +5,9 @@ terminal); two trainers writing one run directory would overwrite each other's c
 `RUN/.trainer.lock` holds the holder's host, process id and start time, and its modification time
 is a lease, renewed every `LEASE_SECS / 4` seconds by a thread of the holder. A lock is stale, and
 taken over with a line saying so, when its process is gone (same host) or its lease has run out
-(another host, whose processes cannot be seen from here). Readers (`eval`, `report`) take no lock.
+(another host, whose processes cannot be seen from here), and at once when it names the job that
+is starting (`TORCHELASTIC_RUN_ID` of torchrun, `SLURM_JOB_ID`): an earlier attempt of this very job,
+whose rank 0 died or moved to another node. Readers (`eval`, `report`) take no lock.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ class RunLock:
     def __init__(self, run_dir: Path, *, lease_secs: float = LEASE_SECS) -> None:
         self.path = lock_path(run_dir)
         self.lease_secs = lease_secs
-        self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        self.holder = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.time(),
+            "job": _job(),
+        }
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -47,7 +54,11 @@ class RunLock:
                     f"process {held['pid']}, since {time.ctime(held['started'])}); stop it first, or train "
                     "into another --train-dir"
                 ) from None
-            note = f"took over the lock of a trainer that is gone ({self._describe(held)})"
+            earlier = (
+                held is not None and held.get("job") is not None and held.get("job") == self.holder["job"]
+            )
+            gone = "an earlier attempt of this job" if earlier else "a trainer that is gone"
+            note = f"took over the lock of {gone} ({self._describe(held)})"
             write_text_atomic(self.path, json.dumps(self.holder))
         else:
             with os.fdopen(fd, "w") as f:
@@ -79,7 +90,11 @@ class RunLock:
             return None  # a lock file cut short by a crash while it was written: not a live holder
 
     def _alive(self, held: dict) -> bool:
+        if held.get("job") is not None and held.get("job") == self.holder["job"]:
+            return False  # this job's earlier attempt: torchrun or SLURM started it again
         if held["host"] == self.holder["host"]:
+            if int(held["pid"]) == self.holder["pid"] and held["started"] < _process_started() - 2.0:
+                return False  # our pid before this process began: a container restarted under the same name
             try:
                 os.kill(int(held["pid"]), 0)
             except ProcessLookupError:
@@ -97,3 +112,21 @@ class RunLock:
         if held is None:
             return "an unreadable lock file"
         return f"host {held['host']}, process {held['pid']}"
+
+
+def _job() -> str | None:
+    """The launcher's id of the job this process belongs to, the same in every attempt; None alone."""
+    for name in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"):
+        if os.environ.get(name):
+            return f"{name}={os.environ[name]}"
+    return None
+
+
+def _process_started() -> float:
+    """When this process began (seconds since the epoch, to about a second); -inf where /proc is not."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return float("-inf")

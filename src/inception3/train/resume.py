@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inception3.config import ModelConfig, TrainConfig
+from inception3.config import DEFAULT_EVAL_PREPROCESSING, ModelConfig, TrainConfig
 from inception3.data import TrainLoader
 from inception3.errors import Inception3Error
 from inception3.files import what_is_at, write_text_atomic
@@ -52,6 +52,7 @@ def training_state(run: Resumable, cfg: TrainConfig, class_names: tuple[str, ...
         "config": flat_config(cfg) | {"trainable": list(cfg.trainable)},
         "class_names": list(class_names),
         "image_size": cfg.model.image_size,
+        "eval_preprocessing": DEFAULT_EVAL_PREPROCESSING,  # how eval and predict prepare images for it
     }
 
 
