@@ -64,6 +64,17 @@ def test_torchvision_weights_give_identical_logits(torchvision_model, images, ex
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
+def test_eval_and_predict_give_a_torchvision_files_logits_exactly(
+    torchvision_model, images, expected, tmp_path
+):
+    path = tmp_path / "inception_v3_google.pth"
+    torch.save(torchvision_model.state_dict(), path)
+    model, meta = load_model(path)  # what eval, predict and export load
+    assert meta["source"] == "torchvision"
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), expected, atol=1e-5, rtol=0)
+
+
 def test_tensorflow_pooling_changes_only_the_border_averages(torchvision_model, images, expected):
     tf_pooling = load_torchvision(torchvision_model.state_dict(), exact_pooling=False)
     with torch.no_grad():

@@ -210,6 +210,8 @@ def load_model(
 
     The metadata also holds "model_config" (as a dict) and "image_size". Weights without a
     classifier (Keras' `include_top=False`) are refused: they can only start a fine-tune.
+    torchvision's and timm's weights get their own average pooling, so eval, predict and export
+    give their logits exactly (module docstring).
     """
     weights = read_weights(path, use_ema=use_ema, weights_format=weights_format)
     if LOGITS_KEY not in weights.state and weights.meta["source"] == "keras":
@@ -224,6 +226,8 @@ def load_model(
         raise Inception3Error(
             f"{path}: weights do not fit the model they describe: {str(error).splitlines()[0]}"
         ) from None
+    if weights.meta["source"] in ("torchvision", "timm"):  # their logits exactly: padded average pools
+        use_torchvision_pooling(model)
     meta = weights.meta | {"model_config": dataclasses.asdict(cfg), "image_size": cfg.image_size}
     return model, meta
 
