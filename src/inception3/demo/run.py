@@ -47,7 +47,6 @@ class DemoConfig:
         ("learning_rate", 0.0001),
         ("rmsprop_epsilon", 1e-8),
         ("lr_schedule", "cosine"),
-        ("batch_norm_decay", 0.99),
         ("crop_area_range", "0.25,1.0"),
         ("crop_min_object_covered", 0.5),
         ("num_workers", 1),
