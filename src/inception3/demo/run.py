@@ -27,18 +27,18 @@ from inception3.run.checkpoint import latest_checkpoint
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's size and training recipe; the defaults reach > 90% top-1 in ~7 minutes on 2 CPU cores."""
+    """The demo's size and training recipe; the defaults reach > 90% top-1 in ~6 minutes on 2 CPU cores."""
 
     out_dir: Path = Path("demo")
     train_per_class: int = 600  # drawn images per shape for training
     validation_per_class: int = 100  # and for validation
-    steps: int = 2500  # training steps
+    steps: int = 2000  # training steps
     checkpoint_every: int = 500  # steps; each checkpoint is evaluated by the separate evaluator
     seed: int = 0  # of the drawn images
     predict_images: int = 5  # validation images shown to `inception3 predict`
     # What differs from the original recipe, as `inception3 train --set` keys: a network and input
     # sized for two CPU cores; RMSProp with a small epsilon, whose steps do not shrink with the tiny
-    # gradients of a small network, at a rate that settles in 2,500 steps, not 1.5 million; crops
+    # gradients of a small network, at a rate that settles in 2,000 steps, not 1.5 million; crops
     # that keep at least half of the shape (the original's may keep a tenth of the object); batch-norm
     # statistics averaged over the last ~100 steps: the recipe's 0.9997 averages over ~3,300, the
     # whole run, and even debiased scores 20-39 % at steps 500-2000 (docs/performance.md).
