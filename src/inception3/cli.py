@@ -467,7 +467,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="validation images drawn per shape (default: 100)",
     )
-    parser.add_argument("--steps", type=int, help="training steps (default: 2500)")
+    parser.add_argument("--steps", type=int, help="training steps (default: 2250)")
     parser.add_argument(
         "--checkpoint-every",
         type=int,

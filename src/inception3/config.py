@@ -68,8 +68,8 @@ DIST_BATCH_SIZE_PER_RANK = 32  # [dist] FLAGS.batch_size: each replica's own bat
 # cost accuracy (Goyal et al. 2017 and Wu & He 2018 see the loss from ~8 images down): refused across
 # ranks unless the statistics are synchronised (sync_batch_norm) or --force is given.
 MIN_BATCH_NORM_BATCH = 8
-# channels_last=auto on a CPU (on CUDA it is on): the trainer's step ran 1.23-1.41x faster in NHWC on
-# two cores, in four runs at 75 px/width 0.25 and 299 px/full width (benchmarks/memory_format.py,
+# channels_last=auto on a CPU (on CUDA it is on): the trainer's step ran 1.15-1.41x faster in NHWC on
+# two cores, in six runs at 75 px/width 0.25 and 299 px/full width (benchmarks/memory_format.py,
 # docs/performance.md).
 CPU_CHANNELS_LAST = True
 MAX_STEPS = 10_000_000  # [train] FLAGS.max_steps
