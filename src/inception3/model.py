@@ -271,8 +271,14 @@ class BatchNorm(nn.Module):
         self.moving_variance.lerp_(var, weight)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
-        state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(STATISTICS_OF_UNKNOWN_AGE))
+        if prefix + "moving_mean" in state_dict:  # statistics given without their count
+            state_dict.setdefault(prefix + "num_batches_tracked", torch.tensor(STATISTICS_OF_UNKNOWN_AGE))
         super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def is_update_count(key: str) -> bool:
+    """A batch norm's update count (`BatchNorm`): other projects' files and older ones have none."""
+    return key.endswith("num_batches_tracked")
 
 
 class ConvBN(nn.Module):

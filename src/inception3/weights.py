@@ -55,7 +55,7 @@ from inception3.errors import Inception3Error
 from inception3.imagenet import NUM_CLASSES as IMAGENET_CLASSES
 from inception3.imagenet import imagenet_class_names
 from inception3.keras_weights import is_keras_file, read_keras
-from inception3.model import InceptionV3, aux_kernel, slim_to_torch_key
+from inception3.model import InceptionV3, aux_kernel, is_update_count, slim_to_torch_key
 from inception3.run.checkpoint import FORMAT, load_checkpoint
 from inception3.run.layout import CHECKPOINTS
 
@@ -298,17 +298,12 @@ def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
         )
         with torch.device("meta"):
             shapes = {k: v.shape for k, v in InceptionV3.from_config(cfg).state_dict().items()}
-        if all(k in state and state[k].shape == s for k, s in shapes.items() if not _is_count(k)):
+        if all(k in state and state[k].shape == s for k, s in shapes.items() if not is_update_count(k)):
             return cfg
     raise Inception3Error(
         "the state dict's tensor shapes match no InceptionV3 width "
         f"(first conv has {first.shape[0]} channels)"
     )
-
-
-def _is_count(key: str) -> bool:
-    """A batch norm's update count: files from before it, and other projects', have none (model.BatchNorm)."""
-    return key.endswith("num_batches_tracked")
 
 
 def _conv_modules(module: nn.Module, prefix: str) -> list[str]:
@@ -383,7 +378,7 @@ def convert_torchvision(
         weight, bias = _classifier(state[f"{source}.weight"], state[f"{source}.bias"], drop_background)
         out[f"{mine}.weight"], out[f"{mine}.bias"] = weight, bias
         used.update((f"{source}.weight", f"{source}.bias"))
-    leftover = sorted(k for k in state if k not in used and not k.endswith("num_batches_tracked"))
+    leftover = sorted(k for k in state if k not in used and not is_update_count(k))
     return out, leftover
 
 
@@ -495,7 +490,7 @@ def convert_tf_slim(variables: Mapping[str, np.ndarray], *, strict: bool = True)
     with torch.device("meta"):
         model = InceptionV3.from_config(cfg)
     target = model.state_dict()
-    missing = sorted(k for k in set(target) - set(found) if not _is_count(k))
+    missing = sorted(k for k in set(target) - set(found) if not is_update_count(k))
     if missing:
         raise Inception3Error(
             f"TF-Slim checkpoint lacks {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from inception3.config import STATISTICS_OF_UNKNOWN_AGE
 from inception3.errors import Inception3Error
-from inception3.model import BatchNorm, InceptionV3
+from inception3.model import BatchNorm, InceptionV3, is_update_count
 from inception3.weights import read_weights
 
 HEAD_SCOPES = ("Logits.", "AuxLogits.Conv2d_2b_1x1.")
@@ -40,12 +38,10 @@ def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> lis
     skipped = [k for k in head if drop_head or k not in source]
     if not any(k.startswith("AuxLogits.") for k in source):  # Keras' and others' have no aux head
         skipped += [k for k in target if k.startswith("AuxLogits.") and k not in skipped]
+    copied = {}
     for key, value in target.items():
-        if key in skipped:
-            continue
-        if key not in source and key.endswith("num_batches_tracked"):
-            value.fill_(STATISTICS_OF_UNKNOWN_AGE)  # statistics of unknown age: continue, don't debias
-            continue
+        if key in skipped or (key not in source and is_update_count(key)):
+            continue  # a count the source lacks: BatchNorm takes its statistics as long averaged
         if key not in source:
             raise Inception3Error(f"{path}: has no {key}; it was saved from another network")
         if source[key].shape != value.shape:
@@ -53,8 +49,8 @@ def init_from(model: InceptionV3, path: Path, *, fine_tune: bool = False) -> lis
                 f"{path}: {key} has shape {list(source[key].shape)}, the model needs "
                 f"{list(value.shape)}; check depth_multiplier and image_size"
             )
-        with torch.no_grad():
-            value.copy_(source[key])
+        copied[key] = source[key]
+    model.load_state_dict(copied, strict=False)
     return skipped
 
 
