@@ -54,9 +54,7 @@ class RunLock:
                     f"process {held['pid']}, since {time.ctime(held['started'])}); stop it first, or train "
                     "into another --train-dir"
                 ) from None
-            earlier = (
-                held is not None and held.get("job") is not None and held.get("job") == self.holder["job"]
-            )
+            earlier = held is not None and self._same_job(held)
             gone = "an earlier attempt of this job" if earlier else "a trainer that is gone"
             note = f"took over the lock of {gone} ({self._describe(held)})"
             write_text_atomic(self.path, json.dumps(self.holder))
@@ -89,9 +87,13 @@ class RunLock:
         except (OSError, ValueError):
             return None  # a lock file cut short by a crash while it was written: not a live holder
 
+    def _same_job(self, held: dict) -> bool:
+        """The lock is an earlier attempt's of this job, which torchrun or SLURM started again."""
+        return held.get("job") is not None and held.get("job") == self.holder["job"]
+
     def _alive(self, held: dict) -> bool:
-        if held.get("job") is not None and held.get("job") == self.holder["job"]:
-            return False  # this job's earlier attempt: torchrun or SLURM started it again
+        if self._same_job(held):
+            return False
         if held["host"] == self.holder["host"]:
             if int(held["pid"]) == self.holder["pid"] and held["started"] < _process_started() - 2.0:
                 return False  # our pid before this process began: a container restarted under the same name
