@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is first imported: its default needs TensorFlow
@@ -45,8 +46,11 @@ def _randomise(model: keras.Model, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def keras_files(tmp_path_factory) -> dict:
-    """One Keras model saved every way, with Keras' logits for random inputs in [-1, 1]."""
+def keras_files(tmp_path_factory) -> Iterator[dict]:
+    """One Keras model saved every way, with Keras' logits for random inputs in [-1, 1].
+
+    The files (a third of a gigabyte) are deleted with the module.
+    """
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     keras.utils.set_random_seed(0)  # seeds Python's, NumPy's and torch's global generators: put back
     model = keras.applications.InceptionV3(
@@ -67,7 +71,8 @@ def keras_files(tmp_path_factory) -> dict:
     model.save(files["whole.h5"])  # Keras 3 still writes the legacy layout for a whole model
     images = np.random.default_rng(2).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
     logits = np.asarray(model(images).detach().cpu())
-    return {"files": files, "images": images, "logits": logits, "model": model, "root": root}
+    yield {"files": files, "images": images, "logits": logits, "model": model, "root": root}
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _our_logits(path: Path, images: np.ndarray, **kwargs) -> tuple[np.ndarray, dict]:

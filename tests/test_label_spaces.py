@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,13 +81,17 @@ def shards(imagenet) -> Path:
 
 
 @pytest.fixture(scope="module")
-def torchvision_file(tmp_path_factory) -> Path:
-    """Weights in torchvision's layout and file name, 1000 classes, random (torchvision's default init)."""
+def torchvision_file(tmp_path_factory) -> Iterator[Path]:
+    """Weights in torchvision's layout and file name, 1000 classes, random (torchvision's default init).
+
+    Deleted with the module (100 MB).
+    """
     torch.manual_seed(0)
     model = inception_v3(weights=None, aux_logits=True, init_weights=False)
     path = tmp_path_factory.mktemp("hub") / "inception_v3_google-0cc3c7bd.pth"
     torch.save(model.state_dict(), path)
-    return path
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

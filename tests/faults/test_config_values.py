@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import math
+import shutil
 import sys
 import typing
 from pathlib import Path
@@ -158,7 +159,18 @@ def _as_run_on_one_cpu(cfg: TrainConfig) -> TrainConfig:
 
 
 def _train_with(key: str, value: object, as_toml: bool, shards: Path, run: Path, capsys) -> str:
-    """`inception3 train` of the tiny run with `key` set to `value`; checks the outcome, returns it."""
+    """`inception3 train` of the tiny run with `key` set to `value`; checks the outcome, returns it.
+
+    The run directory is deleted afterwards: a few hundred runs would keep gigabytes of checkpoints.
+    """
+    try:
+        return _check_train_with(key, value, as_toml, shards, run, capsys)
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+        run.with_suffix(".toml").unlink(missing_ok=True)
+
+
+def _check_train_with(key: str, value: object, as_toml: bool, shards: Path, run: Path, capsys) -> str:
     extra = {"compile": True} if key == "compile_backend" else {}  # the backend is read when compiling
     argv = ["train", "--data-dir", str(shards), "--train-dir", str(run), "--preset", "tiny"]
     if as_toml:
