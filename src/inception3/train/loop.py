@@ -161,8 +161,9 @@ def _train(
     model.train()
     freeze_batch_norm_statistics(model)
     net = wrap_model(model, ctx)
-    if cfg.compile:
-        net = torch.compile(net, backend=cfg.compile_backend)
+    # A compiled graph does not see forward hooks added later: summary steps, which hook the end
+    # points, run the same module eagerly.
+    compiled = torch.compile(net, backend=cfg.compile_backend) if cfg.compile else net
 
     bar = _progress(ctx.is_main, step, cfg.max_steps)
     summaries = Summaries(train_dir, ctx.is_main, cfg.batch_size, out, bar.write if bar is not None else None)
@@ -185,7 +186,14 @@ def _train(
             summary_step = step % cfg.summary_every == 0
             with summaries.record_end_points(model, summary_step):
                 result = train_step(
-                    net, optimizer, batch.images, batch.labels, step, ctx.rank, cfg, keep_inputs=summary_step
+                    net if summary_step else compiled,
+                    optimizer,
+                    batch.images,
+                    batch.labels,
+                    step,
+                    ctx.rank,
+                    cfg,
+                    keep_inputs=summary_step,
                 )
             ema.update(model, step)
             non_finite |= ~torch.isfinite(result.total)
