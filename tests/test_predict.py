@@ -11,7 +11,7 @@ import torch
 from evalfixtures import CLASSES, write_checkpoint
 
 from inception3.cli import main
-from inception3.predict import predict_files
+from inception3.predict import predict_each
 from inception3.weights import load_model
 
 
@@ -57,7 +57,8 @@ def _expected_probabilities(checkpoint, pixels: np.ndarray) -> torch.Tensor:
 def test_predict_gives_the_known_images_classes_and_probabilities(checkpoint, photo):
     path, pixels = photo
     expected = _expected_probabilities(checkpoint, pixels)
-    (prediction,) = predict_files(checkpoint, [path], top_k=2)
+    (prediction,), unreadable = predict_each(checkpoint, [path], top_k=2)
+    assert unreadable == []
     order = expected.argsort(descending=True)[:2].tolist()
     assert prediction.indices == tuple(order)
     assert prediction.classes == tuple(CLASSES[i] for i in order)
@@ -84,6 +85,22 @@ def test_cli_text_shows_class_names_under_each_image(checkpoint, photo, capsys):
     assert lines[0] == f"{path}:"
     probability, name = lines[1].split()
     assert name in CLASSES and 0.0 < float(probability) <= 1.0
+
+
+def test_device_option_runs_the_model_where_asked(checkpoint, photo, capsys, monkeypatch):
+    path, _ = photo
+    argv = ["predict", str(path), "--checkpoint", str(checkpoint), "--json"]
+    assert main(argv) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--device", "cpu"]) == 0
+    on_cpu = json.loads(capsys.readouterr().out)  # the default is CUDA where there is one
+    assert on_cpu["classes"] == default["classes"]
+    assert on_cpu["probabilities"] == pytest.approx(default["probabilities"], abs=1e-4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main([*argv, "--device", "cuda"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "no CUDA device is available" in err and "predict: --device cpu" in err
 
 
 def test_an_unreadable_or_missing_image_is_a_one_line_error(checkpoint, tmp_path, capsys):

@@ -167,6 +167,15 @@ def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also
     )
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cuda", "cpu"),
+        help="where the model runs (default: CUDA when available)",
+    )
+
+
 def _add_labels(parser: argparse.ArgumentParser) -> None:
     """--preprocessing and --labels-file: how images and class names meet weights from elsewhere."""
     parser.add_argument(
@@ -223,12 +232,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         help="images per batch, global: split across the ranks as in train (default: %(default)s)",
     )
     parser.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default: 2)")
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cuda", "cpu"),
-        help="where the model runs (default: CUDA when available)",
-    )
+    _add_device(parser)
     parser.add_argument(
         "--label-offset",
         type=int,
@@ -288,6 +292,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "--top-k", type=int, default=config.TOP_K, help="classes shown per image (default: %(default)s)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
+    _add_device(parser)
     _add_labels(parser)
     parser.set_defaults(run=_run_predict)
 
@@ -303,6 +308,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         preprocessing=args.preprocessing,
         labels_file=args.labels_file,
         weights_format=args.weights_format,
+        device=args.device,
         notes=lambda line: print(f"inception3 predict: {line}", file=sys.stderr, flush=True),
     )
     if predictions:

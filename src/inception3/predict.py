@@ -19,6 +19,7 @@ from inception3.errors import Inception3Error
 from inception3.evaluate import label_space, weights_class_names
 from inception3.files import what_is_at
 from inception3.model import InceptionV3
+from inception3.run.distributed import resolve_device
 from inception3.weights import load_model
 
 
@@ -85,36 +86,6 @@ def predict_images(
     ]
 
 
-def predict_files(
-    checkpoint: Path,
-    paths: list[Path],
-    *,
-    top_k: int = 5,
-    use_ema: bool = True,
-    batch_size: int = 32,
-    preprocessing: str | None = None,
-    labels_file: Path | None = None,
-    weights_format: str | None = None,
-) -> list[Prediction]:
-    """Top-k predictions for image files with a checkpoint's (moving-average) weights.
-
-    An unreadable image is an Inception3Error (`predict_each` classifies the others as well).
-    """
-    predictions, unreadable = predict_each(
-        checkpoint,
-        paths,
-        top_k=top_k,
-        use_ema=use_ema,
-        batch_size=batch_size,
-        preprocessing=preprocessing,
-        labels_file=labels_file,
-        weights_format=weights_format,
-    )
-    if unreadable:
-        raise unreadable_error(unreadable, len(paths))
-    return predictions
-
-
 def predict_each(
     checkpoint: Path,
     paths: list[Path],
@@ -125,13 +96,15 @@ def predict_each(
     preprocessing: str | None = None,
     labels_file: Path | None = None,
     weights_format: str | None = None,
+    device: str = "auto",
     notes: Callable[[str], None] | None = None,
 ) -> tuple[list[Prediction], list[str]]:
     """Predictions for the images that can be read, in the given order, and why the others cannot
     (one line each). The checkpoint is not loaded when no image can be read.
 
     `preprocessing`: the evaluation preprocessing (default: the weights' own); `labels_file`: class
-    names instead of the weights'; `weights_format`: how to read `checkpoint` (default: detected).
+    names instead of the weights'; `weights_format`: how to read `checkpoint` (default: detected);
+    `device`: where the model runs ("auto": CUDA when available).
     `notes` gets one line for each choice that is not inception3's plain case.
     """
     good, unreadable = [], []
@@ -143,7 +116,9 @@ def predict_each(
             unreadable.append(" ".join(str(error).splitlines()))
     if not good:
         return [], unreadable
+    on = resolve_device(device)  # before the weights are read: a missing GPU is said at once
     model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
+    model.to(on)
     name = choose_preprocessing(preprocessing, meta)
     space = label_space(
         model.config.num_classes,

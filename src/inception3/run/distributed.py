@@ -51,7 +51,7 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
         if not torch.cuda.is_available():
             raise Inception3Error(
                 "device 'cuda' was asked for but no CUDA device is available; use the CPU "
-                "(train: --set device=cpu, eval: --device cpu)"
+                "(train: --set device=cpu, eval and predict: --device cpu)"
             )
         if local_rank is None:
             local_rank = int(os.environ.get("LOCAL_RANK", "0"))
