@@ -31,25 +31,29 @@ FORMATS = ("onnx", "torchscript", "safetensors")
 ONNX_OPSET = 18  # the default of torch's ONNX exporter; onnxruntime ≥ 1.14 runs it
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportInfo:
+    """What travels with an exported network besides its weights."""
+
+    class_names: list[str]
+    eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING
+    step: int = 0
+    ema: bool = False  # whether the weights are the moving averages
+
+
 def _example(image_size: int, batch: int = 2) -> torch.Tensor:
     """A traced/exported example input; batch 2 so the exporters do not specialise on batch 1."""
     return torch.zeros(batch, 3, image_size, image_size)
 
 
-def export_onnx(
-    model: InceptionV3,
-    output: BinaryIO,
-    image_size: int,
-    class_names: list[str],
-    eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
-) -> None:
+def export_onnx(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
     """ONNX graph of the eval-mode network, input `images`, output `logits`, dynamic batch."""
     import onnx
 
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
         model,
-        (_example(image_size),),
+        (_example(model.config.image_size),),
         input_names=["images"],
         output_names=["logits"],
         dynamic_shapes=({0: batch},),
@@ -61,32 +65,29 @@ def export_onnx(
     onnx.helper.set_model_props(
         proto,
         {
-            "class_names": json.dumps(class_names),
-            "image_size": str(image_size),
-            "eval_preprocessing": eval_preprocessing,
+            "class_names": json.dumps(info.class_names),
+            "image_size": str(model.config.image_size),
+            "eval_preprocessing": info.eval_preprocessing,
         },
     )
     onnx.save(proto, output)
 
 
-def export_torchscript(
-    model: InceptionV3,
-    output: BinaryIO,
-    image_size: int,
-    class_names: list[str],
-    eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
-) -> None:
+def export_torchscript(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
     """A traced TorchScript module (eval mode: no auxiliary head), loadable by `torch.jit.load`."""
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated upstream but still the format C++ and mobile runtimes load; the
         # input-shape checks become constants of the trace, which is what an exported model wants.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _example(image_size), check_trace=False)
-        extra = {"class_names.json": json.dumps(class_names), "eval_preprocessing.txt": eval_preprocessing}
+        traced = torch.jit.trace(model, _example(model.config.image_size), check_trace=False)
+        extra = {
+            "class_names.json": json.dumps(info.class_names),
+            "eval_preprocessing.txt": info.eval_preprocessing,
+        }
         torch.jit.save(traced, output, _extra_files=extra)
 
 
-def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None:
+def export_safetensors(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
     """The state dict (our TF-Slim key names) with the model config, class names and evaluation
     preprocessing as metadata."""
     from safetensors.torch import save
@@ -98,10 +99,10 @@ def export_safetensors(model: InceptionV3, output: BinaryIO, meta: dict) -> None
             metadata={
                 "format": FORMAT,
                 "model_config": json.dumps(dataclasses.asdict(model.config)),
-                "class_names": json.dumps(meta["class_names"]),
-                "step": str(meta.get("step", 0)),
-                "ema": str(bool(meta.get("ema", False))).lower(),
-                "eval_preprocessing": meta.get("eval_preprocessing") or DEFAULT_EVAL_PREPROCESSING,
+                "class_names": json.dumps(info.class_names),
+                "step": str(info.step),
+                "ema": str(info.ema).lower(),
+                "eval_preprocessing": info.eval_preprocessing,
             },
         )
     )
@@ -130,17 +131,15 @@ def export_checkpoint(
     output = Path(output)
     _check_output(Path(checkpoint), output, force)
     model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
-    image_size = int(meta["image_size"])
-    class_names = list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)])
-    preprocessing = choose_preprocessing(None, meta)
-    meta = {**meta, "class_names": class_names, "eval_preprocessing": preprocessing}
+    info = ExportInfo(
+        class_names=list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)]),
+        eval_preprocessing=choose_preprocessing(None, meta),
+        step=int(meta.get("step", 0)),
+        ema=bool(meta.get("ema", False)),
+    )
+    write = {"onnx": export_onnx, "torchscript": export_torchscript, "safetensors": export_safetensors}[fmt]
     with atomic_write(output) as f:
-        if fmt == "onnx":
-            export_onnx(model, f, image_size, class_names, preprocessing)
-        elif fmt == "torchscript":
-            export_torchscript(model, f, image_size, class_names, preprocessing)
-        else:
-            export_safetensors(model, f, meta)
+        write(model, f, info)
     return output
 
 
