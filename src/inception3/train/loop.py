@@ -138,7 +138,7 @@ def _train(
     cfg = _speed_settings(cfg, ctx.device, say)
     per_rank = _per_rank_batch(cfg, ctx.world_size, force)
     _check_batch_fits(cfg, info)
-    say(_batch_line(cfg, ctx.world_size))
+    say(_batch_line(cfg, per_rank, ctx.world_size))
     if resumed is not None:
         overridden = resume.check_resumable(resumed[1], cfg, model_cfg, info.class_names, force=force)
         if overridden:
@@ -280,8 +280,7 @@ def _speed_settings(cfg: TrainConfig, device: torch.device, say: Callable[[str],
     return dataclasses.replace(cfg, precision=precision, channels_last=channels_last)
 
 
-def _batch_line(cfg: TrainConfig, world_size: int) -> str:
-    per_rank = cfg.batch_size // world_size
+def _batch_line(cfg: TrainConfig, per_rank: int, world_size: int) -> str:
     line = f"batch: {cfg.batch_size} images a step, {world_size} rank(s) × {per_rank}"
     if cfg.grad_accum > 1:
         line += f" in {cfg.grad_accum} micro-batches of {per_rank // cfg.grad_accum}"
