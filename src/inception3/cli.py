@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from inception3 import config
 from inception3.errors import Inception3Error
@@ -90,10 +92,16 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from inception3.data.build import build_dataset
 
-    fields = [f.name for f in dataclasses.fields(config.BuildConfig) if f.name != "progress"]
-    report = build_dataset(config.BuildConfig(**{name: getattr(args, name) for name in fields}))
+    report = build_dataset(_record(config.BuildConfig, args))
     print(report.summary())
     return 0
+
+
+def _record(cls: type, args: argparse.Namespace) -> Any:
+    """The config record `cls` (BuildConfig, EvalConfig) of the command's options: each field is the
+    option of its name; a field with no option (progress) keeps its default."""
+    options = vars(args)
+    return cls(**{f.name: options[f.name] for f in dataclasses.fields(cls) if f.name in options})
 
 
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
@@ -167,11 +175,18 @@ def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also
     )
 
 
+def _add_set(parser: argparse.ArgumentParser, text: str) -> None:
+    """--set KEY=VALUE, repeatable: train config keys as text (train and demo), in `overrides`."""
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help=text
+    )
+
+
 def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        choices=("auto", "cuda", "cpu"),
+        choices=typing.get_args(config.Device),
         help="where the model runs (default: CUDA when available)",
     )
 
@@ -254,22 +269,10 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.train_dir is None and args.checkpoint is None:
         raise Inception3Error("give --train-dir RUN to follow a run, or --checkpoint PATH")
-    cfg = config.EvalConfig(
-        split=args.split,
-        use_ema=args.use_ema,
-        batch_size=args.batch_size,
-        device=args.device,
-        num_workers=args.num_workers,
-        label_offset=args.label_offset,
-        channels_last=args.channels_last,
-        preprocessing=args.preprocessing,
-        labels_file=args.labels_file,
-        weights_format=args.weights_format,
-    )
     watch(
         args.train_dir,
         args.data_dir,
-        cfg,
+        _record(config.EvalConfig, args),
         checkpoint=args.checkpoint,
         once=args.once,
         interval=args.interval,
@@ -390,13 +393,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         metavar="FILE.toml",
         help="config keys from a TOML file (e.g. a previous RUN/config.toml), applied after the preset",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="set one config key, last of all; repeatable (e.g. --set batch_size=64 "
+    _add_set(
+        parser,
+        "set one config key, last of all; repeatable (e.g. --set batch_size=64 "
         "--set precision=bf16); the keys are listed in the README",
     )
     parser.add_argument(
@@ -409,6 +408,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--trainable",
+        type=config.comma_list,
         metavar="SCOPES",
         help="train only these comma-separated scopes (e.g. Logits,AuxLogits); "
         "frozen layers keep their batch-norm statistics",
@@ -432,14 +432,13 @@ def _run_train(args: argparse.Namespace) -> int:
     from inception3.train.loop import train
     from inception3.train.options import resolve_config
 
-    overrides = list(args.overrides)
-    if args.init_from is not None:
-        overrides.append(f"init_from={args.init_from}")
-    if args.trainable is not None:
-        overrides.append(f"trainable={args.trainable}")
-    if args.max_steps is not None:
-        overrides.append(f"max_steps={args.max_steps}")
-    cfg = resolve_config(args.preset, args.config, overrides)
+    own = {  # the options that are config keys, typed by argparse; they come after --set
+        "init_from": None if args.init_from is None else str(args.init_from),
+        "trainable": args.trainable,
+        "max_steps": args.max_steps,
+    }
+    typed = {key: value for key, value in own.items() if value is not None}
+    cfg = resolve_config(args.preset, args.config, args.overrides, typed)
     result = train(cfg, args.data_dir, args.train_dir, force=args.force)
     if result.checkpoint is not None:
         print(f"step {result.step}: {result.checkpoint}")
@@ -480,14 +479,9 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         metavar="STEPS",
         help="steps between checkpoints, each one evaluated (default: 500)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="one more inception3 train config key, after the demo's own (e.g. "
-        "--set batch_size=16); repeatable",
+    _add_set(
+        parser,
+        "one more inception3 train config key, after the demo's own (e.g. --set batch_size=16); repeatable",
     )
     parser.set_defaults(run=_run_demo)
 
