@@ -4,7 +4,7 @@ key's value (check.py). Every public name is importable from `inception3.config`
 """
 
 from inception3.config.check import (
-    Key,
+    FlatKey,
     Valid,
     check_fields,
     comma_list,
@@ -36,7 +36,7 @@ from inception3.config.records import (
 
 # The records, the table and the presets; the recipe's constants come in by name above.
 __all__ = [
-    "Key",
+    "FlatKey",
     "Valid",
     "check_fields",
     "comma_list",

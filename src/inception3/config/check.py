@@ -57,7 +57,7 @@ def knob(
 
 
 # --- flat keys ---------------------------------------------------------------------------------
-class Key(NamedTuple):
+class FlatKey(NamedTuple):
     """One flat key of a config class: the nested record holding it (None: the class's own field),
     its type and its row of the table."""
 
@@ -67,23 +67,23 @@ class Key(NamedTuple):
 
 
 @functools.cache
-def flat_keys(cls: type) -> dict[str, Key]:
+def flat_keys(cls: type) -> dict[str, FlatKey]:
     """Every key of config class `cls`, in the order config.toml lists them (read-only).
 
     A nested record's fields stand in its place, but for those `cls` has itself (the model's
     `num_classes` is TrainConfig's own key).
     """
     own = {f.name for f in dataclasses.fields(cls)}
-    keys: dict[str, Key] = {}
+    keys: dict[str, FlatKey] = {}
     for f in dataclasses.fields(cls):
         kind = _hints(cls)[f.name]
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             inner = _hints(kind)
             for g in dataclasses.fields(kind):
                 if g.name not in own:
-                    keys[g.name] = Key(f.name, inner[g.name], g.metadata["valid"])
+                    keys[g.name] = FlatKey(f.name, inner[g.name], g.metadata["valid"])
         else:
-            keys[f.name] = Key(None, kind, f.metadata["valid"])
+            keys[f.name] = FlatKey(None, kind, f.metadata["valid"])
     return keys
 
 

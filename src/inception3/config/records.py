@@ -146,8 +146,9 @@ _INT64 = "; config.toml holds 64-bit integers"
 class TrainConfig:
     """Every knob of `inception3 train`, defaulting to the original single-machine recipe.
 
-    The keys of `--set key=value` and of RUN/config.toml are the field names, flat: the model's
-    fields (`image_size`, `depth_multiplier`, ...) are keys too, read into `model`. The model's
+    The keys of `--set key=value` and of RUN/config.toml are the field names, flat: the fields of
+    the nested records are keys too, read into them (`image_size`, `depth_multiplier`, ... into
+    `model`; `crop_area_range`, `augment_ops`, ... into `augment`). The model's
     class count is the dataset's unless `num_classes` is set. `batch_size` is global: each of N
     ranks gets batch_size / N, in `grad_accum` micro-batches.
     """
