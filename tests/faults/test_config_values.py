@@ -1,6 +1,6 @@
 """Every config value a user can type: `train` either runs or refuses it in one line, exit code 2.
 
-The property test feeds hostile values of every key of the table (config.py) through the real CLI,
+The property test feeds hostile values of every key of the table (config/check.py) through the real CLI,
 as `--set key=value` text or as a typed value in a `--config` TOML file, and runs a one-step tiny
 training when the value is accepted. The other tests pin the refusals users meet most, and the
 values checked against the data (a batch larger than the training split) and against torch.

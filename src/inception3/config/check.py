@@ -112,13 +112,10 @@ def to_flat(cfg: object) -> dict[str, object]:
     }
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+    """The field types of `cls`, resolved once (its annotations are text: `from __future__`)."""
+    return typing.get_type_hints(cls)
 
 
 # --- reading and checking ----------------------------------------------------------------------
