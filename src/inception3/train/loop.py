@@ -411,8 +411,8 @@ def _build(
         seed=cfg.seed,
         num_workers=cfg.num_workers,
         skip_corrupt=cfg.skip_corrupt,
-        min_object_covered=cfg.crop_min_object_covered,
-        area_range=cfg.crop_area_range,
+        min_object_covered=cfg.augment.crop_min_object_covered,
+        area_range=cfg.augment.crop_area_range,
     )
     return resume.Resumable(model, ema, optimizer, loader)
 
