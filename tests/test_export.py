@@ -114,7 +114,7 @@ def test_an_exported_safetensors_file_predicts_like_its_checkpoint(
         == 0
     )
     model, meta = load_model(exported)
-    assert meta["class_names"] == list(CLASSES) and meta["ema"] and meta["model_config"]["image_size"] == 75
+    assert meta.class_names == tuple(CLASSES) and meta.ema and model.config.image_size == 75
     with torch.no_grad():
         assert torch.equal(model(images), ema_logits)
     (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")

@@ -250,7 +250,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from inception3.evaluate import watch
+    from inception3.watch import watch
 
     if args.train_dir is None and args.checkpoint is None:
         raise Inception3Error("give --train-dir RUN to follow a run, or --checkpoint PATH")
