@@ -222,7 +222,7 @@ def test_other_projects_weights_export_with_their_preprocessing(tmp_path, capsys
     assert main(["export", "--checkpoint", str(source), "--weights-format", "torchvision", *argv]) == 0
     with safe_open(exported, "pt") as f:
         assert f.metadata()["eval_preprocessing"] == "torchvision"
-    assert load_model(exported)[1]["eval_preprocessing"] == "torchvision"  # read back, it travels on
+    assert load_model(exported)[1].eval_preprocessing == "torchvision"  # read back, it travels on
     capsys.readouterr()
     assert main(["export", "--checkpoint", str(source), "--weights-format", "keras", *argv, "--force"]) == 2
     assert "keras" in capsys.readouterr().err
