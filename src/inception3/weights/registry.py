@@ -79,9 +79,9 @@ def identify(file: WeightsFile, given: str | None) -> WeightsFormat:
     )
 
 
-def _claims(format: WeightsFormat, file: WeightsFile) -> bool:
-    """Whether `format` detects `file` too; a file it cannot even look at is not its."""
+def _claims(candidate: WeightsFormat, file: WeightsFile) -> bool:
+    """Whether `candidate` detects `file` too; a file it cannot even look at is not its."""
     try:
-        return format.detect(file)
+        return candidate.detect(file)
     except Inception3Error:
         return False
