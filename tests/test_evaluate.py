@@ -21,7 +21,8 @@ from inception3.data.augment import scale_to_unit
 from inception3.data.loader import EvalLoader
 from inception3.data.meta import load_dataset_info
 from inception3.errors import Inception3Error
-from inception3.evaluate import Tally, evaluate_checkpoint, evaluated_steps, watch
+from inception3.evaluate import Tally, evaluate_checkpoint
+from inception3.watch import evaluated_steps, watch
 from inception3.weights import load_model
 
 VALIDATION = 7  # not a multiple of any batch size used below

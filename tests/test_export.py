@@ -114,7 +114,7 @@ def test_an_exported_safetensors_file_predicts_like_its_checkpoint(
         == 0
     )
     model, meta = load_model(exported)
-    assert meta["class_names"] == list(CLASSES) and meta["ema"] and meta["model_config"]["image_size"] == 75
+    assert meta.class_names == tuple(CLASSES) and meta.ema and model.config.image_size == 75
     with torch.no_grad():
         assert torch.equal(model(images), ema_logits)
     (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")
@@ -222,7 +222,7 @@ def test_other_projects_weights_export_with_their_preprocessing(tmp_path, capsys
     assert main(["export", "--checkpoint", str(source), "--weights-format", "torchvision", *argv]) == 0
     with safe_open(exported, "pt") as f:
         assert f.metadata()["eval_preprocessing"] == "torchvision"
-    assert load_model(exported)[1]["eval_preprocessing"] == "torchvision"  # read back, it travels on
+    assert load_model(exported)[1].eval_preprocessing == "torchvision"  # read back, it travels on
     capsys.readouterr()
     assert main(["export", "--checkpoint", str(source), "--weights-format", "keras", *argv, "--force"]) == 2
     assert "keras" in capsys.readouterr().err

@@ -22,10 +22,10 @@ keras = pytest.importorskip("keras", reason="keras is not installed (pip install
 h5py = pytest.importorskip("h5py", reason="h5py is not installed (pip install h5py)")
 
 from inception3.errors import Inception3Error  # noqa: E402
-from inception3.keras_weights import creation_order, graph_order  # noqa: E402
 from inception3.model import InceptionV3  # noqa: E402
 from inception3.train.finetune import init_from  # noqa: E402
-from inception3.weights import load_model, read_weights  # noqa: E402
+from inception3.weights import WeightsMeta, load_model, read_weights  # noqa: E402
+from inception3.weights.keras import creation_order, graph_order  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' numpy-2 copy= notes
 
@@ -75,24 +75,24 @@ def keras_files(tmp_path_factory) -> Iterator[dict]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _our_logits(path: Path, images: np.ndarray, **kwargs) -> tuple[np.ndarray, dict]:
+def _our_logits(path: Path, images: np.ndarray, **kwargs) -> tuple[np.ndarray, InceptionV3, WeightsMeta]:
     model, meta = load_model(path, **kwargs)
     with torch.no_grad():
         logits = model(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
-    return logits.numpy(), meta
+    return logits.numpy(), model, meta
 
 
 @pytest.mark.parametrize("kind", ["weights.h5", "keras", "whole.h5"])
 def test_each_keras_file_gives_keras_logits(keras_files, kind):
-    got, meta = _our_logits(keras_files["files"][kind], keras_files["images"])
+    got, model, meta = _our_logits(keras_files["files"][kind], keras_files["images"])
     want = keras_files["logits"]
     assert np.abs(want).max() > 1.0  # logits large enough for the tolerance to mean something
     assert np.abs(got - want).max() < TOLERANCE
-    assert meta["source"] == "keras" and meta["eval_preprocessing"] == "keras"
-    assert meta["model_config"]["num_classes"] == 5 and not meta["model_config"]["aux_logits"]
-    assert meta["model_config"]["batch_norm_epsilon"] == 0.001
+    assert meta.source == "keras" and meta.eval_preprocessing == "keras"
+    assert model.config.num_classes == 5 and not model.config.aux_logits
+    assert model.config.batch_norm_epsilon == 0.001
     # the files with a model config say the input size; weights alone get the default
-    assert meta["image_size"] == (299 if kind == "weights.h5" else SIZE)
+    assert model.config.image_size == (299 if kind == "weights.h5" else SIZE)
 
 
 def _legacy_weights_only(whole: Path, out: Path) -> Path:
@@ -129,7 +129,7 @@ def _legacy_weights_only(whole: Path, out: Path) -> Path:
 
 def test_keras_applications_legacy_download_layout(keras_files):
     path = _legacy_weights_only(keras_files["files"]["whole.h5"], keras_files["root"] / "legacy.h5")
-    got, _ = _our_logits(path, keras_files["images"])
+    got, _, _ = _our_logits(path, keras_files["images"])
     assert np.abs(got - keras_files["logits"]).max() < TOLERANCE
     # Keras itself reads the hand-written file back into its zeroed model: the layout is Keras' own
     model = keras_files["model"]
@@ -146,7 +146,7 @@ def test_keras3_file_without_layer_names_maps_by_graph_order(keras_files, tmp_pa
             variables = f["layers"][key].get("vars")
             if variables is not None and "name" in variables.attrs:
                 del variables.attrs["name"]
-    got, _ = _our_logits(Path(path), keras_files["images"])
+    got, _, _ = _our_logits(Path(path), keras_files["images"])
     assert np.abs(got - keras_files["logits"]).max() < TOLERANCE
 
 
@@ -181,7 +181,7 @@ def test_notop_file_refused_for_classifying_but_starts_a_fine_tune(keras_files, 
     notop.save_weights(path)
     weights = read_weights(path)
     assert not any(key.startswith("Logits.") for key in weights.state)
-    assert weights.meta["include_top"] is False
+    assert weights.meta.include_top is False
     with pytest.raises(Inception3Error, match="without the classifier"):
         load_model(path)
     torch.manual_seed(0)
@@ -197,4 +197,4 @@ def test_notop_file_refused_for_classifying_but_starts_a_fine_tune(keras_files, 
 def test_a_keras_file_named_as_another_format_is_refused(keras_files):
     with pytest.raises(Inception3Error, match="file is Keras weights"):
         read_weights(keras_files["files"]["keras"], weights_format="torchvision")
-    assert read_weights(keras_files["files"]["keras"], weights_format="keras").meta["source"] == "keras"
+    assert read_weights(keras_files["files"]["keras"], weights_format="keras").meta.source == "keras"

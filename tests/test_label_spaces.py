@@ -24,9 +24,10 @@ from inception3.data.augment import scale_to_unit
 from inception3.data.build import build_dataset
 from inception3.data.preprocess import decode, prepare
 from inception3.errors import Inception3Error
-from inception3.evaluate import EvalResult, evaluate_checkpoint, watch
+from inception3.evaluate import EvalResult, evaluate_checkpoint
 from inception3.imagenet import imagenet_classes
 from inception3.run.checkpoint import save_checkpoint
+from inception3.watch import watch
 from inception3.weights import load_model
 
 USED = (1, 207, 999)  # the ImageNet labels that get images: goldfish, golden retriever, toilet tissue
@@ -106,7 +107,7 @@ def _scored_classes(result) -> set[str]:
 def _reference_loss(weights: Path, files: dict[int, list[Path]], preprocessing: str, drop: int = 0) -> float:
     """Mean cross entropy of the validation images against their true 0-based ImageNet labels."""
     model, meta = load_model(weights)
-    size = meta["image_size"]
+    size = model.config.image_size
     paths = [path for label_paths in files.values() for path in label_paths]
     images = [prepare(decode(path.read_bytes(), preprocessing), size, preprocessing) for path in paths]
     labels = torch.tensor([label for label, ps in files.items() for _ in ps])

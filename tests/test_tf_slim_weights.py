@@ -73,4 +73,4 @@ def test_tf_slim_graph_and_ours_give_the_same_logits(tmp_path, size, depth_multi
     assert np.abs(expected).max() > 1.0
     assert np.abs(got - expected[:, 1:]).max() < TOLERANCE  # the background column dropped
     meta = read_weights(tmp_path / "model.ckpt.index").meta
-    assert meta["source"] == "TF-Slim" and meta["eval_preprocessing"] == "inception"
+    assert meta.source == "TF-Slim" and meta.eval_preprocessing == "inception"

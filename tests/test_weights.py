@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from tinycheckpoints import checkpoint_state, tiny_model
 from torchvision.models import inception_v3
 
+from inception3 import config
 from inception3.errors import Inception3Error
 from inception3.imagenet import imagenet_classes
 from inception3.model import InceptionV3
@@ -27,6 +28,9 @@ from inception3.weights import (
     load_torchvision,
     read_weights,
 )
+from inception3.weights.meta import WeightsMeta
+from inception3.weights.registry import FORMATS, weights_format
+from inception3.weights.safetensors import meta_from_metadata, to_metadata
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def test_eval_and_predict_give_a_torchvision_files_logits_exactly(
     path = tmp_path / "inception_v3_google.pth"
     torch.save(torchvision_model.state_dict(), path)
     model, meta = load_model(path)  # what eval, predict and export load
-    assert meta["source"] == "torchvision"
+    assert meta.source == "torchvision"
     with torch.no_grad():
         torch.testing.assert_close(model(images), expected, atol=1e-5, rtol=0)
 
@@ -169,13 +173,13 @@ def test_load_model_uses_the_average_by_default(tmp_path: Path) -> None:
     raw, averaged = tiny_model(seed=1), tiny_model(seed=2)
     path = save_checkpoint(tmp_path, 7, checkpoint_state(raw, averaged), final=True)
     model, meta = load_model(path)
-    assert not model.training and meta["ema"] and meta["step"] == 7 and meta["final"]
-    assert meta["image_size"] == 75 and meta["model_config"]["depth_multiplier"] == 0.25
-    assert meta["class_names"] == ["a", "b", "c", "d", "e"]
+    assert not model.training and meta.ema and meta.step == 7 and meta.final
+    assert model.config.image_size == 75 and model.config.depth_multiplier == 0.25
+    assert meta.class_names == ("a", "b", "c", "d", "e")
     for key, value in averaged.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
     model, meta = load_model(path, use_ema=False)
-    assert not meta["ema"]
+    assert not meta.ema
     for key, value in raw.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
 
@@ -185,8 +189,8 @@ def test_load_model_reads_a_plain_state_dict(tmp_path: Path) -> None:
     path = tmp_path / "plain.pt"
     torch.save(source.state_dict(), path)
     model, meta = load_model(path)
-    assert meta["model_config"]["num_classes"] == 7 and meta["model_config"]["depth_multiplier"] == 0.25
-    assert meta["step"] == 0 and not meta["final"]
+    assert model.config.num_classes == 7 and model.config.depth_multiplier == 0.25
+    assert meta.step == 0 and not meta.final
     x = torch.rand(2, 3, 75, 75) * 2 - 1
     assert torch.equal(model(x), source.eval()(x))
 
@@ -202,9 +206,9 @@ def test_weights_of_1000_classes_without_names_get_imagenets(tmp_path: Path) -> 
     path = tmp_path / "imagenet.pt"
     torch.save(InceptionV3(num_classes=1000, depth_multiplier=0.25, image_size=75).state_dict(), path)
     _, meta = load_model(path)
-    assert meta["class_names"][:2] == ["tench", "goldfish"] and len(meta["class_names"]) == 1000
+    assert meta.class_names[:2] == ("tench", "goldfish") and len(meta.class_names) == 1000
     torch.save(tiny_model(num_classes=7).state_dict(), path)
-    assert load_model(path)[1]["class_names"] is None  # 7 outputs: no names are made up
+    assert load_model(path)[1].class_names is None  # 7 outputs: no names are made up
 
 
 def test_tf_slim_variables_of_a_narrow_small_model_keep_its_width_and_aux_kernel() -> None:
@@ -221,18 +225,18 @@ def test_tf_slim_variables_of_a_narrow_small_model_keep_its_width_and_aux_kernel
 
 def test_each_file_names_its_evaluation_preprocessing(torchvision_model, tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path, 3, checkpoint_state(tiny_model()), final=True)
-    assert read_weights(path).meta["eval_preprocessing"] == "inception"
+    assert read_weights(path).meta.eval_preprocessing == "inception"
     stored = checkpoint_state(tiny_model()) | {"eval_preprocessing": "inception-tf2"}
     path = save_checkpoint(tmp_path / "stored", 3, stored, final=True)
-    assert read_weights(path).meta["eval_preprocessing"] == "inception-tf2"  # the file's own wins
+    assert read_weights(path).meta.eval_preprocessing == "inception-tf2"  # the file's own wins
     plain = tmp_path / "plain.pt"
     torch.save(tiny_model().state_dict(), plain)
-    assert read_weights(plain).meta["eval_preprocessing"] == "inception"
+    assert read_weights(plain).meta.eval_preprocessing == "inception"
     tv = tmp_path / "tv.pt"
     torch.save(torchvision_model.state_dict(), tv)
-    assert read_weights(tv).meta["eval_preprocessing"] == "torchvision"
+    assert read_weights(tv).meta.eval_preprocessing == "torchvision"
     timm = read_weights(tv, weights_format="timm").meta  # timm keeps torchvision's names
-    assert timm["source"] == "timm" and timm["eval_preprocessing"] == "timm"
+    assert timm.source == "timm" and timm.eval_preprocessing == "timm"
 
 
 def test_safetensors_are_recognised_by_their_header_not_their_name(tmp_path: Path) -> None:
@@ -240,8 +244,8 @@ def test_safetensors_are_recognised_by_their_header_not_their_name(tmp_path: Pat
     path = tmp_path / "weights.bin"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, path)
     weights = read_weights(path)
-    assert weights.meta["source"] == "safetensors"
-    assert read_weights(path, weights_format="safetensors").meta["source"] == "safetensors"
+    assert weights.meta.source == "safetensors"
+    assert read_weights(path, weights_format="safetensors").meta.source == "safetensors"
     with pytest.raises(
         Inception3Error, match=r"format 'state-dict' was given, but the file is a safetensors"
     ):
@@ -251,7 +255,7 @@ def test_safetensors_are_recognised_by_their_header_not_their_name(tmp_path: Pat
 def test_a_format_the_contents_contradict_is_refused_naming_what_was_found(tmp_path: Path) -> None:
     plain = tmp_path / "plain.pt"
     torch.save(tiny_model().state_dict(), plain)
-    assert read_weights(plain, weights_format="state-dict").meta["source"] == "state dict"
+    assert read_weights(plain, weights_format="state-dict").meta.source == "state dict"
     with pytest.raises(
         Inception3Error, match=r"'torchvision' was given, but the file is a PyTorch state dict"
     ):
@@ -276,3 +280,37 @@ def test_a_format_the_contents_contradict_is_refused_naming_what_was_found(tmp_p
         "keras",
         "tf-slim",
     )
+
+
+def test_the_registry_names_the_formats_weights_format_accepts_in_detection_order() -> None:
+    assert tuple(FORMATS) == config.WEIGHTS_FORMATS
+    for name in FORMATS:
+        module = weights_format(name)
+        assert callable(module.detect) and callable(module.read) and module.DESCRIPTION, name
+
+
+def test_a_checkpoint_is_not_read_as_a_safetensors_file_but_an_export_is(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path, 3, checkpoint_state(tiny_model()), final=True)
+    with pytest.raises(
+        Inception3Error, match=r"the file is an inception3 checkpoint or export \('inception3'\)"
+    ):
+        read_weights(path, weights_format="safetensors")
+    with pytest.raises(
+        Inception3Error, match=r"the file is an inception3 checkpoint or export \('inception3'\)"
+    ):
+        read_weights(path, weights_format="state-dict")
+    meta = WeightsMeta("inception3", step=3, class_names=("a", "b", "c", "d", "e"), ema=True)
+    exported = tmp_path / "model.safetensors"
+    state = {k: v.contiguous() for k, v in tiny_model().state_dict().items()}
+    save_file(state, exported, metadata=to_metadata(meta, tiny_model().config))
+    assert read_weights(exported, weights_format="safetensors").meta == meta
+    assert read_weights(exported).meta == meta
+
+
+def test_weights_meta_survives_the_safetensors_metadata_as_exported() -> None:
+    meta = WeightsMeta("inception3", step=12, class_names=("x", "y"), ema=True, eval_preprocessing="timm")
+    metadata = to_metadata(meta, tiny_model(num_classes=2).config)
+    assert metadata["step"] == "12" and metadata["ema"] == "true" and metadata["class_names"] == '["x", "y"]'
+    assert metadata["format"] == "inception3/1" and metadata["eval_preprocessing"] == "timm"
+    assert meta_from_metadata(metadata) == meta
+    assert meta_from_metadata({}) == WeightsMeta("inception3")

@@ -72,7 +72,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from inception3.evaluate import watch
+    from inception3.watch import watch
 
     if args.train_dir is None and args.checkpoint is None:
         raise Inception3Error("give --train-dir RUN to follow a run, or --checkpoint PATH")

@@ -19,26 +19,15 @@ from typing import BinaryIO
 
 import torch
 
-from inception3.config import DEFAULT_EVAL_PREPROCESSING
 from inception3.data.preprocess import choose_preprocessing
 from inception3.errors import Inception3Error
 from inception3.files import atomic_write, require_directory
 from inception3.model import InceptionV3
-from inception3.run.checkpoint import FORMAT
-from inception3.weights import load_model
+from inception3.weights import WeightsMeta, load_model
+from inception3.weights.safetensors import to_metadata
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 ONNX_OPSET = 18  # the default of torch's ONNX exporter; onnxruntime ≥ 1.14 runs it
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportInfo:
-    """What travels with an exported network besides its weights."""
-
-    class_names: list[str]
-    eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING
-    step: int = 0
-    ema: bool = False  # whether the weights are the moving averages
 
 
 def _example(image_size: int, batch: int = 2) -> torch.Tensor:
@@ -46,7 +35,7 @@ def _example(image_size: int, batch: int = 2) -> torch.Tensor:
     return torch.zeros(batch, 3, image_size, image_size)
 
 
-def export_onnx(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
+def export_onnx(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> None:
     """ONNX graph of the eval-mode network, input `images`, output `logits`, dynamic batch."""
     import onnx
 
@@ -65,15 +54,15 @@ def export_onnx(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
     onnx.helper.set_model_props(
         proto,
         {
-            "class_names": json.dumps(info.class_names),
+            "class_names": json.dumps(list(meta.class_names or ())),
             "image_size": str(model.config.image_size),
-            "eval_preprocessing": info.eval_preprocessing,
+            "eval_preprocessing": meta.eval_preprocessing,
         },
     )
     onnx.save(proto, output)
 
 
-def export_torchscript(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
+def export_torchscript(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> None:
     """A traced TorchScript module (eval mode: no auxiliary head), loadable by `torch.jit.load`."""
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated upstream but still the format C++ and mobile runtimes load; the
@@ -81,31 +70,19 @@ def export_torchscript(model: InceptionV3, output: BinaryIO, info: ExportInfo) -
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, _example(model.config.image_size), check_trace=False)
         extra = {
-            "class_names.json": json.dumps(info.class_names),
-            "eval_preprocessing.txt": info.eval_preprocessing,
+            "class_names.json": json.dumps(list(meta.class_names or ())),
+            "eval_preprocessing.txt": meta.eval_preprocessing,
         }
         torch.jit.save(traced, output, _extra_files=extra)
 
 
-def export_safetensors(model: InceptionV3, output: BinaryIO, info: ExportInfo) -> None:
+def export_safetensors(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> None:
     """The state dict (our TF-Slim key names) with the model config, class names and evaluation
-    preprocessing as metadata."""
+    preprocessing as metadata (`weights.safetensors.to_metadata`)."""
     from safetensors.torch import save
 
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    output.write(
-        save(
-            state,
-            metadata={
-                "format": FORMAT,
-                "model_config": json.dumps(dataclasses.asdict(model.config)),
-                "class_names": json.dumps(info.class_names),
-                "step": str(info.step),
-                "ema": str(info.ema).lower(),
-                "eval_preprocessing": info.eval_preprocessing,
-            },
-        )
-    )
+    output.write(save(state, metadata=to_metadata(meta, model.config)))
 
 
 def export_checkpoint(
@@ -131,15 +108,14 @@ def export_checkpoint(
     output = Path(output)
     _check_output(Path(checkpoint), output, force)
     model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
-    info = ExportInfo(
-        class_names=list(meta.get("class_names") or [str(i) for i in range(model.config.num_classes)]),
-        eval_preprocessing=choose_preprocessing(None, meta),
-        step=int(meta.get("step", 0)),
-        ema=bool(meta.get("ema", False)),
+    meta = dataclasses.replace(
+        meta,
+        class_names=meta.class_names or tuple(str(i) for i in range(model.config.num_classes)),
+        eval_preprocessing=choose_preprocessing(None, meta.eval_preprocessing),
     )
     write = {"onnx": export_onnx, "torchscript": export_torchscript, "safetensors": export_safetensors}[fmt]
     with atomic_write(output) as f:
-        write(model, f, info)
+        write(model, f, meta)
     return output
 
 

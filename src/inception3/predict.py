@@ -14,9 +14,9 @@ import torch
 from inception3.config import DEFAULT_EVAL_PREPROCESSING
 from inception3.data import scale_to_unit
 from inception3.data.decode import DECODE_ERRORS
+from inception3.data.labels import label_space, output_names
 from inception3.data.preprocess import Image, choose_preprocessing, decode, prepare, preprocessing_note
 from inception3.errors import Inception3Error
-from inception3.evaluate import label_space, weights_class_names
 from inception3.files import what_is_at
 from inception3.model import InceptionV3
 from inception3.run.distributed import resolve_device
@@ -119,10 +119,10 @@ def predict_each(
     on = resolve_device(device)  # before the weights are read: a missing GPU is said at once
     model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
     model.to(on)
-    name = choose_preprocessing(preprocessing, meta)
+    name = choose_preprocessing(preprocessing, meta.eval_preprocessing)
     space = label_space(
         model.config.num_classes,
-        weights_class_names(meta, labels_file),
+        output_names(meta.class_names, labels_file),
         checkpoint=checkpoint,
         labels_file=labels_file,
     )

@@ -86,7 +86,7 @@ def _assert_loads_without_cuda(checkpoint: Path) -> None:
         "assert all(p.device.type == 'cpu' for p in model.state_dict().values())\n"
         "logits = model(torch.zeros(2, 3, 75, 75))\n"
         "assert logits.shape == (2, 5) and torch.isfinite(logits).all()\n"
-        "print('ok', meta['step'])\n"
+        "print('ok', meta.step)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(checkpoint)],

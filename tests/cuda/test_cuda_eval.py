@@ -44,11 +44,12 @@ def _eval_config(device: str) -> EvalConfig:
 
 def test_logits_on_cuda_match_the_cpu(cuda_checkpoint: Path, shards: Path) -> None:
     """The evaluator's batches (central crop, resize, [-1, 1], NHWC) through the network on each device."""
-    on_cpu, meta = load_model(cuda_checkpoint)
+    on_cpu, _ = load_model(cuda_checkpoint)
     on_cuda, _ = load_model(cuda_checkpoint)
     on_cpu.to(memory_format=torch.channels_last)
     on_cuda.to("cuda", memory_format=torch.channels_last)
-    loader = EvalLoader(load_dataset_info(shards), 16, int(meta["image_size"]), split="train", num_workers=0)
+    size = on_cpu.config.image_size
+    loader = EvalLoader(load_dataset_info(shards), 16, size, split="train", num_workers=0)
     compared = 0
     with torch.inference_mode():
         for batch in loader:
@@ -70,8 +71,8 @@ def test_evaluation_on_cuda_matches_the_cpu(cuda_checkpoint: Path, shards: Path)
     assert cpu.examples == cuda.examples == 40
     assert abs(cuda.loss - cpu.loss) < LOSS_ABS, (cpu.loss, cuda.loss)
     # Images near a tie may change sides; count them from the CPU's logits.
-    model, meta = load_model(cuda_checkpoint)
-    loader = EvalLoader(load_dataset_info(shards), 40, int(meta["image_size"]), split="train", num_workers=0)
+    model, _ = load_model(cuda_checkpoint)
+    loader = EvalLoader(load_dataset_info(shards), 40, model.config.image_size, split="train", num_workers=0)
     with torch.inference_mode():
         ties = sum(int((_margin(model(scale_to_unit(b.images))) <= TIE).sum()) for b in loader)
     assert abs(cuda.top1 - cpu.top1) * cpu.examples <= ties, (cpu.top1, cuda.top1, ties)
@@ -87,7 +88,7 @@ def test_prediction_on_cuda_matches_the_cpu(cuda_checkpoint: Path, shards: Path)
     on_cpu, meta = load_model(cuda_checkpoint)
     on_cuda, _ = load_model(cuda_checkpoint)
     on_cuda.to("cuda")
-    names = meta.get("class_names")
+    names = meta.class_names
     cpu = predict_images(on_cpu, images, names, top_k=5)
     cuda = predict_images(on_cuda, images, names, top_k=5)
     assert len(cpu) == len(cuda) == len(paths) == 10

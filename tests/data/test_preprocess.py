@@ -148,13 +148,13 @@ def test_upscaling_keeps_the_last_row_and_column_inside_the_image():
 
 
 def test_the_weights_name_their_preprocessing_and_an_override_wins():
-    assert choose_preprocessing(None, {}) == "inception"
-    assert choose_preprocessing(None, {"eval_preprocessing": "torchvision"}) == "torchvision"
-    assert choose_preprocessing("timm", {"eval_preprocessing": "torchvision"}) == "timm"
+    assert choose_preprocessing(None, None) == "inception"
+    assert choose_preprocessing(None, "torchvision") == "torchvision"
+    assert choose_preprocessing("timm", "torchvision") == "timm"
     with pytest.raises(Inception3Error, match="--preprocessing"):
-        choose_preprocessing(None, {"eval_preprocessing": "caffe"})
+        choose_preprocessing(None, "caffe")
     with pytest.raises(Inception3Error, match="inception, inception-tf2, torchvision, timm, keras"):
-        choose_preprocessing("caffe", {})
+        choose_preprocessing("caffe", None)
 
 
 def test_every_preprocessing_gives_s_by_s_pixels_of_its_type_on_the_byte_scale():

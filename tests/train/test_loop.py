@@ -52,7 +52,7 @@ def test_loss_falls_and_training_accuracy_rises(shards: Path, tmp_path: Path) ->
     assert len(losses) == 60 and result.step == 60
     assert sum(losses[-10:]) / 10 < 0.85 * sum(losses[:10]) / 10
     averaged, meta = load_model(result.checkpoint)
-    assert meta["ema"] and meta["step"] == 60
+    assert meta.ema and meta.step == 60
     torch.manual_seed(cfg.seed)
     start = InceptionV3.from_config(averaged.config).eval()
     assert _accuracy(averaged, shards) >= _accuracy(start, shards) + 0.15  # 5 classes: chance is 0.2

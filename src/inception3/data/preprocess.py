@@ -1,8 +1,8 @@
 """The named evaluation preprocessings: each project's way from an image file to its network's input.
 
 Weights are scored the way the project that trained them scores them, or their accuracy is not
-theirs. The weights carry the name (their meta "eval_preprocessing"; "inception" for inception3's
-own checkpoints) and `eval` and `predict` use it unless `--preprocessing` says otherwise:
+theirs. The weights carry the name (their `WeightsMeta.eval_preprocessing`; "inception" for
+inception3's own checkpoints) and `eval` and `predict` use it unless `--preprocessing` says otherwise:
 
     inception      TensorFlow's JPEG decoder (integer fast DCT), central crop 0.875, TF1's
                    resize_bilinear (no half-pixel centres) on the float image: the original's
@@ -169,11 +169,11 @@ def get_preprocessing(name: str) -> Preprocessing:
     return PREPROCESSINGS[name]
 
 
-def choose_preprocessing(override: str | None, meta: dict) -> str:
-    """`override` when given, else what the weights' meta says ("inception" when it says nothing)."""
+def choose_preprocessing(override: str | None, weights_own: str | None) -> str:
+    """`override` when given, else the one the weights name ("inception" when they name none)."""
     if override is not None:
         return get_preprocessing(override).name
-    name = meta.get("eval_preprocessing") or DEFAULT_EVAL_PREPROCESSING
+    name = weights_own or DEFAULT_EVAL_PREPROCESSING
     if name not in PREPROCESSINGS:
         raise Inception3Error(
             f"the weights ask for evaluation preprocessing {name!r}, which inception3 does not know; "

@@ -45,9 +45,11 @@ from torch import Tensor
 from inception3.config import BATCH_NORM_EPSILON, IMAGE_SIZE, ModelConfig
 from inception3.errors import Inception3Error
 from inception3.model import ConvBN, InceptionV3, Mixed
+from inception3.weights.file import KERAS_ZIP_WEIGHTS, ReadOptions, WeightsFile
+from inception3.weights.meta import Weights, WeightsMeta
 
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-KERAS_ZIP_WEIGHTS = "model.weights.h5"  # the weights inside a Keras 3 `.keras` zip
+DESCRIPTION = "Keras weights (HDF5 or .keras)"
+ALSO: tuple[str, ...] = ()
 LOGITS = "Logits.Conv2d_1c_1x1"
 # Keras 3 stores a layer's variables by number, in the order the layer creates them.
 KERAS3_VARIABLES = {
@@ -77,22 +79,16 @@ class KerasFile:
     image_size: int
 
 
-def is_keras_file(path: Path) -> bool:
-    """HDF5 (a legacy `.h5`, a Keras 3 `.weights.h5`) or a `.keras` zip holding `model.weights.h5`.
+def detect(file: WeightsFile) -> bool:
+    """Keras' files are told by their signature alone (`weights.file.is_keras_file`)."""
+    return file.kind == "keras"
 
-    torch.save writes zips too, so a zip counts only with Keras' member in it.
-    """
-    with open(path, "rb") as f:
-        head = f.read(len(HDF5_MAGIC))
-    if head == HDF5_MAGIC:
-        return True
-    if not head.startswith(b"PK"):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return KERAS_ZIP_WEIGHTS in archive.namelist()
-    except zipfile.BadZipFile:
-        return False
+
+def read(file: WeightsFile, options: ReadOptions) -> Weights:
+    """The file's weights; without the top, no `Logits.` keys and no config (it cannot classify)."""
+    state, cfg, top = read_keras(file.path)
+    meta = WeightsMeta("keras", eval_preprocessing="keras", include_top=top)
+    return Weights(state, cfg if top else None, meta)
 
 
 def read_keras(path: Path) -> tuple[dict[str, Tensor], ModelConfig, bool]:

@@ -1,0 +1,105 @@
+"""What the format readers share: the model of a state dict, batch-norm folding, torchvision's pooling.
+
+torchvision's `Inception3` (and timm's `InceptionV3`, which keeps its names) has a batch-norm gamma,
+ours (TF-Slim's `scale=False`) does not. In inference
+
+    gamma · (conv(W, x) − mean) / sqrt(var + eps) + beta
+      = (conv(gamma·W, x) − gamma·mean) / sqrt(var + eps) + beta,
+
+so gamma is folded into the convolution's output channels and the moving mean, the variance and
+beta are kept: the logits are the same for any gamma (negative and zero included). The folded moving
+mean and variance describe the unscaled convolution's statistics; a fine-tuning run's moving averages
+move them on from there.
+
+Pooling: torchvision averages the Mixed blocks' 3×3 pool *including* the zero padding, TensorFlow
+(and this model) over the real pixels only. The weights are the same either way;
+`use_torchvision_pooling` switches a loaded model's pools to torchvision's so the logits are
+identical. That switch is a property of the module, not a weight: a state dict saved from the model
+reloads with TF pooling.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig
+from inception3.errors import Inception3Error
+from inception3.model import InceptionV3, aux_kernel, is_update_count
+from inception3.weights.meta import Weights
+
+LOGITS_KEY = "Logits.Conv2d_1c_1x1.weight"
+
+
+def model_from(weights: Weights) -> InceptionV3:
+    """The eval-mode network of weights whose config is known."""
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        model = InceptionV3.from_config(weights.config)
+    model.load_state_dict(weights.state, assign=True)
+    return model.eval()
+
+
+def num_outputs(state: Mapping[str, Tensor]) -> int | None:
+    """The classifier's output count, None for a state without one."""
+    logits = state.get(LOGITS_KEY)
+    return int(logits.shape[0]) if logits is not None else None
+
+
+def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
+    """The ModelConfig of a plain InceptionV3 state dict, from its tensor shapes."""
+    logits = state.get(LOGITS_KEY)
+    first = state.get("Conv2d_1a_3x3.weight")
+    if logits is None or first is None:
+        raise Inception3Error(
+            "not an inception3 checkpoint nor an InceptionV3 state dict "
+            "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)"
+        )
+    aux = any(key.startswith("AuxLogits.") for key in state)
+    kernels = (re.match(r"AuxLogits\.Conv2d_2a_(\d+)x\d+\.", k) for k in state)
+    kernel = next((int(m.group(1)) for m in kernels if m), 5)
+    image_size = next(
+        (size for size in range(IMAGE_SIZE, MIN_IMAGE_SIZE - 1, -1) if aux_kernel(size) == kernel), IMAGE_SIZE
+    )
+    candidates = [first.shape[0] / 32] if first.shape[0] > 16 else [0.5, 0.25, 0.125, 0.0625]
+    for multiplier in candidates:
+        cfg = ModelConfig(
+            num_classes=logits.shape[0], aux_logits=aux, depth_multiplier=multiplier, image_size=image_size
+        )
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in InceptionV3.from_config(cfg).state_dict().items()}
+        if all(k in state and state[k].shape == s for k, s in shapes.items() if not is_update_count(k)):
+            return cfg
+    raise Inception3Error(
+        "the state dict's tensor shapes match no InceptionV3 width "
+        f"(first conv has {first.shape[0]} channels)"
+    )
+
+
+def fold_batch_norm(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:
+    """One torchvision BasicConv2d as our ConvBN, gamma folded into the weight (module docstring)."""
+    gamma = state[f"{source}.bn.weight"].float()
+    return {
+        "weight": state[f"{source}.conv.weight"].float() * gamma[:, None, None, None],
+        "BatchNorm.beta": state[f"{source}.bn.bias"].clone(),
+        "BatchNorm.moving_mean": state[f"{source}.bn.running_mean"].float() * gamma,
+        "BatchNorm.moving_variance": state[f"{source}.bn.running_var"].clone(),
+    }
+
+
+def use_torchvision_pooling(model: InceptionV3) -> InceptionV3:
+    """Make the Mixed blocks' 3×3 average pools count the zero padding, as torchvision's do."""
+    for module in model.modules():
+        if isinstance(module, nn.AvgPool2d):
+            module.count_include_pad = True
+    return model
+
+
+def refuse_or_warn(message: str, *, strict: bool, stacklevel: int) -> None:
+    """Source tensors a conversion left unused: an error under `strict`, else a warning."""
+    if strict:
+        raise Inception3Error(message + " (pass strict=False to ignore them)")
+    warnings.warn(message, stacklevel=stacklevel + 1)
