@@ -50,6 +50,7 @@ from inception3.config.recipe import (
     WEIGHT_DECAY,
     WIDEST_LAYER,
 )
+from inception3.weights import registry as weights_registry
 
 _CLASSES = (
     "the logits layers hold 2816 weights per class, kept 4 times (weights, averages, optimizer): "
@@ -134,9 +135,9 @@ Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the or
 # How eval and predict turn a decoded image into the network's input (data/preprocess.py)
 EvalPreprocessing = Literal["inception", "inception-tf2", "torchvision", "timm", "keras"]
 EVAL_PREPROCESSINGS: tuple[str, ...] = typing.get_args(EvalPreprocessing)
-# What a weights file is, when its contents do not say it clearly enough (weights.read_weights)
-WeightsFormat = Literal["inception3", "safetensors", "state-dict", "torchvision", "timm", "keras", "tf-slim"]
-WEIGHTS_FORMATS: tuple[str, ...] = typing.get_args(WeightsFormat)
+# What a weights file is, when its contents do not say it clearly enough: the weights registry's names
+WEIGHTS_FORMATS: tuple[str, ...] = weights_registry.NAMES
+WeightsFormat = Literal[WEIGHTS_FORMATS]  # type: ignore[valid-type]
 
 _INT64 = "; config.toml holds 64-bit integers"
 
