@@ -148,6 +148,13 @@ def test_batch_norm_has_beta_only_with_the_original_decay_and_epsilon():
     assert bn.epsilon == 0.001
 
 
+def test_every_batch_norm_takes_the_configs_batch_norm_fields():
+    model = tiny(batch_norm_decay=0.99, batch_norm_epsilon=1e-5, batch_norm_zero_debias=False)
+    norms = [m for m in model.modules() if isinstance(m, BatchNorm)]
+    assert len(norms) == 96  # 94 convolutions in the trunk, two in the aux head
+    assert {(bn.decay, bn.epsilon, bn.zero_debias) for bn in norms} == {(0.99, 1e-5, False)}
+
+
 def test_moving_statistics_are_tensorflows_zero_debiased_average():
     """After t batches: biased_t = d·biased_(t-1) + (1-d)·batch_t (from 0), moving = biased_t / (1-d^t)."""
     decay = 0.9

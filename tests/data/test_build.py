@@ -16,6 +16,8 @@ import pytest
 from imagefolders import CLASSES, make_folder, write_jpeg
 
 import inception3.data.build as build_module
+import inception3.data.build_folder as build_folder
+import inception3.data.shard_writer as shard_writer
 from inception3.cli import main
 from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
@@ -136,14 +138,14 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
     build_dataset(BuildConfig(tmp_path / "images", tmp_path / "clean", **options))
     order = [r.filename for r in _records(tmp_path / "clean", "train")]
 
-    real = build_module.prepare_image
+    real = shard_writer.prepare_image
 
     def crash_on_the_fifth_image(path):
         if path.name == order[4]:
             raise KeyboardInterrupt
         return real(path)
 
-    monkeypatch.setattr(build_module, "prepare_image", crash_on_the_fifth_image)
+    monkeypatch.setattr(shard_writer, "prepare_image", crash_on_the_fifth_image)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", **options))
     out = tmp_path / "out"
@@ -152,7 +154,7 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
     kept = (out / "train-00000-of-00003").stat().st_mtime_ns
     (out / ".train-00001-of-00003.tmp-4242").write_bytes(b"half")  # as a build killed mid-shard leaves it
 
-    monkeypatch.setattr(build_module, "prepare_image", real)
+    monkeypatch.setattr(shard_writer, "prepare_image", real)
     report = build_dataset(BuildConfig(tmp_path / "images", out, **options))
     assert report.reused_shards == 1
     assert (out / "train-00000-of-00003").stat().st_mtime_ns == kept
@@ -170,7 +172,7 @@ def test_a_build_killed_while_it_cleans_up_is_complete_and_tidy_on_rerun(tmp_pat
     options = {"workers": 1, "progress": False}
     build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", **options))
     # As if killed inside the final rmtree after it removed plan.json: a state dir with shard results.
-    state = tmp_path / "out" / build_module.STATE_DIR
+    state = tmp_path / "out" / build_folder.STATE_DIR
     state.mkdir()
     (state / "train-00000-of-00001.json").write_text("{}")
     assert build_dataset(BuildConfig(tmp_path / "images", tmp_path / "out", **options)).reused_shards == 1
@@ -275,14 +277,14 @@ def test_a_second_build_into_a_locked_output_folder_is_refused_in_one_line(tmp_p
     out = tmp_path / "out"
     out.mkdir()
     argv = ["build", "--train-dir", str(tmp_path / "images"), "--output-dir", str(out), "--workers", "1"]
-    fd = os.open(out / build_module.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fd = os.open(out / build_folder.LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
         os.write(fd, b"4242\n")
         fcntl.flock(fd, fcntl.LOCK_EX)  # a build writing there now (flock: per open file, even in-process)
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "another inception3 build (process 4242) is writing there" in err
-        assert sorted(p.name for p in out.iterdir()) == [build_module.LOCK_FILE], "nothing touched"
+        assert sorted(p.name for p in out.iterdir()) == [build_folder.LOCK_FILE], "nothing touched"
     finally:
         os.close(fd)
     # A holder killed with the lock held: the kernel released it, so the next build goes ahead.
@@ -292,7 +294,7 @@ def test_a_second_build_into_a_locked_output_folder_is_refused_in_one_line(tmp_p
             "-c",
             "import fcntl, os, signal, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
             "fcntl.flock(fd, fcntl.LOCK_EX); os.kill(os.getpid(), signal.SIGKILL)",
-            str(out / build_module.LOCK_FILE),
+            str(out / build_folder.LOCK_FILE),
         ]
     )
     assert killed.returncode == -9

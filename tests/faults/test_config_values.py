@@ -1,6 +1,6 @@
 """Every config value a user can type: `train` either runs or refuses it in one line, exit code 2.
 
-The property test feeds hostile values of every key of the table (config.py) through the real CLI,
+The property test feeds hostile values of every key of the table (config/check.py) through the real CLI,
 as `--set key=value` text or as a typed value in a `--config` TOML file, and runs a one-step tiny
 training when the value is accepted. The other tests pin the refusals users meet most, and the
 values checked against the data (a batch larger than the training split) and against torch.
@@ -14,7 +14,6 @@ import json
 import math
 import shutil
 import sys
-import typing
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,14 @@ from hypothesis import strategies as st
 from tinyshards import make_shards
 
 from inception3.cli import main
-from inception3.config import CPU_CHANNELS_LAST, BuildConfig, EvalConfig, ModelConfig, TrainConfig, table_rows
+from inception3.config import CPU_CHANNELS_LAST, BuildConfig, EvalConfig, TrainConfig, flat_keys, table_rows
 from inception3.errors import Inception3Error
 from inception3.train.options import make_config, read_toml, resolve_config
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 ROWS = table_rows(TrainConfig)
-HINTS = typing.get_type_hints(TrainConfig) | typing.get_type_hints(ModelConfig)
+HINTS = {key: row.kind for key, row in flat_keys(TrainConfig).items()}  # each flat key's type
 # The tiny run every example starts from (the tiny preset, faultkit's settings, a batch of 2 of the
 # 20 records); the fuzzed key comes last and wins.
 BASE = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,17 @@ import pytest
 from inception3 import config
 from inception3.config import (
     PRESETS,
+    AugmentConfig,
     BuildConfig,
     EvalConfig,
     ModelConfig,
     TrainConfig,
     check_fields,
+    flat_keys,
     table_rows,
 )
 from inception3.errors import Inception3Error
 from inception3.train.options import (
-    MODEL_KEYS,
     config_to_toml,
     flat_config,
     make_config,
@@ -118,7 +118,7 @@ def test_config_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
         init_from='C:\\w "x".pt',
         weight_decay=4e-5,
         compile=True,
-        crop_area_range=(0.25, 0.75),
+        augment=AugmentConfig(crop_area_range=(0.25, 0.75)),
     )
     path = tmp_path / "config.toml"
     path.write_text(config_to_toml(cfg, header="written by a test"))
@@ -129,7 +129,8 @@ def test_config_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
 
 def test_the_table_has_a_row_for_every_config_key_and_no_other() -> None:
     rows = table_rows(TrainConfig)
-    assert set(rows) == set(flat_config(TrainConfig())) and set(MODEL_KEYS) < set(rows)
+    model_keys = {key for key, row in flat_keys(TrainConfig).items() if row.record == "model"}
+    assert set(rows) == set(flat_config(TrainConfig())) and model_keys < set(rows)
     for cls in (EvalConfig, BuildConfig):
         assert {f.name for f in dataclasses.fields(cls)} == set(table_rows(cls))
     for key, row in {**rows, **table_rows(EvalConfig), **table_rows(BuildConfig)}.items():
@@ -143,7 +144,7 @@ def test_the_defaults_and_every_preset_are_inside_the_table() -> None:
     check_fields(BuildConfig(Path("images"), Path("shards")))
 
 
-HINTS = typing.get_type_hints(TrainConfig) | typing.get_type_hints(ModelConfig)
+HINTS = {key: row.kind for key, row in flat_keys(TrainConfig).items()}  # each flat key's type
 
 
 def _numbers(key: str, row) -> list[tuple[str, bool]]:
@@ -270,3 +271,24 @@ def test_a_global_batch_of_ones_own_replaces_the_presets_per_rank_batch() -> Non
     )
     with pytest.raises(Inception3Error, match="batch_size .global. and batch_size_per_rank are both set"):
         resolve_config(overrides=["batch_size=256", "batch_size_per_rank=32"])
+
+
+def test_the_augmentation_keys_round_trip_through_set_and_config_toml(tmp_path: Path) -> None:
+    cfg = resolve_config(
+        overrides=["crop_min_object_covered=0.5", "crop_area_range=0.25, 1", "augment_ops=flip_left_right"]
+    )
+    assert cfg.augment == AugmentConfig(0.5, (0.25, 1.0), ("flip_left_right",))
+    path = tmp_path / "config.toml"
+    path.write_text(config_to_toml(cfg))
+    assert 'augment_ops = ["flip_left_right"]' in path.read_text()
+    assert resolve_config(config_file=path) == cfg
+    assert resolve_config(overrides=["augment_ops="]).augment.augment_ops == ()
+
+
+def test_a_config_toml_without_augment_ops_takes_the_originals_ops(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = config_to_toml(TrainConfig(augment=AugmentConfig(crop_min_object_covered=0.3)))
+    path.write_text("".join(f"{line}\n" for line in text.splitlines() if not line.startswith("augment_ops")))
+    cfg = resolve_config(config_file=path)
+    assert cfg.augment == AugmentConfig(crop_min_object_covered=0.3)
+    assert cfg.augment.augment_ops == ("flip_left_right", "distort_color")

@@ -10,65 +10,32 @@ shards already complete.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
 import os
 import random
 import shutil
-import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from multiprocessing import Value
+from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
 
 from inception3.config import BUILD_SHUFFLE_SEED, BuildConfig
 from inception3.data.boxes import read_bounding_boxes
-from inception3.data.example import Box, ImageRecord
-from inception3.data.images import BadImageError, prepare_image
+from inception3.data.build_folder import STATE_DIR, check_output, locked, remove_partial_writes
 from inception3.data.meta import (
     DATASET_JSON,
     folder_classes,
     read_dataset_json,
     shard_name,
-    shard_splits,
     write_dataset_json,
 )
-from inception3.data.records import write_records
+from inception3.data.shard_writer import ShardResult, ShardTask, write_shards
 from inception3.errors import Inception3Error
-from inception3.files import leftover_temporaries, require_directory, write_text_atomic
+from inception3.files import require_directory, write_text_atomic
 
 RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
-STATE_DIR = ".inception3-build"  # per-shard results of an unfinished build; removed when it completes
-LOCK_FILE = ".build.lock"  # held (flock) by the build writing into an output folder; removed at the end
 SHOWN_FILES = 5  # converted or skipped files named in the summary; dataset.json lists every one
-
-
-@dataclass(frozen=True)
-class _ShardTask:
-    path: Path
-    state_path: Path
-    files: tuple[tuple[str, int, str], ...]  # (file path, stored label, class name)
-    boxes: dict[str, tuple[Box, ...]]
-
-
-@dataclass
-class ShardResult:
-    """What went into one shard; kept beside an unfinished build so a re-run need not redo it."""
-
-    name: str
-    records: int = 0
-    boxes: int = 0
-    heights: list[int] = field(default_factory=list)
-    widths: list[int] = field(default_factory=list)
-    converted: list[tuple[str, str]] = field(default_factory=list)  # (file, what it was)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
 
 
 @dataclass
@@ -107,51 +74,6 @@ class BuildReport:
 
 def _all_in(files: list, where: Path) -> str:
     return f" (the first {SHOWN_FILES}; {where} lists all)" if len(files) > SHOWN_FILES else ""
-
-
-_progress = None  # a worker process's handle on the parent's image counter, for the progress bar
-
-
-def _init_worker(counter) -> None:
-    global _progress
-    _progress = counter
-
-
-def _write_shard(task: _ShardTask) -> ShardResult:
-    """Check, convert and write the images of one shard; bad files are listed, never fatal."""
-    result = ShardResult(task.path.name)
-
-    def records():
-        for file, label, class_name in task.files:
-            try:
-                image = prepare_image(Path(file))
-            except BadImageError as error:
-                result.skipped.append((file, str(error)))
-            else:
-                boxes = task.boxes.get(Path(file).stem, ())
-                result.records += 1
-                result.boxes += len(boxes)
-                result.heights.append(image.height)
-                result.widths.append(image.width)
-                if image.converted_from:
-                    result.converted.append((file, image.converted_from))
-                yield ImageRecord(
-                    encoded=image.jpeg,
-                    label=label,
-                    height=image.height,
-                    width=image.width,
-                    filename=Path(file).name,
-                    text=class_name,
-                    synset=class_name,
-                    boxes=boxes,
-                ).serialize()
-            if _progress is not None:
-                with _progress.get_lock():
-                    _progress.value += 1
-
-    write_records(task.path, records())
-    write_text_atomic(task.state_path, json.dumps(asdict(result)))
-    return result
 
 
 def _list_files(
@@ -233,10 +155,10 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     ).hexdigest()
     names = {split: [shard_name(split, i, n) for i in range(n)] for split, n in shard_counts.items()}
     output_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(output_dir):  # from here on the folder is this build's alone
+    with locked(output_dir):  # from here on the folder is this build's alone
         state_dir = output_dir / STATE_DIR
-        complete = _check_output(output_dir, state_dir, fingerprint)
-        _remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
+        complete = check_output(output_dir, state_dir, fingerprint)
+        remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
         if complete:
             shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up
             return _completed_report(output_dir, time.monotonic() - start)
@@ -255,15 +177,15 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
                 chunk = tuple(files[bounds[i] : bounds[i + 1]])
                 stems = [Path(f).stem for f, _, _ in chunk]
                 tasks.append(
-                    _ShardTask(
-                        output_dir / name,
-                        state_path,
-                        chunk,
-                        {stem: boxes[stem] for stem in stems if stem in boxes},
+                    ShardTask(
+                        path=output_dir / name,
+                        state_path=state_path,
+                        files=chunk,
+                        boxes={stem: boxes[stem] for stem in stems if stem in boxes},
                     )
                 )
         reused = len(results)
-        for result in _run_tasks(tasks, cfg.workers or len(os.sched_getaffinity(0)), cfg.progress):
+        for result in write_shards(tasks, cfg.workers or len(os.sched_getaffinity(0)), cfg.progress):
             results[result.name] = result
 
         report = _record_build(
@@ -287,100 +209,6 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
         report.reused_shards = reused
         report.seconds = time.monotonic() - start
         return report
-
-
-@contextmanager
-def _locked(output_dir: Path) -> Iterator[None]:
-    """Hold the output folder's lock for the build; a second build into it is refused in one line.
-
-    `flock` is released by the kernel when the process ends, however it ends, so a killed build
-    never leaves the folder locked; the file itself is removed by the build that holds it.
-    """
-    path = output_dir / LOCK_FILE
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise Inception3Error(
-                f"{output_dir}: another inception3 build (process {holder}) is writing there; wait "
-                "for it to finish, or use another --output-dir"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:  # the holder before us may have removed the file we opened: lock the one that is there
-            same = os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        Path(path).unlink(missing_ok=True)
-        os.close(fd)
-
-
-def _check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
-    """True when this exact build is already complete; an unfinished one of the same plan is resumed.
-
-    Raises Inception3Error rather than mix with, or overwrite, another build's files.
-    """
-    plan_path = state_dir / "plan.json"
-    if plan_path.exists():
-        if json.loads(plan_path.read_text()).get("fingerprint") != fingerprint:
-            raise Inception3Error(
-                f"{output_dir}: holds an unfinished build of other images or shard counts; "
-                "use an empty --output-dir, or repeat the original command to finish it"
-            )
-        return False
-    recorded = read_dataset_json(output_dir)
-    if recorded is not None:
-        if recorded[1].get("fingerprint") == fingerprint:
-            return True
-        raise Inception3Error(
-            f"{output_dir}: already holds a dataset built from other images or shard "
-            f"counts ({DATASET_JSON}); use an empty --output-dir"
-        )
-    if output_dir.exists() and shard_splits(output_dir):
-        raise Inception3Error(f"{output_dir}: already holds shards; use an empty --output-dir")
-    return False
-
-
-def _remove_partial_writes(output_dir: Path, names: set[str]) -> None:
-    """Delete the temporaries of `names` that a killed build left half-written."""
-    for path in leftover_temporaries(output_dir, names.__contains__):
-        path.unlink(missing_ok=True)
-
-
-def _run_tasks(tasks: list[_ShardTask], workers: int, progress: bool | None):
-    """Write the shards, `workers` processes at a time, with an images/s progress bar."""
-    total = sum(len(t.files) for t in tasks)
-    disable = not sys.stderr.isatty() if progress is None else not progress
-    with tqdm(total=total, unit="img", desc="build", disable=disable) as bar:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                result = _write_shard(task)
-                bar.update(result.records + len(result.skipped))
-                yield result
-            return
-        counter = Value("q", 0)
-        with ProcessPoolExecutor(
-            min(workers, len(tasks)), initializer=_init_worker, initargs=(counter,)
-        ) as pool:
-            pending = {pool.submit(_write_shard, task) for task in tasks}
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                bar.update(counter.value - bar.n)
-                for future in done:
-                    yield future.result()
-            bar.update(counter.value - bar.n)
 
 
 def _record_build(

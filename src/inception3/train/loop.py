@@ -201,8 +201,8 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
         seed=cfg.seed,
         num_workers=cfg.num_workers,
         skip_corrupt=cfg.skip_corrupt,
-        min_object_covered=cfg.crop_min_object_covered,
-        area_range=cfg.crop_area_range,
+        min_object_covered=cfg.augment.crop_min_object_covered,
+        area_range=cfg.augment.crop_area_range,
     )
     return resume.Resumable(model, ema, optimizer, loader)
 

@@ -1,0 +1,36 @@
+"""Presets: small override sets on top of TrainConfig's defaults, each with its source."""
+
+from __future__ import annotations
+
+from inception3.config.recipe import (
+    DIST_BATCH_SIZE_PER_RANK,
+    DIST_INITIAL_LEARNING_RATE,
+    DIST_LEARNING_RATE_DECAY_FACTOR,
+    DIST_NUM_EPOCHS_PER_DECAY,
+    FINE_TUNE_LEARNING_RATE,
+    MIN_IMAGE_SIZE,
+)
+
+PRESETS: dict[str, dict[str, object]] = {
+    "imagenet": {},  # [train] the single-machine recipe, as the defaults
+    "imagenet-distributed": {  # [dist] the synchronous distributed recipe
+        "batch_size_per_rank": DIST_BATCH_SIZE_PER_RANK,
+        "learning_rate": DIST_INITIAL_LEARNING_RATE,
+        "num_epochs_per_decay": DIST_NUM_EPOCHS_PER_DECAY,
+        "learning_rate_decay_factor": DIST_LEARNING_RATE_DECAY_FACTOR,
+    },
+    "flowers": {  # inception README: fine-tune from an ImageNet checkpoint, lr 0.001, new logits
+        "learning_rate": FINE_TUNE_LEARNING_RATE,
+        "fine_tune": True,
+    },
+    "tiny": {  # a CPU-sized network for trying the pipeline end to end in minutes
+        "image_size": MIN_IMAGE_SIZE,
+        "depth_multiplier": 0.25,
+        "batch_size": 16,
+        "learning_rate": 0.01,
+        "lr_schedule": "constant",
+        "log_every": 10,
+        "summary_every": 50,
+        "checkpoint_every": 100,
+    },
+}

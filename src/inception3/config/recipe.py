@@ -1,0 +1,123 @@
+"""Every constant of the original recipe, named once, with where it came from; and the limits of the
+configs' valid values, each with its reason.
+
+Sources, abbreviated below:
+  [model]  tensorflow/models inception/inception/slim/inception_model.py (the original trainer's net)
+  [slim]   tensorflow/models research/slim/nets/inception_v3.py (TF-Slim, the end-point names)
+  [train]  inception/inception/inception_train.py
+  [imgp]   inception/inception/image_processing.py
+  [inc]    inception/inception/inception_model.py (losses, moving averages)
+  [dist]   inception/inception/inception_distributed_train.py
+  [build]  inception/inception/data/build_image_data.py
+"""
+
+from __future__ import annotations
+
+# --- model ---------------------------------------------------------------------------------
+IMAGE_SIZE = 299  # [imgp] FLAGS.image_size
+MIN_IMAGE_SIZE = 75  # [slim] smallest input the network's VALID convolutions accept
+CONV_INIT_STD = 0.1  # [model] arg_scope(ops.conv2d, stddev=0.1); truncated at 2 std
+AUX_CONV_INIT_STD = 0.01  # [model] aux_logits conv 768, stddev=0.01
+AUX_LOGITS_INIT_STD = 0.001  # [model] aux_logits fc, stddev=0.001
+LOGITS_INIT_STD = 0.01  # [model] logits fc, ops.fc's default stddev=0.01
+TRUNCATION_STDS = 2.0  # tf.truncated_normal re-draws values beyond 2 std
+BATCH_NORM_DECAY = 0.9997  # [inc] BATCHNORM_MOVING_AVERAGE_DECAY
+BATCH_NORM_EPSILON = 0.001  # [model] batch_norm_params epsilon
+# [inc] slim/ops.py batch_norm: assign_moving_average(moving_mean, mean, decay), whose default in
+# TensorFlow >= 1.0 is zero_debias=True: the t-th update weighs the batch by (1-decay)/(1-decay^t).
+BATCH_NORM_ZERO_DEBIAS = True
+# The update count given to batch-norm statistics loaded without one (other projects' weights, older
+# checkpoints): decay^t is 0 in float64 from t ~ 2.5 million on at 0.9997, so they are never debiased.
+STATISTICS_OF_UNKNOWN_AGE = 2**40
+DROPOUT_KEEP_PROB = 0.8  # [model] inception_v3(dropout_keep_prob=0.8)
+MIN_DEPTH = 16  # [slim] inception_v3(min_depth=16)
+DEPTH_MULTIPLIER = 1.0  # [slim] inception_v3(depth_multiplier=1.0)
+NUM_CLASSES = 1000  # ImageNet; the original used 1001 with class 0 as background
+
+# --- loss ----------------------------------------------------------------------------------
+LABEL_SMOOTHING = 0.1  # [inc] loss(): label_smoothing=0.1
+AUX_LOSS_WEIGHT = 0.4  # [inc] loss(): aux logits weight=0.4
+WEIGHT_DECAY = 0.00004  # [model] arg_scope([ops.conv2d, ops.fc], weight_decay=0.00004)
+
+# --- optimizer and schedule ---------------------------------------------------------------
+RMSPROP_DECAY = 0.9  # [train] RMSPROP_DECAY
+RMSPROP_MOMENTUM = 0.9  # [train] RMSPROP_MOMENTUM
+RMSPROP_EPSILON = 1.0  # [train] RMSPROP_EPSILON
+INITIAL_LEARNING_RATE = 0.1  # [train] FLAGS.initial_learning_rate
+NUM_EPOCHS_PER_DECAY = 30.0  # [train] FLAGS.num_epochs_per_decay
+LEARNING_RATE_DECAY_FACTOR = 0.16  # [train] FLAGS.learning_rate_decay_factor
+DIST_INITIAL_LEARNING_RATE = 0.045  # [dist] FLAGS.initial_learning_rate
+DIST_NUM_EPOCHS_PER_DECAY = 2.0  # [dist] FLAGS.num_epochs_per_decay
+DIST_LEARNING_RATE_DECAY_FACTOR = 0.94  # [dist] FLAGS.learning_rate_decay_factor
+FINE_TUNE_LEARNING_RATE = 0.001  # inception README, flowers fine-tuning example
+BATCH_SIZE = 32  # [train] FLAGS.batch_size (global, split across towers)
+DIST_BATCH_SIZE_PER_RANK = 32  # [dist] FLAGS.batch_size: each replica's own batch
+# Fewer images than this per rank's micro-batch make per-rank batch-norm statistics noisy enough to
+# cost accuracy (Goyal et al. 2017 and Wu & He 2018 see the loss from ~8 images down): refused across
+# ranks unless the statistics are synchronised (sync_batch_norm) or --force is given.
+MIN_BATCH_NORM_BATCH = 8
+# channels_last=auto on a CPU (on CUDA it is on): the trainer's step ran 1.15-1.41x faster in NHWC on
+# two cores, in six runs at 75 px/width 0.25 and 299 px/full width (benchmarks/memory_format.py,
+# docs/performance.md).
+CPU_CHANNELS_LAST = True
+MAX_STEPS = 10_000_000  # [train] FLAGS.max_steps
+
+# --- moving averages -----------------------------------------------------------------------
+MOVING_AVERAGE_DECAY = 0.9999  # [inc] MOVING_AVERAGE_DECAY, with num_updates=global_step
+
+# --- input pipeline ------------------------------------------------------------------------
+MIN_OBJECT_COVERED = 0.1  # [imgp] distort_image: min_object_covered=0.1
+ASPECT_RATIO_RANGE = (0.75, 1.33)  # [imgp] aspect_ratio_range
+AREA_RANGE = (0.05, 1.0)  # [imgp] area_range
+MAX_CROP_ATTEMPTS = 100  # [imgp] max_attempts
+# [imgp] distort_image: after the crop, random_flip_left_right, then distort_color (brightness,
+# saturation, hue, contrast in one of two orders); the device-side ops by name (data/augment).
+AUGMENT_OPS = ("flip_left_right", "distort_color")
+BRIGHTNESS_MAX_DELTA = 32.0 / 255.0  # [imgp] distort_color
+SATURATION_RANGE = (0.5, 1.5)  # [imgp] distort_color
+HUE_MAX_DELTA = 0.2  # [imgp] distort_color
+CONTRAST_RANGE = (0.5, 1.5)  # [imgp] distort_color
+EVAL_CENTRAL_FRACTION = 0.875  # [imgp] eval_image: central_crop(0.875)
+INPUT_QUEUE_MEMORY_FACTOR = 16  # [imgp] shuffle buffer ~ 16 x 1024 examples
+SHUFFLE_BUFFER = 1024 * INPUT_QUEUE_MEMORY_FACTOR  # [imgp] min_queue_examples
+
+# --- dataset build -------------------------------------------------------------------------
+TRAIN_SHARDS = 1024  # [build] FLAGS.train_shards (ImageNet)
+VALIDATION_SHARDS = 128  # [build] FLAGS.validation_shards (ImageNet)
+LABEL_OFFSET_TF = 1  # [build] label index 0 is the unused background class
+BUILD_SHUFFLE_SEED = 12345  # [build] random.seed(12345) before shuffling the file list
+REENCODE_JPEG_QUALITY = 100  # [build] ImageCoder: tf.image.encode_jpeg(quality=100) for PNG/CMYK
+
+# --- logging and evaluation ----------------------------------------------------------------
+LOG_EVERY_STEPS = 10  # [train] `if step % 10 == 0`: the loss line
+SUMMARY_EVERY_STEPS = 100  # [train] `if step % 100 == 0`: summaries
+CHECKPOINT_EVERY_STEPS = 5000  # [train] `if step % 5000 == 0`: checkpoint
+EVAL_INTERVAL_SECS = 300  # inception_eval.py FLAGS.eval_interval_secs
+TOP_K = 5  # inception_eval.py: recall @ 5
+
+# --- evaluation preprocessing of other projects' weights (data/preprocess.py, docs/formats.md) -----
+# Each project scores its weights with its own crop and resize; the weights carry the name.
+DEFAULT_EVAL_PREPROCESSING = "inception"  # [imgp] eval_image (and TF-Slim's preprocess_for_eval)
+TORCHVISION_RESIZE_SIZE = 342  # torchvision Inception_V3_Weights.IMAGENET1K_V1.transforms: resize_size
+TORCHVISION_CROP_SIZE = 299  # same: crop_size; at another image size S the resize is S * 342 / 299
+# torchvision's Normalize; its Inception3(transform_input=True) maps it back to (x - 0.5) / 0.5, so
+# the network sees [-1, 1] pixels and these values cancel (they are here to say so, not used).
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+TORCHVISION_INTERPOLATION = "bilinear"  # same transforms: InterpolationMode.BILINEAR, antialias=True
+TIMM_CROP_PCT = 0.875  # timm models/inception_v3.py _cfg: crop_pct; resize to floor(S / crop_pct)
+TIMM_INTERPOLATION = "bicubic"  # same _cfg: interpolation; mean = std = 0.5 (IMAGENET_INCEPTION_*)
+KERAS_INTERPOLATION = "nearest"  # keras.utils.load_img(target_size=(S, S)): its default interpolation
+
+# --- valid values ----------------------------------------------------------------------------
+# Every field of the configs (records.py) declares its valid values and why, next to its default
+# (`knob`); `check_fields` (check.py) reads that table, so a new key is one line with its bounds.
+INT64_MAX = 2**63 - 1  # config.toml holds TOML integers, which are 64-bit
+FLOAT32_MAX = 3.4028234663852886e38  # the optimizers scale tensors by their factors in float32
+MAX_IMAGE_SIZE = 2048  # (2048 / 299)² = 47× the activations of a 299-px image
+MAX_DEPTH_MULTIPLIER = 4.0  # 16× Inception v3's 24M weights
+WIDEST_LAYER = 768  # the largest depth any layer asks for (AuxLogits' 5×5 conv)
+MAX_CLASSES = 100_000  # 2816 logits weights per class (2048, aux 768), kept 4×: 4.5 GB
+MAX_BATCH = 2**20  # images in one global batch
+MAX_WORKERS = 256  # decoding processes
+MAX_SHARDS = 99_999  # shard names have five digits: train-00000-of-99999
