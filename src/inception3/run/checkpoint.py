@@ -99,7 +99,10 @@ class Checkpoint:
             )
         for key in ("model", "model_config"):
             if not isinstance(state.get(key), dict):
-                raise Inception3Error(f"an inception3 checkpoint without its {key!r}: written by no trainer")
+                raise Inception3Error(
+                    f"an inception3 checkpoint without its {key!r} (edited after training wrote it?); "
+                    "there are no weights to read"
+                )
         known = {f.name for f in fields(ModelConfig)}
         unknown = sorted(set(state["model_config"]) - known)
         if unknown:
