@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import subprocess
@@ -14,8 +15,10 @@ import torch
 from tinycheckpoints import checkpoint_state, tiny_model
 
 from inception3 import files
+from inception3.config import ModelConfig
 from inception3.errors import Inception3Error
 from inception3.run.checkpoint import (
+    Checkpoint,
     IgnoredFileWarning,
     check_step,
     ignored_files,
@@ -183,3 +186,68 @@ def test_the_step_in_a_checkpoint_must_match_its_name(tmp_path: Path) -> None:
     check_step(tmp_path / "exported.pt", {"step": 7})  # a name that says no step: nothing to compare
     with pytest.raises(Inception3Error, match="holds the state of step 1, but its name says step 2"):
         check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000001.pt"))
+
+
+def _record(model, **changes) -> Checkpoint:
+    fields = {
+        "step": 4,
+        "model_config": model.config,
+        "model": model.state_dict(),
+        "ema": {key: value + 1 for key, value in model.state_dict().items()},
+        "optimizer": {"state": {}, "param_groups": []},
+        "data": {"position": 8},
+        "rng": {"torch": torch.get_rng_state()},
+        "config": {"seed": 0},
+        "class_names": ("a", "b", "c", "d", "e"),
+    }
+    return Checkpoint(**(fields | changes))
+
+
+def test_a_checkpoint_record_is_written_with_the_keys_checkpoints_always_had_and_read_back(tmp_path):
+    record = _record(tiny_model(), final=True)
+    path = record.save(tmp_path, keep=0)
+    state = load_checkpoint(path)
+    assert list(state) == [
+        *("model_config", "model", "ema", "optimizer", "data", "rng", "config", "class_names"),
+        *("image_size", "eval_preprocessing", "format", "step", "final"),
+    ]
+    assert state["format"] == "inception3/1" and state["step"] == 4 and is_final(state)
+    assert state["image_size"] == 75 and state["class_names"] == ["a", "b", "c", "d", "e"]
+    assert state["model_config"] == dataclasses.asdict(record.model_config)
+    back = Checkpoint.from_state(state)
+    assert (back.step, back.final, back.model_config, back.class_names) == (
+        4,
+        True,
+        record.model_config,
+        record.class_names,
+    )
+    assert (
+        back.config == {"seed": 0} and back.data == {"position": 8} and back.eval_preprocessing == "inception"
+    )
+    weights, averaged = back.weights(use_ema=True)
+    assert averaged and all(torch.equal(weights[k], v) for k, v in record.ema.items())
+    weights, averaged = back.weights(use_ema=False)
+    assert not averaged and all(torch.equal(weights[k], v) for k, v in record.model.items())
+
+
+def test_an_older_checkpoint_reads_with_defaults_and_without_its_training_parts(tmp_path):
+    model = tiny_model()
+    state = load_checkpoint(_record(model).save(tmp_path))
+    saved_shape = {k: v for k, v in state["model_config"].items() if k != "batch_norm_epsilon"}
+    older = {k: v for k, v in state.items() if k not in ("eval_preprocessing", "class_names", "ema", "rng")}
+    back = Checkpoint.from_state(older | {"model_config": saved_shape})
+    assert back.model_config.batch_norm_epsilon == ModelConfig().batch_norm_epsilon
+    assert back.eval_preprocessing == "inception" and back.class_names is None
+    assert back.ema is None and back.rng is None
+    assert back.weights(use_ema=True)[1] is False  # no averages: the raw weights
+
+
+def test_a_dict_that_is_no_inception3_checkpoint_is_refused_by_the_record(tmp_path):
+    state = load_checkpoint(_record(tiny_model()).save(tmp_path))
+    with pytest.raises(Inception3Error, match="not an inception3 checkpoint"):
+        Checkpoint.from_state(tiny_model().state_dict())
+    with pytest.raises(Inception3Error, match="without its 'model'"):
+        Checkpoint.from_state({k: v for k, v in state.items() if k != "model"})
+    unknown = state | {"model_config": state["model_config"] | {"width": 2}}
+    with pytest.raises(Inception3Error, match=r"settings this version does not know \(width\)"):
+        Checkpoint.from_state(unknown)

@@ -1,9 +1,10 @@
-"""A run across restarts: what a training checkpoint holds, written and read here, and config.toml.
+"""A run across restarts: the live objects a checkpoint holds, filled in and put back, and config.toml.
 
-A checkpoint holds the model and its moving averages, the optimizer, the data position and every
-random state, so that a resumed run repeats the very steps a straight one would. Nothing in the
-run directory is ever deleted: a config that changed between restarts is written next to the old
-one, which is kept under the step it stopped being used at.
+A checkpoint (`run.checkpoint.Checkpoint`) holds the model and its moving averages, the
+optimizer, the data position and every random state, so that a resumed run repeats the very
+steps a straight one would. Nothing in the run directory is ever deleted: a config that changed
+between restarts is written next to the old one, which is kept under the step it stopped being
+used at.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from inception3.data import TrainLoader
 from inception3.errors import Inception3Error
 from inception3.files import what_is_at, write_text_atomic
 from inception3.model import InceptionV3
-from inception3.run.checkpoint import check_step, latest_checkpoint, list_checkpoints, load_checkpoint
+from inception3.run.checkpoint import (
+    Checkpoint,
+    check_step,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
 from inception3.run.layout import config_path, retired_config_path
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.options import config_to_toml, flat_config
 
 # Keys whose change would make a resumed run something other than the continuation of the saved one.
 RESUME_KEYS = ("batch_size", "seed", "optimizer", "grad_accum", "label_offset")
+# The parts of a checkpoint beyond its weights that a resume puts back.
+TRAINING_PARTS = ("ema", "optimizer", "data", "rng")
 
 
 @dataclass
@@ -40,46 +49,63 @@ class Resumable:
     loader: TrainLoader
 
 
-def training_state(run: Resumable, cfg: TrainConfig, class_names: tuple[str, ...]) -> dict:
-    """The checkpoint of a training run (weights-only loadable: tensors and plain values)."""
-    return {
-        "model_config": dataclasses.asdict(run.model.config),
-        "model": run.model.state_dict(),
-        "ema": run.ema.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "data": run.loader.state_dict(),
-        "rng": _rng_state(),
-        "config": flat_config(cfg) | {"trainable": list(cfg.trainable)},
-        "class_names": list(class_names),
-        "image_size": cfg.model.image_size,
-        "eval_preprocessing": DEFAULT_EVAL_PREPROCESSING,  # how eval and predict prepare images for it
-    }
+@dataclass(frozen=True)
+class Resumed:
+    """The checkpoint a run continues from: its file and what it holds."""
+
+    path: Path
+    checkpoint: Checkpoint
+
+    @property
+    def step(self) -> int:
+        return self.checkpoint.step
 
 
-def restore(run: Resumable, state: dict, path: Path, *, force: bool) -> None:
+def checkpoint(
+    run: Resumable, cfg: TrainConfig, class_names: tuple[str, ...], step: int, *, final: bool = False
+) -> Checkpoint:
+    """The checkpoint of a training run at `step`, from its live objects (copies of nothing)."""
+    return Checkpoint(
+        step=step,
+        model_config=run.model.config,
+        model=run.model.state_dict(),
+        ema=run.ema.state_dict(),
+        optimizer=run.optimizer.state_dict(),
+        data=run.loader.state_dict(),
+        rng=_rng_state(),
+        config=flat_config(cfg) | {"trainable": list(cfg.trainable)},
+        class_names=tuple(class_names),
+        eval_preprocessing=DEFAULT_EVAL_PREPROCESSING,  # how eval and predict prepare images for it
+        final=final,
+    )
+
+
+def restore(run: Resumable, resumed: Resumed, *, force: bool) -> None:
     """Put a checkpoint's weights, averages, optimizer, data position and random states back."""
-    run.model.load_state_dict(state["model"])
-    run.ema.load_state_dict(state["ema"])
+    saved = resumed.checkpoint
+    run.model.load_state_dict(saved.model)
+    run.ema.load_state_dict(saved.ema)
     try:
-        run.optimizer.load_state_dict(state["optimizer"])
+        run.optimizer.load_state_dict(saved.optimizer)
     except ValueError as error:
         raise Inception3Error(
-            f"{path}: the optimizer state does not fit this run ({error}); "
+            f"{resumed.path}: the optimizer state does not fit this run ({error}); "
             "were the trainable scopes changed? use a new --train-dir"
         ) from None
     try:
-        run.loader.load_state_dict(state["data"])
+        run.loader.load_state_dict(saved.data)
     except Inception3Error:
         if not force:
             raise
-    _set_rng_state(state["rng"])
+    _set_rng_state(saved.rng)
 
 
-def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
+def find_resumed(train_dir: Path) -> Resumed | None:
     """The newest checkpoint of the run and its contents; when unreadable, how to fall back.
 
     Only the run's own checkpoints count (`latest_checkpoint`: nothing outside RUN/checkpoints),
-    and one whose content is of another step than its name says is refused like a damaged one.
+    and one whose content is of another step than its name says is refused like a damaged one,
+    as is one that holds weights without the state a resume needs.
     """
     train_dir = Path(train_dir)
     if (train_dir.exists() or train_dir.is_symlink()) and not train_dir.is_dir():
@@ -93,6 +119,12 @@ def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
     try:
         state = load_checkpoint(path)
         check_step(path, state)
+        saved = Checkpoint.from_state(state)
+        missing = [part for part in TRAINING_PARTS if getattr(saved, part) is None]
+        if missing:
+            raise Inception3Error(
+                f"{path}: holds weights without the {', '.join(missing)} state a resume needs"
+            )
     except Inception3Error as error:
         earlier = [p for _, p in list_checkpoints(train_dir) if p != path]
         hint = (
@@ -101,7 +133,7 @@ def latest_state(train_dir: Path) -> tuple[Path, dict] | None:
             else "no earlier checkpoint is left: train into a new --train-dir"
         )
         raise Inception3Error(f"cannot resume {train_dir}: {error}; {hint}") from None
-    return path, state
+    return Resumed(path, saved)
 
 
 def _rng_state() -> dict:
@@ -152,15 +184,14 @@ def write_config(run_dir: Path, cfg: TrainConfig, step: int, data_dir: Path) -> 
 
 
 def check_resumable(
-    state: dict, cfg: TrainConfig, model_cfg: ModelConfig, class_names: tuple[str, ...], *, force: bool
+    saved: Checkpoint, cfg: TrainConfig, model_cfg: ModelConfig, class_names: tuple[str, ...], *, force: bool
 ) -> list[str]:
     """The differences between a checkpoint and this run that would make resuming wrong.
 
     Raises unless `force`; with `force`, returns them so the caller can say what it overrides.
     A different model shape cannot be forced: its weights would not load.
     """
-    # A key added to ModelConfig since the checkpoint was written takes its default.
-    saved_model = dataclasses.asdict(ModelConfig()) | state.get("model_config", {})
+    saved_model = dataclasses.asdict(saved.model_config)  # keys added since it was written: defaults
     if saved_model != dataclasses.asdict(model_cfg):
         changed = [
             f"{k} was {saved_model.get(k)!r}, now {v!r}"
@@ -172,11 +203,10 @@ def check_resumable(
             "train into a new --train-dir, or use --init-from to start from its weights"
         )
     problems = []
-    saved = state.get("config", {})
     for key in RESUME_KEYS:
-        if key in saved and saved[key] != getattr(cfg, key):
-            problems.append(f"{key} was {saved[key]!r}, now {getattr(cfg, key)!r}")
-    if list(state.get("class_names") or []) != list(class_names):
+        if key in saved.config and saved.config[key] != getattr(cfg, key):
+            problems.append(f"{key} was {saved.config[key]!r}, now {getattr(cfg, key)!r}")
+    if list(saved.class_names or []) != list(class_names):
         problems.append("the dataset's class names differ")
     if problems and not force:
         raise Inception3Error(

@@ -20,6 +20,7 @@ from inception3.data import distort_batch
 from inception3.model import InceptionOutputs
 
 AUGMENT_STREAM, DROPOUT_STREAM = 0, 1
+LOSSES = ("total", "cross_entropy", "aux")  # StepResult's losses, in the order inception_loss returns them
 
 
 def step_seed(seed: int, step: int, rank: int, stream: int) -> int:
@@ -86,7 +87,7 @@ def train_step(
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
     parts = cfg.grad_accum
-    sums = torch.zeros(3, device=device)
+    sums = torch.zeros(len(LOSSES), device=device)
     for i, (xi, yi) in enumerate(zip(x.chunk(parts), labels.chunk(parts), strict=True)):
         last = i == parts - 1
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
@@ -98,4 +99,4 @@ def train_step(
             (total * weight).backward()
         sums += torch.stack([total, main, aux]).detach() * weight
     optimizer.step()
-    return StepResult(sums[0], sums[1], sums[2], x if keep_inputs else None)
+    return StepResult(**dict(zip(LOSSES, sums.unbind(), strict=True)), inputs=x if keep_inputs else None)
