@@ -116,7 +116,7 @@ def _evaluate_run_checkpoint(
 def _load_run_checkpoint(path: Path, cfg: EvalConfig) -> tuple[nn.Module, WeightsMeta]:
     model, meta = load_model(path, use_ema=cfg.use_ema, weights_format=cfg.weights_format)
     try:
-        check_step(path, {"step": meta.step})
+        check_step(path, meta.step)
     except Inception3Error as error:
         raise Inception3Error(f"{error}; move it out of {path.parent} and run again") from None
     return model, meta

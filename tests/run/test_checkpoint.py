@@ -182,10 +182,10 @@ def test_links_inside_the_run_and_a_moved_away_checkpoint_are_followed_quietly(t
 
 def test_the_step_in_a_checkpoint_must_match_its_name(tmp_path: Path) -> None:
     directory = _two_checkpoints(tmp_path / "run")
-    check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000002.pt"))
-    check_step(tmp_path / "exported.pt", {"step": 7})  # a name that says no step: nothing to compare
+    check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000002.pt")["step"])
+    check_step(tmp_path / "exported.pt", 7)  # a name that says no step: nothing to compare
     with pytest.raises(Inception3Error, match="holds the state of step 1, but its name says step 2"):
-        check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000001.pt"))
+        check_step(directory / "ckpt-00000002.pt", load_checkpoint(directory / "ckpt-00000001.pt")["step"])
 
 
 def _record(model, **changes) -> Checkpoint:

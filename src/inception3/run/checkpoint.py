@@ -315,12 +315,11 @@ def latest_checkpoint(run_dir: Path, *, warn: bool = False) -> Path | None:
     return found[-1][1] if found else None
 
 
-def check_step(path: Path, state: dict) -> None:
-    """Refuse a run's checkpoint whose content is of another step than its name says (renamed, or
-    copied in from elsewhere): resuming or scoring it would put it at the wrong step."""
+def check_step(path: Path, held: int) -> None:
+    """Refuse a run's checkpoint whose content is of step `held` when its name says another (renamed,
+    or copied in from elsewhere): resuming or scoring it would put it at the wrong step."""
     named = checkpoint_step(path)
-    held = state.get("step")
-    if named is not None and isinstance(held, int) and held != named:
+    if named is not None and held != named:
         raise Inception3Error(
             f"{path}: holds the state of step {held}, but its name says step {named} (renamed, or "
             "copied in from another run)"

@@ -118,8 +118,8 @@ def find_resumed(train_dir: Path) -> Resumed | None:
         return None
     try:
         state = load_checkpoint(path)
-        check_step(path, state)
         saved = Checkpoint.from_state(state)
+        check_step(path, saved.step)
         missing = [part for part in TRAINING_PARTS if getattr(saved, part) is None]
         if missing:
             raise Inception3Error(

@@ -1,14 +1,13 @@
 """inception3's own weights: a training checkpoint (`run/checkpoint.py`) or a safetensors export.
 
 A checkpoint is a PyTorch file whose "format" field is `run.checkpoint.FORMAT`; its content is read
-in one place, `from_checkpoint`. An export (`inception3 export --format safetensors`) carries its
+by its record, `run.checkpoint.Checkpoint`. An export (`inception3 export --format safetensors`) carries its
 config and meta in the safetensors metadata (`weights/safetensors.py`).
 """
 
 from __future__ import annotations
 
-from inception3.config import DEFAULT_EVAL_PREPROCESSING, ModelConfig
-from inception3.run.checkpoint import FORMAT
+from inception3.run.checkpoint import FORMAT, Checkpoint
 from inception3.weights import safetensors
 from inception3.weights.file import ReadOptions, WeightsFile
 from inception3.weights.meta import Weights, WeightsMeta
@@ -35,15 +34,15 @@ def read(file: WeightsFile, options: ReadOptions) -> Weights:
 
 
 def from_checkpoint(state: dict, use_ema: bool) -> Weights:
-    """The weights, config and meta of a checkpoint's content, as training wrote it."""
-    averaged = bool(use_ema and state.get("ema"))
-    names = state.get("class_names")
+    """The weights, config and meta of a checkpoint's content, as `run.checkpoint.Checkpoint` reads it."""
+    saved = Checkpoint.from_state(state)
+    weights, averaged = saved.weights(use_ema)
     meta = WeightsMeta(
         source="inception3",
-        step=int(state.get("step", 0)),
-        class_names=tuple(names) if names is not None else None,
-        final=bool(state.get("final", False)),
+        step=saved.step,
+        class_names=saved.class_names,
+        final=saved.final,
         ema=averaged,
-        eval_preprocessing=state.get("eval_preprocessing") or DEFAULT_EVAL_PREPROCESSING,
+        eval_preprocessing=saved.eval_preprocessing,
     )
-    return Weights(state["ema"] if averaged else state["model"], ModelConfig(**state["model_config"]), meta)
+    return Weights(weights, saved.model_config, meta)
