@@ -94,7 +94,9 @@ def test_the_config_refuses_an_unknown_op_before_training_starts():
 
 
 def test_an_op_on_pixels_after_the_batch_is_scaled_is_refused():
-    with pytest.raises(Inception3Error, match="distort_color works on 0-255 pixels and must come before"):
+    with pytest.raises(
+        Inception3Error, match="distort_color works on 0-255 pixels and must come before scale_to_unit"
+    ):
         build_pipeline(AugmentConfig(augment_ops=("scale_to_unit", "distort_color")))
 
 

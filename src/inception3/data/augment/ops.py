@@ -46,7 +46,7 @@ def scale_to_unit_op(images: torch.Tensor, draws: Draws, cfg: AugmentConfig) -> 
 def flip_left_right(images: torch.Tensor, draws: Draws, cfg: AugmentConfig) -> torch.Tensor:
     """Mirror left-right each image whose `flip` draw is below 1/2; any scale, any dtype."""
     flip = draws["flip"] < 0.5
-    if images.device.type == "cpu":  # per image: a masked select over the batch is slow on a CPU
+    if images.device.type == "cpu" and len(images):  # per image: a masked select is slow on a CPU
         return torch.stack([x.flip(-1) if f else x for x, f in zip(images, flip.tolist(), strict=True)])
     return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 

@@ -3,9 +3,9 @@
 Adding an op is one function (`ops.py`), one line in `OPS` (its name, its draws, the scale it takes
 and gives) and the `AugmentConfig` fields it reads. The pipeline draws every op's random numbers in
 one call, float64 uniform [0, 1), a column per declared draw in op order, so the generator is used
-the same way whatever the ops do with their numbers; the original recipe's ops take the same six
-columns in the same order as the fused distortion before them, so its runs (and resumed runs)
-repeat their distortions bit for bit.
+the same way whatever the ops do with their numbers. The original recipe's ops take six columns
+(flip; order, brightness, saturation, hue, contrast), the stream and order its runs have always
+drawn, so they (and runs resumed from their checkpoints) repeat their distortions bit for bit.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def build_pipeline(cfg: AugmentConfig) -> Pipeline:
     fix = "; fix it with --set or in the --config file"
     ops: list[Op] = []
     scale: Scale = "pixels"
+    scaled_by = ""  # the op that took the batch to [-1, 1]
     for name in cfg.augment_ops:
         if name not in OPS:
             raise Inception3Error(
@@ -89,12 +90,14 @@ def build_pipeline(cfg: AugmentConfig) -> Pipeline:
         op = OPS[name]
         if op.takes == "pixels" and scale == "unit":
             raise Inception3Error(
-                f"config: augment_ops: {name} works on 0-255 pixels and must come before the ops that "
-                f"scale them to [-1, 1] (distort_color, scale_to_unit){fix}"
+                f"config: augment_ops: {name} works on 0-255 pixels and must come before {scaled_by}, "
+                f"which scales them to [-1, 1]{fix}"
             )
         if op.takes == "unit" and scale == "pixels":
             ops.append(OPS["scale_to_unit"])
         ops.append(op)
+        if op.gives == "unit" and scale == "pixels":
+            scaled_by = name
         scale = op.gives or op.takes or scale
     if scale == "pixels":
         ops.append(OPS["scale_to_unit"])
