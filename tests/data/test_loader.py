@@ -9,7 +9,7 @@ import pytest
 import torch
 from imagefolders import level_of, make_folder, write_jpeg
 
-from inception3.config import BuildConfig
+from inception3.config import AugmentConfig, BuildConfig
 from inception3.data.build import build_dataset
 from inception3.data.loader import EvalLoader, TrainLoader, synthetic_batches
 from inception3.data.meta import load_dataset_info
@@ -35,13 +35,14 @@ def test_the_crop_rule_is_the_loaders_to_choose(tmp_path):
     info = load_dataset_info(tmp_path / "shards")
 
     def spans(**crop) -> list[int]:
-        images = _take(TrainLoader(info, 4, 75, num_workers=0, **crop), 1)[0].images.int()
+        augment = AugmentConfig(**crop)
+        images = _take(TrainLoader(info, 4, 75, num_workers=0, augment=augment), 1)[0].images.int()
         return (images.amax(dim=(1, 2, 3)) - images.amin(dim=(1, 2, 3))).tolist()
 
-    assert min(spans(area_range=(1.0, 1.0), min_object_covered=0.0)) > 240  # the whole ramp
-    assert max(spans(area_range=(0.05, 0.06), min_object_covered=0.0)) < 120  # a quarter of it at most
+    assert min(spans(crop_area_range=(1.0, 1.0), crop_min_object_covered=0.0)) > 240  # the whole ramp
+    assert max(spans(crop_area_range=(0.05, 0.06), crop_min_object_covered=0.0)) < 120  # a quarter at most
     # Covering 10% of the whole-image box is impossible with 6% of its area: the whole image, as TF does.
-    assert min(spans(area_range=(0.05, 0.06))) > 240
+    assert min(spans(crop_area_range=(0.05, 0.06))) > 240
 
 
 def test_train_batches_do_not_depend_on_the_worker_count(built):

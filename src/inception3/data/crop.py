@@ -5,7 +5,7 @@ and `crop_and_resize` decodes just enough of the JPEG to cut it out at the outpu
 resize of the original's `distort_image`), as uint8. Evaluation: `eval_image`, the original's
 `central_crop` 0.875 and TF1's bilinear resize, unrounded float pixels as TensorFlow computes them
 (`preprocess.py` names it beside other projects' evaluation preprocessings). The rest of the
-training distortions run on whole batches, on the training device (`augment.py`).
+training distortions run on whole batches, on the training device (`augment/`).
 """
 
 from __future__ import annotations

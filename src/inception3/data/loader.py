@@ -5,7 +5,7 @@ the main process from (seed, epoch) alone; workers only read, decode (`decode.py
 (`crop.py`). The random crop of a record is drawn from a generator seeded by (seed, epoch, record
 number), and `torch.utils.data.DataLoader` returns batches in plan order, so the batches are the
 same for any number of workers, and `state_dict()` — the count of records this rank has consumed —
-is all it takes to resume exactly. The batches go on to `augment.py`, on the training device.
+is all it takes to resume exactly. The batches go on to `augment/`, on the training device.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from inception3.config import AREA_RANGE, DEFAULT_EVAL_PREPROCESSING, MIN_OBJECT_COVERED
+from inception3.config import DEFAULT_EVAL_PREPROCESSING, AugmentConfig
 from inception3.data.crop import crop_and_resize, sample_distorted_box
 from inception3.data.dataset import FolderRecords, SplitRecords, eval_records, open_split, train_batches
 from inception3.data.decode import DECODE_ERRORS, image_size
@@ -29,6 +29,7 @@ from inception3.errors import Inception3Error
 
 _LOADER_STATE_KEYS = ("position", "seed", "world_size", "records", "skipped_records")
 _ORDER = "global-batches"  # how "position" counts: records of the stream all ranks consumed
+_ORIGINAL = AugmentConfig()  # the original recipe's random crop
 
 
 @dataclass
@@ -64,14 +65,13 @@ class _BatchDecoder:
         train: bool,
         seed: int,
         skip_corrupt: bool,
-        min_object_covered: float = MIN_OBJECT_COVERED,
-        area_range: tuple[float, float] = AREA_RANGE,
+        augment: AugmentConfig = _ORIGINAL,
         preprocessing: str = DEFAULT_EVAL_PREPROCESSING,
     ) -> None:
         self.records = records
         self.preprocessing = preprocessing  # evaluation only (`preprocess.py`); training crops at random
         self.dtype = torch.uint8 if train else get_preprocessing(preprocessing).dtype
-        self.min_object_covered, self.area_range = min_object_covered, area_range
+        self.augment = augment  # training only: the random crop's settings
         self.image_size = image_size
         self.train = train
         self.seed = seed
@@ -111,8 +111,8 @@ class _BatchDecoder:
                     width,
                     parsed.boxes,
                     rng,
-                    min_object_covered=self.min_object_covered,
-                    area_range=self.area_range,
+                    min_object_covered=self.augment.crop_min_object_covered,
+                    area_range=self.augment.crop_area_range,
                 )
                 return crop_and_resize(parsed.encoded, box, self.image_size), label
             image = decode(parsed.encoded, self.preprocessing)
@@ -150,6 +150,7 @@ class TrainLoader:
     every one (so the ranks never overlap), and batches run on across epoch boundaries. With
     `skip_corrupt`, corrupt records are left out of their batch (which is then shorter) and counted
     in `skipped_records`, as are the records after a damaged header in a shard, which cannot be found.
+    The random crop follows `augment` (its `crop_*` settings); the device-side ops are the trainer's.
     """
 
     def __init__(
@@ -164,8 +165,7 @@ class TrainLoader:
         seed: int = 0,
         num_workers: int = 2,
         skip_corrupt: bool = False,
-        min_object_covered: float = MIN_OBJECT_COVERED,
-        area_range: tuple[float, float] = AREA_RANGE,
+        augment: AugmentConfig = _ORIGINAL,
     ) -> None:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
@@ -182,8 +182,7 @@ class TrainLoader:
             train=True,
             seed=seed,
             skip_corrupt=skip_corrupt,
-            min_object_covered=min_object_covered,
-            area_range=area_range,
+            augment=augment,
         )
         self.position = 0  # records all ranks have consumed: the stream's prefix (dataset.train_batches)
         # Records lost to damaged shard headers are left out of every epoch; counted once here.

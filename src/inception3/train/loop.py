@@ -201,8 +201,7 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
         seed=cfg.seed,
         num_workers=cfg.num_workers,
         skip_corrupt=cfg.skip_corrupt,
-        min_object_covered=cfg.augment.crop_min_object_covered,
-        area_range=cfg.augment.crop_area_range,
+        augment=cfg.augment,
     )
     return resume.Resumable(model, ema, optimizer, loader)
 

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 from inception3.config import PRESETS, TrainConfig, check_fields, convert, from_flat, shown, to_flat
+from inception3.data.augment import build_pipeline
 from inception3.errors import Inception3Error
 
 
@@ -91,6 +92,7 @@ def validate(cfg: TrainConfig) -> None:
             "config: crop_area_range must be two fractions 0 < low <= high <= 1, "
             f"got {cfg.augment.crop_area_range}{fix}"
         )
+    build_pipeline(cfg.augment)  # unknown op names, refused before anything starts
 
 
 def _toml_value(value: object) -> str:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inception3.config import TrainConfig
-from inception3.data import distort_batch
+from inception3.data.augment import build_pipeline
 from inception3.model import InceptionOutputs
 
 AUGMENT_STREAM, DROPOUT_STREAM = 0, 1
@@ -82,7 +82,7 @@ def train_step(
     generator = torch.Generator(device=device)
     generator.manual_seed(step_seed(cfg.seed, step, rank, AUGMENT_STREAM))
     torch.manual_seed(step_seed(cfg.seed, step, rank, DROPOUT_STREAM))
-    x = distort_batch(images, generator)
+    x = build_pipeline(cfg.augment)(images, generator)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
