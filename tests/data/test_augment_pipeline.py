@@ -15,6 +15,7 @@ from inception3.config import (
 )
 from inception3.data.augment import OPS, adjust_saturation_hue_, build_pipeline, distort_batch, scale_to_unit
 from inception3.errors import Inception3Error
+from inception3.train.loop import train
 from inception3.train.options import resolve_config
 
 
@@ -87,9 +88,11 @@ def test_an_unknown_op_is_refused_in_one_line_naming_every_registered_op():
     assert all(name in message for name in OPS)
 
 
-def test_the_config_refuses_an_unknown_op_before_training_starts():
+def test_training_refuses_an_unknown_op_before_anything_starts(tmp_path):
+    cfg = resolve_config(overrides=["augment_ops=flip, distort_color", "device=cpu"])
     with pytest.raises(Inception3Error, match="^config: augment_ops names an unknown op 'flip'; choose from"):
-        resolve_config(overrides=["augment_ops=flip, distort_color"])
+        train(cfg, tmp_path / "shards", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
     assert resolve_config(overrides=["augment_ops=distort_color"]).augment.augment_ops == ("distort_color",)
 
 

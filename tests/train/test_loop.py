@@ -249,11 +249,13 @@ def test_values_are_checked_before_the_run_directory_is_made(shards: Path, tmp_p
         (tiny_config(batch_size=48), "^config: batch_size 48 is larger than the 40 training records of"),
         (tiny_config(batch_size=8, grad_accum=8), "^config: batch_size 8 leaves 1 image per micro-batch"),
         (tiny_config(compile=True, compile_backend="nope"), "^config: compile_backend 'nope' is not a"),
-        (tiny_config(learning_rate=math.nan), "^config: learning_rate must be a finite number, got nan"),
-    ):  # the last made in Python without resolve_config: train() checks it too
+    ):
         with pytest.raises(Inception3Error, match=message):
             train(cfg, shards, run, out=io.StringIO())
     assert not run.exists()
+    # A config made in Python without resolve_config checks itself when it is made.
+    with pytest.raises(Inception3Error, match="^config: learning_rate must be a finite number, got nan"):
+        tiny_config(learning_rate=math.nan)
 
 
 def test_synthetic_data_trains_without_reading_the_shards_and_logs_as_usual(

@@ -50,6 +50,7 @@ from inception3.config.recipe import (
     WEIGHT_DECAY,
     WIDEST_LAYER,
 )
+from inception3.errors import Inception3Error
 from inception3.weights import registry as weights_registry
 
 _CLASSES = (
@@ -290,6 +291,18 @@ class TrainConfig:
     keep_checkpoint_every: int = knob(
         0, "also keep each checkpoint at a multiple of this step; 0: none", at_least=0, at_most=INT64_MAX
     )
+
+    def __post_init__(self) -> None:
+        """Refuse values that cannot work, with the key at fault: each key against its row of the
+        table (config/check.py), then the keys that must agree with each other."""
+        fix = "; fix it with --set or in the --config file"
+        check_fields(self, lambda key: f"config: {key}", fix)
+        low, high = self.augment.crop_area_range
+        if low > high:
+            raise Inception3Error(
+                "config: crop_area_range must be two fractions 0 < low <= high <= 1, "
+                f"got {self.augment.crop_area_range}{fix}"
+            )
 
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network this config trains, for a dataset of `num_classes` classes."""

@@ -30,7 +30,6 @@ from inception3.train import resume
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.finetune import freeze_batch_norm_statistics, init_from, restrict_training
 from inception3.train.optim import build_optimizer, learning_rate, set_learning_rate
-from inception3.train.options import validate
 from inception3.train.parallel import convert_sync_batch_norm, wrap_model
 from inception3.train.plan import RunPlan, prepare
 from inception3.train.step import StepResult, train_step
@@ -121,7 +120,6 @@ def train(
     Returns the final step and checkpoint. Raises Inception3Error on bad input or a diverged loss.
     """
     out = out or sys.stdout
-    validate(cfg)  # resolve_config did for the CLI; a config made in Python is checked here
     ctx = dist.init_distributed(cfg.device)
     say = (lambda text: print(text, file=out, flush=True)) if ctx.is_main else (lambda text: None)
     try:

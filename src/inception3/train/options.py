@@ -13,8 +13,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from inception3.config import PRESETS, TrainConfig, check_fields, convert, from_flat, shown, to_flat
-from inception3.data.augment import build_pipeline
+from inception3.config import PRESETS, TrainConfig, convert, from_flat, shown, to_flat
 from inception3.errors import Inception3Error
 
 
@@ -50,7 +49,7 @@ def resolve_config(
     typed: dict[str, object] | None = None,
 ) -> TrainConfig:
     """Defaults, then the preset's overrides, then the file's, then --set's, then `typed` values (the
-    CLI's own options, already of their key's type); validated."""
+    CLI's own options, already of their key's type); checked as TrainConfig checks itself."""
     values: dict[str, object] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -66,9 +65,7 @@ def resolve_config(
     if "batch_size" in mine:  # a global batch of one's own replaces the preset's per-rank one
         values.pop("batch_size_per_rank", None)
     values.update(mine)
-    cfg = make_config(values)
-    validate(cfg)
-    return cfg
+    return make_config(values)
 
 
 def make_config(values: dict[str, object]) -> TrainConfig:
@@ -79,20 +76,6 @@ def make_config(values: dict[str, object]) -> TrainConfig:
 def flat_config(cfg: TrainConfig) -> dict[str, object]:
     """`cfg` as flat keys, in the order config.toml lists them (the model's first)."""
     return to_flat(cfg)
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Refuse values that cannot work, with the key at fault: each key against its row of the table
-    (config/check.py), then the keys that must agree with each other."""
-    fix = "; fix it with --set or in the --config file"
-    check_fields(cfg, lambda key: f"config: {key}", fix)
-    low, high = cfg.augment.crop_area_range
-    if low > high:
-        raise Inception3Error(
-            "config: crop_area_range must be two fractions 0 < low <= high <= 1, "
-            f"got {cfg.augment.crop_area_range}{fix}"
-        )
-    build_pipeline(cfg.augment)  # unknown op names, refused before anything starts
 
 
 def _toml_value(value: object) -> str:

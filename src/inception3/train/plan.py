@@ -18,6 +18,7 @@ import torch
 
 from inception3.config import CPU_CHANNELS_LAST, MIN_BATCH_NORM_BATCH, ModelConfig, TrainConfig, shown
 from inception3.data import DatasetInfo, load_dataset_info
+from inception3.data.augment import build_pipeline
 from inception3.errors import Inception3Error
 from inception3.run import distributed as dist
 from inception3.train.resume import Resumed, check_resumable, find_resumed
@@ -52,11 +53,12 @@ def prepare(
 ) -> RunPlan:
     """The plan of training `cfg` on `data_dir` into `train_dir` with this process group.
 
-    `cfg` must be validated (`options.validate`). Says what it decides for the user (the batch,
+    `cfg` checked its own values when it was made. Says what it decides for the user (the batch,
     the automatic speed settings, what --force overrides). Raises Inception3Error for a run that
     cannot start or would not continue its checkpoint exactly.
     """
     # Data, and the network it needs; a checkpoint of this run, if any, must continue it exactly.
+    build_pipeline(cfg.augment)  # unknown augmentation ops are refused before anything starts
     info = _dataset_info(data_dir, cfg)
     model_cfg = _model_config(cfg, info)
     if cfg.compile:

@@ -76,7 +76,7 @@ def build_pipeline(cfg: AugmentConfig) -> Pipeline:
     """The ops `cfg.augment_ops` names, with `scale_to_unit` added where the scale must change.
 
     Unknown names, and an op on pixels after the batch is at the network's scale, are refused in
-    one line, before training starts (`train/options.validate`).
+    one line, before training starts (`train/plan.prepare`).
     """
     fix = "; fix it with --set or in the --config file"
     ops: list[Op] = []
