@@ -24,6 +24,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -232,11 +233,25 @@ def checkpoint_step(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _scan(run_dir: Path) -> tuple[list[tuple[int, Path]], list[str]]:
+class _Scan(NamedTuple):
+    """A run's checkpoint files that stay in its folder, oldest first, and why any others are not."""
+
+    found: list[tuple[int, Path]]
+    ignored: list[str]
+
+
+class _Pointer(NamedTuple):
+    """The checkpoint `latest` names when it may be followed (else None), or why it is not."""
+
+    path: Path | None = None
+    note: str | None = None
+
+
+def _scan(run_dir: Path) -> _Scan:
     """The run's checkpoint files that stay in its folder, oldest first, and why any others are not."""
     directory = checkpoint_dir(run_dir)
     if not directory.is_dir():
-        return [], []
+        return _Scan([], [])
     found, ignored = [], []
     for path in directory.iterdir():
         if (step := checkpoint_step(path)) is None:
@@ -250,7 +265,7 @@ def _scan(run_dir: Path) -> tuple[list[tuple[int, Path]], list[str]]:
             ignored.append(f"{path}: is {what_is_at(path)}, not a checkpoint file; ignored")
         else:
             found.append((step, path))
-    return sorted(found), sorted(ignored)
+    return _Scan(sorted(found), sorted(ignored))
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -258,43 +273,47 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
     Temporary files are not listed, nor links that lead out of RUN/checkpoints (`ignored_files`).
     """
-    return _scan(run_dir)[0]
+    return _scan(run_dir).found
 
 
-def _pointer(directory: Path) -> tuple[Path | None, str | None]:
+def _pointer(directory: Path) -> _Pointer:
     """The checkpoint `latest` names when it may be followed; else why not (None: no `latest`)."""
     pointer = directory / LATEST
     if not pointer.exists() and not pointer.is_symlink():
-        return None, None
+        return _Pointer()
     if not (pointer.is_file() and inside(pointer, directory)):
-        return None, (
-            f"{pointer}: is {what_is_at(pointer)}"
-            + (f" linked from outside {directory}" if pointer.is_symlink() else "")
-            + ", not the pointer file training writes; ignored, and the newest checkpoint there is used"
+        return _Pointer(
+            note=(
+                f"{pointer}: is {what_is_at(pointer)}"
+                + (f" linked from outside {directory}" if pointer.is_symlink() else "")
+                + ", not the pointer file training writes; ignored, and the newest checkpoint there is used"
+            )
         )
     try:
         with open(pointer, "rb") as f:
             text = f.read(256).decode("utf-8", errors="replace").strip()
     except OSError as error:
-        return None, f"{pointer}: cannot be read ({error.strerror}); ignored"
+        return _Pointer(note=f"{pointer}: cannot be read ({error.strerror}); ignored")
     if not _NAME.fullmatch(text):
-        return None, (
-            f"{pointer}: names {text[:100]!r}, not the name of a checkpoint file in {directory} "
-            "(ckpt-NNNNNNNN.pt); ignored, and the newest checkpoint there is used instead"
+        return _Pointer(
+            note=(
+                f"{pointer}: names {text[:100]!r}, not the name of a checkpoint file in {directory} "
+                "(ckpt-NNNNNNNN.pt); ignored, and the newest checkpoint there is used instead"
+            )
         )
     path = directory / text
     if not path.exists() and not path.is_symlink():
-        return None, None  # moved away on purpose (to resume from an earlier one): the listing decides
+        return _Pointer()  # moved away on purpose (to resume from an earlier one): the listing decides
     if not (path.is_file() and inside(path, directory)):
-        return None, None  # the listing leaves it out and `ignored_files` says why
-    return path, None
+        return _Pointer()  # the listing leaves it out and `ignored_files` says why
+    return _Pointer(path)
 
 
 def ignored_files(run_dir: Path) -> list[str]:
     """Why `latest` or a checkpoint file of the run is not followed: one line each, for warnings."""
     directory = checkpoint_dir(run_dir)
-    note = _pointer(directory)[1] if directory.is_dir() else None
-    return ([note] if note else []) + _scan(run_dir)[1]
+    note = _pointer(directory).note if directory.is_dir() else None
+    return ([note] if note else []) + _scan(run_dir).ignored
 
 
 def latest_checkpoint(run_dir: Path, *, warn: bool = False) -> Path | None:
@@ -308,7 +327,7 @@ def latest_checkpoint(run_dir: Path, *, warn: bool = False) -> Path | None:
     if warn:
         for note in ignored_files(run_dir):
             warnings.warn(note, IgnoredFileWarning, stacklevel=2)
-    path = _pointer(directory)[0] if directory.is_dir() else None
+    path = _pointer(directory).path if directory.is_dir() else None
     if path is not None:
         return path
     found = list_checkpoints(run_dir)
