@@ -70,19 +70,16 @@ class Tally:
         """Sum this tally over every rank (no-op when alone)."""
         if not ctx.enabled:
             return
+        # One vector, one all-reduce: the counts by name, then the per-class counts.
+        counts = {name: getattr(self, name) for name in ("correct_1", "correct_k", "loss_sum", "examples")}
         flat = torch.cat(
-            [
-                torch.tensor(
-                    [self.correct_1, self.correct_k, self.loss_sum, self.examples], dtype=torch.float64
-                ),
-                self.class_correct,
-                self.class_count,
-            ]
+            [torch.tensor(list(counts.values()), dtype=torch.float64), self.class_correct, self.class_count]
         )
-        flat = dist.sum_over_ranks(flat, ctx)
-        self.correct_1, self.correct_k = int(flat[0]), int(flat[1])
-        self.loss_sum, self.examples = float(flat[2]), int(flat[3])
-        self.class_correct, self.class_count = flat[4 : 4 + self.num_classes], flat[4 + self.num_classes :]
+        totals, self.class_correct, self.class_count = dist.sum_over_ranks(flat, ctx).split(
+            [len(counts), self.num_classes, self.num_classes]
+        )
+        for name, total in zip(counts, totals.tolist(), strict=True):
+            setattr(self, name, type(counts[name])(total))
 
 
 @dataclass

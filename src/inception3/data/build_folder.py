@@ -74,7 +74,7 @@ def check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
         return False
     recorded = read_dataset_json(output_dir)
     if recorded is not None:
-        if recorded[1].get("fingerprint") == fingerprint:
+        if recorded.build.get("fingerprint") == fingerprint:
             return True
         raise Inception3Error(
             f"{output_dir}: already holds a dataset built from other images or shard "

@@ -83,7 +83,7 @@ def inspect_dataset(
         for path in split_shards(data_dir, name):
             _scan_shard(path, summary, bad, verify=verify, limit=limit, progress=progress)
         splits.append(summary)
-    return Inspection(data_dir, recorded[0] if recorded else None, splits, bad, verify)
+    return Inspection(data_dir, recorded.info if recorded else None, splits, bad, verify)
 
 
 def _scan_shard(

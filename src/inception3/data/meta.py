@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from inception3.data.records import RecordFile
 from inception3.errors import Inception3Error
@@ -184,7 +185,14 @@ def write_dataset_json(
     write_text_atomic(Path(output_dir) / DATASET_JSON, json.dumps(document, indent=1) + "\n")
 
 
-def read_dataset_json(data_dir: Path) -> tuple[DatasetInfo, dict] | None:
+class DatasetRecord(NamedTuple):
+    """What dataset.json records: the dataset, and the build's own record (fingerprint, files)."""
+
+    info: DatasetInfo
+    build: dict
+
+
+def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
     """What `data_dir/dataset.json` records: the dataset, and the build's own record; None without one."""
     path = Path(data_dir) / DATASET_JSON
     if not path.exists():
@@ -204,7 +212,7 @@ def read_dataset_json(data_dir: Path) -> tuple[DatasetInfo, dict] | None:
             f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
             "`inception3 build` or delete it and pass --label-offset"
         ) from error
-    return DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards), build
+    return DatasetRecord(DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards), build)
 
 
 def _from_json(info: DatasetInfo, label_offset: int | None, num_classes: int | None) -> DatasetInfo:
@@ -236,7 +244,7 @@ def load_dataset_info(
     data_dir = require_directory(Path(data_dir), "directory", "pass the directory that holds the shards")
     recorded = read_dataset_json(data_dir)
     if recorded is not None:
-        return _from_json(recorded[0], label_offset, num_classes)
+        return _from_json(recorded.info, label_offset, num_classes)
     if _is_image_folder(data_dir):
         return _folder_info(data_dir)
     splits = shard_splits(data_dir)

@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from torch import Tensor
 
@@ -25,6 +25,13 @@ WRAPPERS = ("state_dict", "model", "state_dict_ema")  # where other projects' fi
 PREFIXES = ("module.", "_orig_mod.")  # DDP's and torch.compile's, removed from every key
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 KERAS_ZIP_WEIGHTS = "model.weights.h5"  # the weights inside a Keras 3 `.keras` zip
+
+
+class SafetensorsContent(NamedTuple):
+    """A safetensors file: its tensors, and its metadata (empty when it has none)."""
+
+    tensors: dict[str, Tensor]
+    metadata: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class WeightsFile:
         return load_checkpoint(self.path)
 
     @cached_property
-    def safetensors(self) -> tuple[dict[str, Tensor], dict[str, str]]:
+    def safetensors(self) -> SafetensorsContent:
         """A safetensors file's tensors and its metadata (empty when it has none)."""
         from safetensors import safe_open
 
@@ -105,13 +112,13 @@ class WeightsFile:
                 state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - not a dict
         except Exception as error:  # safetensors raises its own and OS errors alike
             raise Inception3Error(f"{self.path}: not a readable safetensors file ({error})") from None
-        return state, info
+        return SafetensorsContent(state, info)
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:
         """The state dict of a safetensors or PyTorch file: unwrapped, prefixes removed, all tensors."""
         if self.kind == "safetensors":
-            state = self.safetensors[0]
+            state = self.safetensors.tensors
         else:
             state = self.pickled
             for key in WRAPPERS:

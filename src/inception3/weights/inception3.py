@@ -21,7 +21,7 @@ def detect(file: WeightsFile) -> bool:
     """A checkpoint's "format" field, or an export's config in its safetensors metadata."""
     if file.kind == "torch":
         return file.pickled.get("format") == FORMAT
-    if file.kind != "safetensors" or "model_config" not in file.safetensors[1]:
+    if file.kind != "safetensors" or "model_config" not in file.safetensors.metadata:
         return False
     return TORCHVISION_KEY not in file.tensors
 

@@ -28,7 +28,7 @@ def detect(file: WeightsFile) -> bool:
 
 def read(file: WeightsFile, options: ReadOptions) -> Weights:
     """The tensors, with an export's config and meta when its metadata has them."""
-    info = file.safetensors[1]
+    info = file.safetensors.metadata
     if "model_config" not in info:
         return Weights(file.tensors, None, WeightsMeta("safetensors"))
     return Weights(file.tensors, ModelConfig(**json.loads(info["model_config"])), meta_from_metadata(info))
