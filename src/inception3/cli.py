@@ -67,7 +67,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_report(args: argparse.Namespace) -> int:
     from inception3.report import write_report
 
-    print(f"wrote {write_report(args.run_dir, args.output)}")
+    print(f"wrote {write_report(args.run_dir, args.output, force=args.force)}")
     return 0
 
 

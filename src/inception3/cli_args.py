@@ -124,8 +124,12 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
 def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="the training directory (--train-dir)")
     parser.add_argument(
-        "--output", type=Path, metavar="PNG", help="where to write the PNG (default: RUN/report.png)"
+        "--output",
+        type=Path,
+        metavar="PNG",
+        help="where to write the PNG (default: RUN/report.png); an existing file only with --force",
     )
+    parser.add_argument("--force", action="store_true", help="replace an existing --output file")
 
 
 def _eval_options(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +20,7 @@ import torch
 
 from inception3.data.preprocess import choose_preprocessing
 from inception3.errors import Inception3Error
-from inception3.files import atomic_write, require_directory
+from inception3.files import atomic_write, check_output, require_directory
 from inception3.model import InceptionV3
 from inception3.weights import WeightsMeta, load_model
 from inception3.weights.safetensors import to_metadata
@@ -100,13 +99,20 @@ def export_checkpoint(
     contents do not say); its evaluation preprocessing goes with it.
 
     The file appears whole or not at all (written under a temporary name, then renamed), with the
-    mode any new file gets. `output` is never the checkpoint itself (whatever its spelling or
-    links), nor a directory; an existing file is replaced only with `force`.
+    mode any new file gets. `output` passes `files.check_output`: never the checkpoint itself
+    (whatever its spelling or links), a directory, or a run's or dataset's own file; an existing
+    file is replaced only with `force`.
     """
     if fmt not in FORMATS:
         raise Inception3Error(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     output = Path(output)
-    _check_output(Path(checkpoint), output, force)
+    require_directory(output.parent, "directory", "create it first or choose another --output")
+    check_output(
+        output,
+        force=force,
+        example=f"model.{fmt}",
+        inputs={"the checkpoint being exported": Path(checkpoint)},
+    )
     model, meta = load_model(Path(checkpoint), use_ema=use_ema, weights_format=weights_format)
     meta = dataclasses.replace(
         meta,
@@ -117,29 +123,3 @@ def export_checkpoint(
     with atomic_write(output) as f:
         write(model, f, meta)
     return output
-
-
-def _check_output(checkpoint: Path, output: Path, force: bool) -> None:
-    """Refuse an output that would destroy the input, is not a file name, or exists (without force)."""
-    require_directory(output.parent, "directory", "create it first or choose another --output")
-    if output.is_dir():
-        raise Inception3Error(
-            f"{output}: is a directory; give --output a file name, such as {output / 'model.onnx'}"
-        )
-    if _same_file(checkpoint, output):
-        raise Inception3Error(
-            f"{output}: is the checkpoint being exported ({checkpoint}); writing it would destroy "
-            "the checkpoint: choose another --output"
-        )
-    if (output.exists() or output.is_symlink()) and not force:
-        raise Inception3Error(
-            f"{output}: already exists; pass --force to replace it, or choose another --output"
-        )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same spelling resolved, a hard link or a symlink."""
-    try:
-        return a.absolute() == b.absolute() or a.resolve() == b.resolve() or os.path.samefile(a, b)
-    except (OSError, RuntimeError):  # one of them does not exist (yet), or a link loop
-        return False

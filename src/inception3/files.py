@@ -8,6 +8,10 @@ less the umask), and a symlink at NAME is replaced, never written through.
 
 Paths a command follows inside a directory the user named stay inside it: `inside` tells whether a
 name, once its symlinks are resolved, is still an entry of that directory.
+
+A file a command writes at a path the user named (`report --output`, `export --output`) passes
+`check_output`, the one rule for them all: never one of the command's inputs, never a file (or a
+new name) that a run or a dataset owns, and an existing file only with `--force`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -113,6 +117,93 @@ def require_directory(path: Path, what: str, hint: str) -> Path:
     found = what_is_at(path)
     there = f"no such {what}" if found == "nothing" else f"is {found}, not a {what}"
     raise Inception3Error(f"{path}: {there}; {hint}")
+
+
+# Files a command writes where the user said
+
+
+def check_output(
+    path: Path,
+    *,
+    force: bool,
+    option: str = "--output",
+    example: str = "out.png",
+    inputs: Mapping[str, Path] | None = None,
+) -> Path:
+    """`path` when a command may write its file there; otherwise an Inception3Error saying why.
+
+    The one rule of every user-named output file: not a directory (`example` names a file to
+    suggest in it); never one of the command's `inputs` ({'the checkpoint being exported': path}),
+    however spelled or linked; never a file or a new name that a run or a dataset owns
+    (`owner_of`), even with `force`; and a file that is already there only with `force`. A link at
+    `path` is replaced by the write, never written through.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise Inception3Error(f"{path}: is a directory; give {option} a file name, such as {path / example}")
+    for what, source in (inputs or {}).items():
+        if _same_file(Path(source), path):
+            raise Inception3Error(
+                f"{path}: is {what} ({source}); writing it would destroy it: choose another {option}"
+            )
+    owner = owner_of(path)
+    if owner is not None:
+        raise Inception3Error(
+            f"{path}: {owner}; no other command writes there, not even with --force: choose another {option}"
+        )
+    if (path.exists() or path.is_symlink()) and not force:
+        raise Inception3Error(
+            f"{path}: already exists; pass --force to replace it, or choose another {option}"
+        )
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same spelling resolved, a hard link or a symlink."""
+    try:
+        return a.absolute() == b.absolute() or a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except (OSError, RuntimeError):  # one of them does not exist (yet), or a link loop
+        return False
+
+
+def owner_of(path: Path) -> str | None:
+    """ "is the run RUN's own config.toml", "is in the checkpoints folder of the run RUN, ...": what a
+    write at `path` would replace, or add to, that a run or a dataset owns; None when neither owns it.
+
+    Where the write lands is what counts: `path`'s nearest existing folder with its links resolved,
+    and the first name below it (the file, or the first folder a command would create for it).
+    """
+    from inception3.data.build_folder import LOCK_FILE, STATE_DIR  # those modules write with this one
+    from inception3.data.meta import DATASET_JSON, LABELS_FILE, is_shard_name
+    from inception3.run import layout
+
+    folder, name = Path(path).absolute().parent, Path(path).name
+    while not folder.exists() and folder != folder.parent:
+        folder, name = folder.parent, folder.name
+    try:
+        folder = folder.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if folder.name in (layout.CHECKPOINTS, layout.EVAL) and layout.is_run_dir(folder.parent):
+        return f"is in the {folder.name} folder of the run {folder.parent}, which only the run writes"
+    if layout.is_run_dir(folder) and layout.is_run_name(name):
+        return f"is the run {folder}'s own {name}"
+    if folder.name == STATE_DIR:
+        return f"is in {folder}, the state of an unfinished build"
+    dataset = {DATASET_JSON, LABELS_FILE, STATE_DIR, LOCK_FILE}
+    if (name in dataset or is_shard_name(name)) and _is_dataset_dir(folder, DATASET_JSON, is_shard_name):
+        return f"is the dataset {folder}'s own {name}"
+    return None
+
+
+def _is_dataset_dir(folder: Path, dataset_json: str, is_shard: Callable[[str], bool]) -> bool:
+    """Whether `folder` holds a dataset: its dataset.json, or shards."""
+    if (folder / dataset_json).exists():
+        return True
+    try:
+        return any(is_shard(entry.name) for entry in os.scandir(folder))
+    except OSError:
+        return False
 
 
 # The file system's refusals, in one line

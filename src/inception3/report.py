@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inception3.errors import Inception3Error
-from inception3.files import atomic_write, require_directory
+from inception3.files import atomic_write, check_output, require_directory
 from inception3.run import layout
 
 REPORT_PNG = "report.png"
@@ -81,19 +81,21 @@ def read_run(run_dir: Path) -> RunCurves:
     return RunCurves(losses, rates, read_eval_precision(run_dir))
 
 
-def write_report(run_dir: Path, output: Path | None = None) -> Path:
-    """Plot `run_dir`'s curves into a PNG (default `RUN/report.png`) and return its path."""
+def write_report(run_dir: Path, output: Path | None = None, *, force: bool = False) -> Path:
+    """Plot `run_dir`'s curves into a PNG (default `RUN/report.png`) and return its path.
+
+    An `output` named by the user passes `files.check_output` (an existing file is replaced only with
+    `force`, a run's or dataset's own never); the default one is the report's own, replaced each time.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
+    named = output is not None
     output = Path(output) if output is not None else run_dir / REPORT_PNG
-    if output.is_dir():
-        raise Inception3Error(
-            f"{output}: is a directory; give --output a file name, such as {output / REPORT_PNG}"
-        )
+    check_output(output, force=force or not named, example=REPORT_PNG)
     curves = read_run(run_dir)
     if curves.empty():
         raise Inception3Error(

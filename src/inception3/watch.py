@@ -41,9 +41,20 @@ def evaluated_steps(run_dir: Path, split: str, ema: bool) -> dict[int, dict]:
     return {r["step"]: r for r in layout.read_results(run_dir, split) if bool(r.get("ema", True)) == ema}
 
 
-def write_result(run_dir: Path, result: EvalResult) -> None:
-    """Append the JSON line and the TensorBoard scalars of `result` under RUN/eval/."""
-    layout.append_result(run_dir, result.split, result.record())
+def write_result(run_dir: Path, result: EvalResult, *, same_file: bool = False) -> dict | None:
+    """Append the JSON line and the TensorBoard scalars of `result` under RUN/eval/, unless another
+    evaluator recorded the same evaluation (`_same_evaluation`) meanwhile: then its record, and
+    nothing is written. The check and the append are one atomic step (`layout.append_result`)."""
+    found = layout.append_result(
+        run_dir,
+        result.split,
+        result.record(),
+        duplicate=lambda record: _same_evaluation(
+            record, result.step, result.ema, Path(result.checkpoint), same_file=same_file
+        ),
+    )
+    if found is not None:
+        return found
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(log_dir=str(layout.eval_dir(run_dir))) as writer:
@@ -51,15 +62,25 @@ def write_result(run_dir: Path, result: EvalResult) -> None:
         writer.add_scalar(f"{prefix}/precision_at_1", result.top1, result.step)
         writer.add_scalar(f"{prefix}/recall_at_5", result.top5, result.step)
         writer.add_scalar(f"{prefix}/loss", result.loss, result.step)
+    return None
 
 
 def _report(
-    result: EvalResult, run_dir: Path | None, printer: Callable[[str], None], ctx: dist.Distributed
+    result: EvalResult,
+    run_dir: Path | None,
+    printer: Callable[[str], None],
+    ctx: dist.Distributed,
+    *,
+    same_file: bool = False,
 ) -> None:
     if ctx.is_main:
         printer(result.summary())
-        if run_dir is not None:
-            write_result(run_dir, result)
+        if run_dir is not None and write_result(run_dir, result, same_file=same_file) is not None:
+            printer(
+                f"step {result.step} ({result.checkpoint}) was recorded in "
+                f"{layout.results_path(run_dir, result.split)} by another evaluator meanwhile; "
+                "not recorded again"
+            )
 
 
 def watch(
@@ -148,17 +169,26 @@ def _evaluate_one(
                 )
             return []
     result = evaluate_model(model, meta, path, data_dir, cfg, ctx, printer)
-    _report(result, run_dir, printer, ctx)
+    _report(result, run_dir, printer, ctx, same_file=checkpoint is not None)
     return [result]
 
 
 def _recorded(run_dir: Path, split: str, meta: WeightsMeta, path: Path, *, same_file: bool) -> dict | None:
-    """The record in RUN/eval/<split>.jsonl of the step and weights (averaged or raw) `meta` describes
+    """The last record in RUN/eval/<split>.jsonl of the step and weights (averaged or raw) `meta` describes
     (for a file given by --checkpoint, of that very file), or None."""
-    record = evaluated_steps(run_dir, split, meta.ema).get(meta.step)
-    if record is None or not same_file:
-        return record
-    return record if Path(str(record.get("checkpoint", ""))).resolve() == path.resolve() else None
+    records = layout.read_results(run_dir, split)
+    same = (
+        r for r in reversed(records) if _same_evaluation(r, meta.step, meta.ema, path, same_file=same_file)
+    )
+    return next(same, None)
+
+
+def _same_evaluation(record: dict, step: int, ema: bool, path: Path, *, same_file: bool) -> bool:
+    """Whether `record` scores the step and weights (averaged or raw) given; with `same_file` (a file
+    given by --checkpoint), that very file too."""
+    if record["step"] != step or bool(record.get("ema", True)) != ema:
+        return False
+    return not same_file or Path(str(record.get("checkpoint", ""))).resolve() == path.resolve()
 
 
 def _precisions(record: dict) -> str:

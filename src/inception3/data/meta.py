@@ -55,6 +55,11 @@ def shard_name(split: str, index: int, num_shards: int) -> str:
     return f"{split}-{index:05d}-of-{num_shards:05d}"
 
 
+def is_shard_name(name: str) -> bool:
+    """Whether `name` is a shard's file name (`train-00003-of-00128`)."""
+    return _SHARD.fullmatch(name) is not None
+
+
 def shard_splits(data_dir: Path) -> list[str]:
     """The names of the splits that have shards in `data_dir`, sorted."""
     return sorted({m[1] for p in Path(data_dir).iterdir() if (m := _SHARD.fullmatch(p.name))})

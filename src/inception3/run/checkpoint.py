@@ -162,13 +162,16 @@ def save_checkpoint(
     plain values; either way the file's format, step and final are set from the arguments.
 
     Keeps the newest `keep` checkpoints (all when `keep` is 0) plus every final or `mark`ed one;
-    only files this module wrote are ever removed. Returns the checkpoint's path.
+    only files this module wrote are ever removed. The oldest are removed before the new file is
+    written, so that the disk never holds more than `keep` of them (or two, when `keep` is 1: the
+    newest complete checkpoint stays until its successor is complete). Returns the checkpoint's path.
     """
     directory = checkpoint_dir(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
     state = state | _envelope(step, final)
     path = directory / checkpoint_name(step)
     previous = latest_checkpoint(run_dir)
+    _prune(run_dir, keep, path, spare=previous)
     try:
         with atomic_write(path) as f:
             torch.save(state, f)
@@ -180,26 +183,47 @@ def save_checkpoint(
         cause = os_error_behind(error)
         if cause is None:
             raise
-        raise _write_error(cause, directory, step, previous) from None
-    if keep > 0:
-        kept = _kept_names(directory)
-        prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
-        for old in prunable[: max(0, len(prunable) - (keep - 1))]:
-            old.unlink()
+        raise _write_error(cause, path, keep, previous) from None
+    _prune(run_dir, keep, path)
     return path
 
 
-def _write_error(error: OSError, directory: Path, step: int, previous: Path | None) -> Inception3Error:
-    """One line for a checkpoint that could not be written: what happened, what survived, what to do."""
+def _prune(run_dir: Path, keep: int, path: Path, spare: Path | None = None) -> None:
+    """Remove the oldest checkpoints but the newest `keep` - 1 besides `path` (the one being written),
+    never a kept one nor `spare`; nothing when `keep` is 0."""
+    if keep <= 0:
+        return
+    kept = _kept_names(checkpoint_dir(run_dir))
+    prunable = [p for _, p in list_checkpoints(run_dir) if p.name not in kept and p != path]
+    for old in prunable[: max(0, len(prunable) - (keep - 1))]:
+        if old != spare:
+            old.unlink()
+
+
+def _write_error(error: OSError, path: Path, keep: int, previous: Path | None) -> Inception3Error:
+    """One line for a checkpoint that could not be written: where, what happened, what survived, what
+    helps."""
+    step = checkpoint_step(path)
     kept = f"{previous.name} is intact and `latest` still names it" if previous else "no earlier checkpoint"
     if error.errno in _DISK_FULL:
+        kept_names = _kept_names(path.parent)
+        older = [
+            p for _, p in list_checkpoints(path.parent.parent) if p != previous and p.name not in kept_names
+        ]
+        fewer = (
+            ""  # lowering keep_checkpoints would remove nothing: the newest complete one always stays
+            if keep in (1, 2) or not older
+            else f", or lower keep_checkpoints (now {keep}{', all' if keep == 0 else ''}; {len(older)} older "
+            "checkpoint(s) there) with --set keep_checkpoints=N: the oldest are removed before each new "
+            "one is written"
+        )
         return Inception3Error(
-            f"{directory}: the disk is full ({error.strerror}) while writing the "
-            f"checkpoint of step {step}; nothing partial was left and {kept}. Free space "
-            "there (or lower keep_checkpoints) and run the same command again to resume"
+            f"{path}: the disk is full ({error.strerror}) while writing the checkpoint of step {step}; "
+            f"nothing partial was left and {kept}. Free space on that disk{fewer}; then run the same "
+            "command again to resume"
         )
     return Inception3Error(
-        f"{directory}: cannot write the checkpoint of step {step} "
+        f"{path}: cannot write the checkpoint of step {step} "
         f"({error.strerror or error}); nothing partial was left and {kept}. Fix the "
         "directory and run the same command again to resume"
     )

@@ -14,10 +14,13 @@ inference mode.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+import torch
 from torch import nn
 
+from inception3.config import ModelConfig
 from inception3.errors import Inception3Error
 from inception3.model import BatchNorm, InceptionV3, is_update_count
 from inception3.weights import read_weights
@@ -58,17 +61,37 @@ def restrict_training(model: nn.Module, scopes: tuple[str, ...]) -> int:
     """Freeze every parameter outside `scopes` (name prefixes); returns how many tensors still learn."""
     if not scopes:
         return sum(1 for _ in model.parameters())
-    learning = 0
-    for name, param in model.named_parameters():
-        keep = any(name == s or name.startswith(s.rstrip(".") + ".") for s in scopes)
-        param.requires_grad_(keep)
-        learning += keep
-    if not learning:
+    params = dict(model.named_parameters())
+    _refuse_unmatched(params, scopes)
+    for name, param in params.items():
+        param.requires_grad_(in_scopes(name, scopes))
+    return sum(in_scopes(name, scopes) for name in params)
+
+
+def in_scopes(name: str, scopes: tuple[str, ...]) -> bool:
+    """Whether parameter `name` is in one of `scopes` (the scope itself, or below it)."""
+    return any(name == s or name.startswith(s.rstrip(".") + ".") for s in scopes)
+
+
+def check_trainable(model_config: ModelConfig, scopes: tuple[str, ...]) -> None:
+    """Refuse `trainable` scopes that match no parameter of the network `model_config` describes.
+
+    The plan calls it before the run directory is touched, so a refused run leaves nothing behind;
+    the network is built on the meta device (names and shapes only, no memory, no initialisation).
+    """
+    if not scopes:
+        return
+    with torch.device("meta"):
+        names = [name for name, _ in InceptionV3.from_config(model_config).named_parameters()]
+    _refuse_unmatched(names, scopes)
+
+
+def _refuse_unmatched(names: Iterable[str], scopes: tuple[str, ...]) -> None:
+    if not any(in_scopes(name, scopes) for name in names):
         raise Inception3Error(
             f"trainable scopes {', '.join(scopes)} match no parameter; use names such as "
             "Logits, AuxLogits, Mixed_7c"
         )
-    return learning
 
 
 def freeze_batch_norm_statistics(model: nn.Module) -> None:

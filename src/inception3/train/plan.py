@@ -21,6 +21,7 @@ from inception3.data import DatasetInfo, load_dataset_info
 from inception3.data.augment import build_pipeline
 from inception3.errors import Inception3Error
 from inception3.run import distributed as dist
+from inception3.train.finetune import check_trainable
 from inception3.train.resume import Resumed, check_resumable, find_resumed
 
 
@@ -61,6 +62,7 @@ def prepare(
     build_pipeline(cfg.augment)  # unknown augmentation ops are refused before anything starts
     info = _dataset_info(data_dir, cfg)
     model_cfg = _model_config(cfg, info)
+    check_trainable(model_cfg, cfg.trainable)  # before the run directory is touched
     if cfg.compile:
         _check_compile_backend(cfg.compile_backend)
     resumed = find_resumed(train_dir)
