@@ -42,8 +42,8 @@ BASE = {
     "checkpoint_every": 1000,
     "summary_every": 1000,
 }
-# Refused only once the file or the network is read, after the run directory exists.
-CHECKED_LATER = {"init_from", "trainable"}
+# Refused only once the file is read, after the run directory exists.
+CHECKED_LATER = {"init_from"}
 
 
 @pytest.fixture(scope="module")

@@ -176,3 +176,26 @@ def test_the_leftovers_of_a_killed_writer_are_never_read_and_are_cleared_on_resu
     assert "removed 2 partial file(s) of an interrupted checkpoint write" in capsys.readouterr().out
     assert not _temporaries(run)
     assert_same_state(straight, load_checkpoint(latest_checkpoint(run)))
+
+
+def test_the_full_disk_line_names_the_file_and_what_helps(shards, tmp_path, monkeypatch, capsys):
+    """Room for two more checkpoint files only: keep_checkpoints 5 fills it, and the line says that
+    lowering keep_checkpoints helps; it does, as the oldest go before each new one is written."""
+    run = tmp_path / "run"
+    folder = run / "checkpoints"
+
+    def no_room(path: Path) -> bool:  # a third checkpoint file in the folder does not fit
+        is_new = path.name.startswith(".ckpt-") and ".tmp-" in path.name
+        return is_new and len(list(folder.glob("ckpt-*.pt"))) >= 2
+
+    _fill_disk(monkeypatch, no_room, 1 << 20)
+    assert main(train_args(shards, run, max_steps=STEPS, checkpoint_every=1)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{folder / checkpoint_name(3)}: the disk is full" in line, line
+    assert f"{checkpoint_name(2)} is intact" in line and "Free space on that disk" in line
+    assert "lower keep_checkpoints (now 5; 1 older checkpoint(s) there)" in line
+    assert [step for step, _ in list_checkpoints(run)] == [1, 2]
+
+    lower = ("--set", "keep_checkpoints=2")
+    assert main(train_args(shards, run, max_steps=STEPS, checkpoint_every=1, extra=lower)) == 0
+    assert [step for step, _ in list_checkpoints(run)] == [3, 4]

@@ -388,7 +388,7 @@ def test_every_refusal_of_the_file_system_is_one_line_naming_the_path(
     there = tmp_path / "there"
     there.write_text("")
 
-    def refused(*args):
+    def refused(*args, **kwargs):
         raise OSError(number, os.strerror(number), str(there))
 
     monkeypatch.setattr(report, "write_report", refused)

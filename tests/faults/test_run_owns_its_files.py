@@ -161,7 +161,7 @@ def _evaluator(run: Path, steps: int, barrier) -> None:
 
 
 def test_racing_evaluators_record_each_step_exactly_once(tmp_path):
-    run, racers, steps = tmp_path / "run", 6, 15
+    run, racers, steps = tmp_path / "run", 8, 40
     (run / "checkpoints").mkdir(parents=True)
     fork = multiprocessing.get_context("fork")
     barrier = fork.Barrier(racers)
