@@ -115,6 +115,35 @@ def require_directory(path: Path, what: str, hint: str) -> Path:
     raise Inception3Error(f"{path}: {there}; {hint}")
 
 
+# Names that are not UTF-8
+
+
+def printable(name: str | os.PathLike) -> str:
+    """`name` as UTF-8 text can hold it, for a line or a JSON file: the bytes of a file name that are
+    not UTF-8 (kept by Python as lone surrogates, as os.fsdecode does) are shown as \\xNN."""
+    text = os.fspath(name)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8(name: str | os.PathLike) -> bool:
+    """Whether `name` is UTF-8 text, not the bytes of a name that is not (os.fsdecode's surrogates)."""
+    try:
+        os.fspath(name).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_utf8_path(path: Path, what: str, why: str) -> Path:
+    """`path` when its name is UTF-8; otherwise an Inception3Error naming it and `why` it must be."""
+    if not is_utf8(path):
+        raise Inception3Error(f"{printable(path)}: the {what}'s path is not UTF-8 ({why}); rename it")
+    return path
+
+
 # The file system's refusals, in one line
 
 

@@ -23,7 +23,7 @@ import pytest
 from faultkit import ENV, inception3, one_thread, train_args
 from tinyshards import make_shards
 
-from inception3.data.example import ImageRecord
+from inception3.data.example import ImageRecord, decode_example
 from inception3.data.records import iter_records, write_records
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
@@ -176,3 +176,68 @@ def test_build_skips_and_lists_images_over_the_pixel_limit(tmp_path):
     skipped = {Path(entry["file"]).name: entry["reason"] for entry in meta["build"]["skipped"]}
     assert sorted(skipped) == sorted(Path(name).name for name in bad)
     assert all("too large to decode safely" in why for why in skipped.values())
+
+
+# Names that are not UTF-8: os.fsdecode keeps the byte 0xff as the lone surrogate \udcff.
+NOT_UTF8 = b"\xff".decode("utf-8", "surrogateescape")
+STRICT_STDOUT = ENV | {"PYTHONIOENCODING": "utf-8:strict"}  # a UTF-8 locale's stdout, as users have
+
+
+def _images(root: Path, classes: tuple[str, ...] = ("a", "b"), per_class: int = 2) -> Path:
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            PIL.Image.new("RGB", (80, 80), (90 * c, 40 * i, 200)).save(root / name / f"{i}.jpg")
+    return root
+
+
+def test_build_refuses_a_class_folder_whose_name_is_not_utf8(tmp_path):
+    images = _images(tmp_path / "images", classes=("a", f"b{NOT_UTF8}"))
+    out = tmp_path / "out"
+    done = _run("build", "--train-dir", images, "--output-dir", out, "--workers", "1")
+    line = _one_line(done, "build")
+    assert "b\\xff: a class folder's name is not UTF-8" in line
+    assert not out.exists()
+
+
+def test_build_keeps_files_whose_names_are_not_utf8_and_lists_them_readably(tmp_path):
+    images = _images(tmp_path / "images")
+    PIL.Image.new("L", (80, 80), 100).save(images / "a" / f"grey{NOT_UTF8}.png")  # converted, so listed
+    PIL.Image.new("RGB", (80, 80)).save(images / "b" / f"plain{NOT_UTF8}.jpg")
+    (images / "b" / f"text{NOT_UTF8}.jpg").write_text("not an image\n")  # skipped, so listed
+    out = tmp_path / "out"
+    done = subprocess.run(
+        inception3("build", "--train-dir", images, "--output-dir", out, "--workers", "1"),
+        env=STRICT_STDOUT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
+    assert "grey\\xff.png (was PNG L)" in done.stdout and "text\\xff.jpg: " in done.stdout
+    names = {ImageRecord.parse(r).filename for r in iter_records(out / "train-00000-of-00001")}
+    replaced = "\N{REPLACEMENT CHARACTER}"  # the stored bytes are the file's own: not UTF-8, read back so
+    assert names == {"0.jpg", "1.jpg", f"grey{replaced}.png", f"plain{replaced}.jpg"}
+    raw = {_stored_filename(r) for r in iter_records(out / "train-00000-of-00001")}
+    assert b"grey\xff.png" in raw and b"plain\xff.jpg" in raw
+    meta = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+    assert [Path(e["file"]).name for e in meta["build"]["converted"]] == ["grey\\xff.png"]
+    assert [Path(e["file"]).name for e in meta["build"]["skipped"]] == ["text\\xff.jpg"]
+
+
+def _stored_filename(record: bytes) -> bytes:
+    return decode_example(record)["image/filename"][0]
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_run_directory_whose_name_is_not_utf8_is_refused_before_anything_is_written(
+    command, shards, tmp_path
+):
+    run = tmp_path / f"run{NOT_UTF8}"
+    if command == "train":
+        args = train_args(shards, run, max_steps=1)
+    else:
+        args = ["eval", "--train-dir", run, "--once", "--data-dir", shards, "--split", "train"]
+    line = _one_line(_run(*args), command)
+    assert "run\\xff: the run directory's path is not UTF-8" in line
+    assert not run.exists()

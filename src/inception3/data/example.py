@@ -151,7 +151,9 @@ class ImageRecord:
             "image/class/text": [self.text.encode()],
             "image/class/synset": [self.synset.encode()],
             "image/format": [self.format.encode()],
-            "image/filename": [self.filename.encode()],
+            # A file name's bytes as the file system holds them: one that is not UTF-8 (os.fsdecode's
+            # surrogates) is stored as it is rather than refused.
+            "image/filename": [self.filename.encode("utf-8", "surrogateescape")],
             "image/encoded": [self.encoded],
         }
         if self.boxes:

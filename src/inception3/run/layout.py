@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from inception3.errors import Inception3Error
-from inception3.files import inside
+from inception3.files import inside, require_utf8_path
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"  # inside checkpoints/: the file name of the newest complete checkpoint
@@ -23,6 +23,12 @@ KEPT = "kept"  # inside checkpoints/: names of checkpoints never pruned, one a l
 CONFIG = "config.toml"
 LOCK = ".trainer.lock"  # the running trainer's hold on the run (run/lock.py)
 EVAL = "eval"
+
+
+def require_utf8_run_dir(run_dir: Path) -> Path:
+    """`run_dir` when its path is UTF-8; refused in one line otherwise, before anything is written there:
+    TensorBoard's event writer takes only UTF-8 paths."""
+    return require_utf8_path(Path(run_dir), "run directory", "TensorBoard's event files need a UTF-8 path")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
