@@ -137,6 +137,21 @@ def is_utf8(name: str | os.PathLike) -> bool:
     return True
 
 
+def read_utf8(path: Path, hint: str) -> str:
+    """The text of the UTF-8 file `path`; a byte that is not UTF-8 is an Inception3Error naming the file,
+    line and column (`hint` says what the file should hold), not a UnicodeDecodeError."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - data.rfind(b"\n", 0, error.start)
+        raise Inception3Error(
+            f"{printable(path)}:{line}: byte 0x{data[error.start]:02x} at column {column} is not UTF-8 "
+            f"text; {hint}"
+        ) from None
+
+
 def require_utf8_path(path: Path, what: str, why: str) -> Path:
     """`path` when its name is UTF-8; otherwise an Inception3Error naming it and `why` it must be."""
     if not is_utf8(path):

@@ -241,3 +241,24 @@ def test_a_run_directory_whose_name_is_not_utf8_is_refused_before_anything_is_wr
     line = _one_line(_run(*args), command)
     assert "run\\xff: the run directory's path is not UTF-8" in line
     assert not run.exists()
+
+
+def test_report_names_the_file_and_line_of_a_byte_that_is_not_utf8_in_the_results(tmp_path):
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    good = json.dumps({"step": 1, "precision_at_1": 0.5, "recall_at_5": 0.9}).encode()
+    (run / "eval" / "validation.jsonl").write_bytes(good + b"\n" + good.replace(b"0.5", b"0.\xff5") + b"\n")
+    line = _one_line(_run("report", run), "report")
+    assert f"{run / 'eval' / 'validation.jsonl'}:2: byte 0xff at column 33 is not UTF-8 text" in line
+    assert sorted(p.name for p in run.rglob("*")) == ["eval", "validation.jsonl"]
+
+
+def test_build_names_the_line_of_a_byte_that_is_not_utf8_in_a_bounding_box_csv(tmp_path):
+    images = _images(tmp_path / "images")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_bytes(b"filename,xmin,ymin,xmax,ymax\n0.jpg,0.1,0.1,0.9,0.9\n1\xff.jpg,0.2,0.2,0.8,0.8\n")
+    out = tmp_path / "out"
+    done = _run("build", "--train-dir", images, "--output-dir", out, "--bounding-boxes", boxes)
+    line = _one_line(done, "build")
+    assert f"{boxes}:3: byte 0xff at column 2 is not UTF-8 text" in line
+    assert not out.exists()

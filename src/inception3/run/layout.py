@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from inception3.errors import Inception3Error
-from inception3.files import inside, require_utf8_path
+from inception3.files import inside, read_utf8, require_utf8_path
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"  # inside checkpoints/: the file name of the newest complete checkpoint
@@ -90,7 +90,8 @@ def read_results(run_dir: Path, split: str) -> list[dict]:
     if not path.exists():
         return []
     records: list[dict] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_utf8(path, "an evaluation results file holds JSON lines: fix or remove the line")
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
