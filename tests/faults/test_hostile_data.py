@@ -262,3 +262,26 @@ def test_build_names_the_line_of_a_byte_that_is_not_utf8_in_a_bounding_box_csv(t
     line = _one_line(done, "build")
     assert f"{boxes}:3: byte 0xff at column 2 is not UTF-8 text" in line
     assert not out.exists()
+
+
+DEEP = 100_000  # far past Python's recursion limit: the JSON and TOML readers recurse per level
+
+
+@pytest.mark.parametrize("where", ["dataset.json", "--config"])
+def test_train_refuses_a_file_nested_too_deeply_in_one_line(where, shards, tmp_path):
+    data, extra = shards, ()
+    if where == "dataset.json":
+        data = tmp_path / "shards"
+        shutil.copytree(shards, data)
+        (data / "dataset.json").write_text("[" * DEEP + "]" * DEEP)
+    else:
+        config = tmp_path / "deep.toml"
+        config.write_text("batch_size = " + "[" * DEEP + "]" * DEEP + "\n")
+        extra = ("--config", str(config))
+    run = tmp_path / "run"
+    line = _one_line(_run(*train_args(data, run, max_steps=1, extra=extra)), "train")
+    if where == "dataset.json":
+        assert f"{data / 'dataset.json'}: not a valid dataset.json (maximum recursion depth" in line
+    else:
+        assert f"{config}: not a config file (nested too deeply to read)" in line
+    assert not run.exists()

@@ -213,7 +213,7 @@ def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
             for split, entry in document["splits"].items()
         }
         build = dict(document.get("build", {}))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:  # deep nesting
         raise Inception3Error(
             f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
             "`inception3 build` or delete it and pass --label-offset"
