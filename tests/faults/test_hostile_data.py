@@ -23,7 +23,7 @@ import pytest
 from faultkit import ENV, inception3, one_thread, train_args
 from tinyshards import make_shards
 
-from inception3.data.example import ImageRecord, decode_example
+from inception3.data.example import ImageRecord, decode_example, encode_example
 from inception3.data.records import iter_records, write_records
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
@@ -285,3 +285,36 @@ def test_train_refuses_a_file_nested_too_deeply_in_one_line(where, shards, tmp_p
     else:
         assert f"{config}: not a config file (nested too deeply to read)" in line
     assert not run.exists()
+
+
+@pytest.fixture(scope="module")
+def two_labels(shards, tmp_path_factory) -> Path:
+    """A copy of the tiny shards whose record 2 of shard 0 holds two labels (its own and another)."""
+    copy = tmp_path_factory.mktemp("two-labels") / "shards"
+    shutil.copytree(shards, copy)
+    path = copy / "train-00000-of-00002"
+    records = list(iter_records(path))
+    features = ImageRecord.parse(records[2]).to_features()
+    features["image/class/label"] = [*features["image/class/label"], 4]
+    records[2] = encode_example(features)
+    write_records(path, records)
+    return copy
+
+
+TWO_LABELS = "record 2: not an image Example: image/class/label holds 2 values, not one"
+
+
+def test_inspect_verify_lists_an_example_with_two_labels(two_labels):
+    done = _run("inspect", two_labels, "--verify")
+    assert done.returncode == 1 and done.stderr == "", done.stderr[-3000:]
+    assert f"train-00000-of-00002: {TWO_LABELS}" in done.stdout
+
+
+def test_training_treats_an_example_with_two_labels_as_a_corrupt_record(two_labels, tmp_path):
+    stops = train_args(two_labels, tmp_path / "stops", max_steps=1, batch_size=10)  # reads all 10
+    line = _one_line(_run(*stops), "train")
+    assert "train-00000-of-00002: record 2 is corrupt (not an image Example: image/class/label" in line
+    extra = ("--set=skip_corrupt=true",)
+    done = _run(*train_args(two_labels, tmp_path / "skips", max_steps=1, batch_size=10, extra=extra))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skip_corrupt: 1 corrupt record(s) were left out of training so far" in done.stdout
