@@ -206,6 +206,54 @@ def _is_dataset_dir(folder: Path, dataset_json: str, is_shard: Callable[[str], b
         return False
 
 
+# Names that are not UTF-8
+
+
+def printable(name: str | os.PathLike) -> str:
+    """`name` as UTF-8 text can hold it, for a line or a JSON file: the bytes of a file name that are
+    not UTF-8 (kept by Python as lone surrogates, as os.fsdecode does) are shown as \\xNN."""
+    text = os.fspath(name)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8(name: str | os.PathLike) -> bool:
+    """Whether `name` is UTF-8 text, not the bytes of a name that is not (os.fsdecode's surrogates)."""
+    try:
+        os.fspath(name).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_utf8(path: Path, hint: str) -> str:
+    """The text of the UTF-8 file `path`; a byte that is not UTF-8 is an Inception3Error naming the file,
+    line and column (`hint` says what the file should hold), not a UnicodeDecodeError."""
+    return decode_utf8(Path(path).read_bytes(), path, hint)
+
+
+def decode_utf8(data: bytes, path: Path, hint: str) -> str:
+    """`data`, read from `path`, as UTF-8 text; else an Inception3Error as `read_utf8` raises it."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - data.rfind(b"\n", 0, error.start)
+        raise Inception3Error(
+            f"{printable(path)}:{line}: byte 0x{data[error.start]:02x} at column {column} is not UTF-8 "
+            f"text; {hint}"
+        ) from None
+
+
+def require_utf8_path(path: Path, what: str, why: str) -> Path:
+    """`path` when its name is UTF-8; otherwise an Inception3Error naming it and `why` it must be."""
+    if not is_utf8(path):
+        raise Inception3Error(f"{printable(path)}: the {what}'s path is not UTF-8 ({why}); rename it")
+    return path
+
+
 # The file system's refusals, in one line
 
 

@@ -109,7 +109,7 @@ def watch(
             f"{MAX_INTERVAL_SECS} (a day)"
         )
     if run_dir is not None:
-        run_dir = Path(run_dir)
+        run_dir = layout.require_utf8_run_dir(Path(run_dir))
         if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
             raise Inception3Error(
                 f"{run_dir}: is {what_is_at(run_dir)}, not a training directory; pass the --train-dir "

@@ -7,11 +7,13 @@ fractions of the image size, the order `tf.image.sample_distorted_bounding_box` 
 from __future__ import annotations
 
 import csv
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from inception3.data.example import Box
 from inception3.errors import Inception3Error
+from inception3.files import read_utf8
 
 _XML_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -35,7 +37,8 @@ def read_bounding_boxes(source: Path) -> dict[str, tuple[Box, ...]]:
 
 def _read_csv(path: Path) -> dict[str, tuple[Box, ...]]:
     boxes: dict[str, list[Box]] = {}
-    with open(path, newline="") as f:
+    text = read_utf8(path, "a bounding-box CSV is UTF-8 text (filename,xmin,ymin,xmax,ymax): fix the line")
+    with io.StringIO(text, newline="") as f:
         for line_number, row in enumerate(csv.reader(f), start=1):
             if not row or row[0].startswith("#"):
                 continue

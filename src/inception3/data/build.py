@@ -32,7 +32,7 @@ from inception3.data.meta import (
 )
 from inception3.data.shard_writer import ShardResult, ShardTask, write_shards
 from inception3.errors import Inception3Error
-from inception3.files import require_directory, write_text_atomic
+from inception3.files import printable, require_directory, write_text_atomic
 
 RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
 SHOWN_FILES = 5  # converted or skipped files named in the summary; dataset.json lists every one
@@ -57,22 +57,22 @@ class BuildReport:
             f"{n} {split} records in {self.shards[split]} shards" for split, n in self.records.items()
         )
         lines = [
-            f"wrote {splits} to {self.output_dir} in {self.seconds:.1f} s"
+            f"wrote {splits} to {printable(self.output_dir)} in {self.seconds:.1f} s"
             + (f" ({self.reused_shards} shards kept from an earlier run)" if self.reused_shards else "")
         ]
-        where = self.output_dir / DATASET_JSON
+        where = printable(self.output_dir / DATASET_JSON)
         if self.converted:
             lines.append(
                 f"converted {len(self.converted)} images to RGB JPEG{_all_in(self.converted, where)}:"
             )
-            lines += [f"  {file} (was {what})" for file, what in self.converted[:SHOWN_FILES]]
+            lines += [f"  {printable(file)} (was {what})" for file, what in self.converted[:SHOWN_FILES]]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable images{_all_in(self.skipped, where)}:")
-            lines += [f"  {file}: {why}" for file, why in self.skipped[:SHOWN_FILES]]
+            lines += [f"  {printable(file)}: {printable(why)}" for file, why in self.skipped[:SHOWN_FILES]]
         return "\n".join(lines)
 
 
-def _all_in(files: list, where: Path) -> str:
+def _all_in(files: list, where: str) -> str:
     return f" (the first {SHOWN_FILES}; {where} lists all)" if len(files) > SHOWN_FILES else ""
 
 
@@ -196,11 +196,11 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             results,
             {
                 "fingerprint": fingerprint,
-                "train_dir": str(train_dir),
-                "validation_dir": str(validation_dir) if validation_dir is not None else None,
+                "train_dir": printable(train_dir),
+                "validation_dir": printable(validation_dir) if validation_dir is not None else None,
                 "validation_fraction": validation_fraction,
-                "labels_file": str(cfg.labels_file) if cfg.labels_file is not None else None,
-                "bounding_boxes": str(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
+                "labels_file": printable(cfg.labels_file) if cfg.labels_file is not None else None,
+                "bounding_boxes": printable(cfg.bounding_boxes) if cfg.bounding_boxes is not None else None,
                 "shuffle_seed": BUILD_SHUFFLE_SEED,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
@@ -231,8 +231,9 @@ def _record_build(
         }
         converted += [tuple(c) for r in shard_results for c in r.converted]
         skipped += [tuple(s) for r in shard_results for s in r.skipped]
-    build["converted"] = [{"file": f, "was": what} for f, what in converted]
-    build["skipped"] = [{"file": f, "reason": why} for f, why in skipped]
+    # dataset.json is UTF-8 text: a file name that is not UTF-8 is listed with its bytes as \xNN
+    build["converted"] = [{"file": printable(f), "was": what} for f, what in converted]
+    build["skipped"] = [{"file": printable(f), "reason": printable(why)} for f, why in skipped]
     write_dataset_json(output_dir, class_names, label_offset, meta_splits, build)
     return BuildReport(
         output_dir,

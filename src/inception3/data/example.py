@@ -151,7 +151,9 @@ class ImageRecord:
             "image/class/text": [self.text.encode()],
             "image/class/synset": [self.synset.encode()],
             "image/format": [self.format.encode()],
-            "image/filename": [self.filename.encode()],
+            # A file name's bytes as the file system holds them: one that is not UTF-8 (os.fsdecode's
+            # surrogates) is stored as it is rather than refused.
+            "image/filename": [self.filename.encode("utf-8", "surrogateescape")],
             "image/encoded": [self.encoded],
         }
         if self.boxes:
@@ -175,7 +177,8 @@ class ImageRecord:
     def parse(cls, data: bytes) -> ImageRecord:
         """Read a record written by us or by TensorFlow's build scripts; missing keys get defaults.
 
-        Raises MalformedExampleError when `image/encoded` or `image/class/label` is absent or mistyped.
+        Raises MalformedExampleError when `image/encoded` or `image/class/label` is absent, mistyped or
+        holds more than one value (TensorFlow's parser refuses those too: which label would be meant?).
         """
         try:
             return cls._parse(decode_example(data))
@@ -192,6 +195,11 @@ class ImageRecord:
 
     @classmethod
     def _parse(cls, f: dict[str, list]) -> ImageRecord:
+        for key in ("image/encoded", "image/class/label"):
+            if len(f.get(key, ())) > 1:
+                raise MalformedExampleError(
+                    f"not an image Example: {key} holds {len(f[key])} values, not one"
+                )
         encoded, label = f["image/encoded"][0], f["image/class/label"][0]
         if not isinstance(encoded, bytes) or not isinstance(label, int):
             raise TypeError("image/encoded must be bytes and image/class/label an integer")

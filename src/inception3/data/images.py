@@ -16,6 +16,7 @@ from pathlib import Path
 import PIL.Image
 
 from inception3.config import REENCODE_JPEG_QUALITY
+from inception3.data.decode import ImageTooLargeError, open_image
 
 
 class BadImageError(Exception):
@@ -57,7 +58,7 @@ def prepare_image(path: Path) -> PreparedImage:
         if not stat.S_ISREG(os.stat(path).st_mode):  # reading a FIFO or a device would never end
             raise BadImageError("not a regular file (a FIFO, socket or device)")
         data = Path(path).read_bytes()
-        with PIL.Image.open(io.BytesIO(data)) as image:
+        with open_image(data) as image:
             image.load()
             if image.format == "JPEG" and image.mode == "RGB":
                 return PreparedImage(data, image.height, image.width, None)
@@ -67,6 +68,8 @@ def prepare_image(path: Path) -> PreparedImage:
             rgb = _to_rgb(image)
     except BadImageError:
         raise
+    except ImageTooLargeError as error:
+        raise BadImageError(str(error)) from error
     except PIL.UnidentifiedImageError as error:
         raise BadImageError("not an image in a format Pillow reads") from error
     except Exception as error:  # noqa: BLE001 - any failure to decode makes the file unusable, never the build

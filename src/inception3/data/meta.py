@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from inception3.data.records import RecordFile
 from inception3.errors import Inception3Error
-from inception3.files import require_directory, what_is_at, write_text_atomic
+from inception3.files import is_utf8, printable, require_directory, what_is_at, write_text_atomic
 
 DATASET_JSON = "dataset.json"
 LABELS_FILE = "labels.txt"  # TensorFlow's build scripts' labels file: one class name per line, in label order
@@ -125,6 +125,12 @@ def folder_classes(folder: Path, labels_file: Path | None = None) -> tuple[str, 
     names = tuple(sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")))
     if not names:
         raise Inception3Error(f"{folder}: no class sub-folders; put each class's images in its own folder")
+    for name in names:  # a class name is text (dataset.json, checkpoints, predictions): UTF-8
+        if not is_utf8(name):
+            raise Inception3Error(
+                f"{printable(Path(folder) / name)}: a class folder's name is not UTF-8, and it would be "
+                "the class's name; rename the folder (or list the classes in a labels file)"
+            )
     return names
 
 
@@ -212,7 +218,7 @@ def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
             for split, entry in document["splits"].items()
         }
         build = dict(document.get("build", {}))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:  # deep nesting
         raise Inception3Error(
             f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
             "`inception3 build` or delete it and pass --label-offset"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inception3.errors import Inception3Error
-from inception3.files import inside
+from inception3.files import decode_utf8, inside, require_utf8_path
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"  # inside checkpoints/: the file name of the newest complete checkpoint
@@ -30,6 +30,12 @@ KEPT = "kept"  # inside checkpoints/: names of checkpoints never pruned, one a l
 CONFIG = "config.toml"
 LOCK = ".trainer.lock"  # the running trainer's hold on the run (run/lock.py)
 EVAL = "eval"
+
+
+def require_utf8_run_dir(run_dir: Path) -> Path:
+    """`run_dir` when its path is UTF-8; refused in one line otherwise, before anything is written there:
+    TensorBoard's event writer takes only UTF-8 paths."""
+    return require_utf8_path(Path(run_dir), "run directory", "TensorBoard's event files need a UTF-8 path")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -130,7 +136,8 @@ def read_results(run_dir: Path, split: str) -> list[dict]:
 
 def _parse(path: Path, data: bytes) -> list[dict]:
     records: list[dict] = []
-    for number, line in enumerate(data.decode().splitlines(), start=1):
+    text = decode_utf8(data, path, "an evaluation results file holds JSON lines: fix or remove the line")
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

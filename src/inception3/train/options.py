@@ -37,6 +37,8 @@ def read_toml(path: Path) -> dict[str, object]:
         raise Inception3Error(f"{path}: no such config file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise Inception3Error(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:  # arrays or tables nested thousands deep: tomllib recurses
+        raise Inception3Error(f"{path}: not a config file (nested too deeply to read)") from None
     except OSError as error:  # a directory, no permission
         raise Inception3Error(f"{path}: cannot read the config file ({error.strerror})") from None
     return {key: convert(TrainConfig, key, value, str(path)) for key, value in raw.items()}

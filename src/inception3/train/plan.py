@@ -21,6 +21,7 @@ from inception3.data import DatasetInfo, load_dataset_info
 from inception3.data.augment import build_pipeline
 from inception3.errors import Inception3Error
 from inception3.run import distributed as dist
+from inception3.run.layout import require_utf8_run_dir
 from inception3.train.finetune import check_trainable
 from inception3.train.resume import Resumed, check_resumable, find_resumed
 
@@ -59,6 +60,7 @@ def prepare(
     cannot start or would not continue its checkpoint exactly.
     """
     # Data, and the network it needs; a checkpoint of this run, if any, must continue it exactly.
+    require_utf8_run_dir(train_dir)
     build_pipeline(cfg.augment)  # unknown augmentation ops are refused before anything starts
     info = _dataset_info(data_dir, cfg)
     model_cfg = _model_config(cfg, info)

@@ -20,7 +20,7 @@ import torch
 from inception3.config import DEFAULT_EVAL_PREPROCESSING, ModelConfig, TrainConfig
 from inception3.data import TrainLoader
 from inception3.errors import Inception3Error
-from inception3.files import what_is_at, write_text_atomic
+from inception3.files import printable, what_is_at, write_text_atomic
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import (
     Checkpoint,
@@ -171,7 +171,9 @@ def _set_rng_state(state: dict) -> None:
 def write_config(run_dir: Path, cfg: TrainConfig, step: int, data_dir: Path) -> Path:
     """Write RUN/config.toml (the effective config); an older, different one is kept as config-to-N.toml."""
     path = config_path(run_dir)
-    text = config_to_toml(cfg, header=f"inception3 train --data-dir {data_dir}\nstarted at step {step}")
+    text = config_to_toml(
+        cfg, header=f"inception3 train --data-dir {printable(data_dir)}\nstarted at step {step}"
+    )
     if path.exists():
         old = path.read_text()
         if old.split("\n", 2)[-1] == text.split("\n", 2)[-1]:
