@@ -148,7 +148,7 @@ def train(
             held.callback(summaries.close)
             if bar is not None:
                 held.callback(bar.close)
-            stop = StopRequest(say)
+            stop = StopRequest(say, every=min(plan.cfg.log_every, plan.cfg.checkpoint_every))
             stop.install()
             held.callback(stop.restore)
 
