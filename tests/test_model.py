@@ -155,18 +155,26 @@ def test_every_batch_norm_takes_the_configs_batch_norm_fields():
     assert {(bn.decay, bn.epsilon, bn.zero_debias) for bn in norms} == {(0.99, 1e-5, False)}
 
 
-def test_moving_statistics_are_tensorflows_zero_debiased_average():
-    """After t batches: biased_t = d·biased_(t-1) + (1-d)·batch_t (from 0), moving = biased_t / (1-d^t)."""
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (8, 3, 1, 1)], ids=["4x5x5", "8x1x1"])
+def test_moving_statistics_are_tensorflows_zero_debiased_average_of_the_batch_moments(shape):
+    """TF-Slim's batch norm takes `mean, variance = tf.nn.moments(x, [0, 1, 2])`: the mean, and the mean
+    squared deviation from it over the N·H·W values of a channel (divided by N·H·W, not N·H·W − 1), and
+    feeds each to `assign_moving_average(zero_debias=True)`: biased_t = d·biased_(t-1) + (1-d)·value_t
+    from 0, moving = biased_t / (1 - d^t). On 1×1 maps of 8 images (the aux head, Mixed_7 at 75 px) the
+    unbiased variance would be 8/7 of it."""
     decay = 0.9
     bn = BatchNorm(3, decay, 0.001).train()
     biased_mean, biased_var = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
     generator = torch.Generator().manual_seed(0)
     for t in range(1, 6):
-        x = torch.randn(4, 3, 5, 5, generator=generator) * t + t
+        x = torch.randn(*shape, generator=generator) * t + t
         bn(x)
-        var, mean = torch.var_mean(x.double(), dim=(0, 2, 3), correction=1)
+        values = x.double().permute(1, 0, 2, 3).reshape(3, -1)  # a channel's N·H·W values
+        count = values.shape[1]
+        mean = values.sum(1) / count
+        variance = ((values - mean[:, None]) ** 2).sum(1) / count
         biased_mean = decay * biased_mean + (1 - decay) * mean
-        biased_var = decay * biased_var + (1 - decay) * var
+        biased_var = decay * biased_var + (1 - decay) * variance
         torch.testing.assert_close(
             bn.moving_mean.double(), biased_mean / (1 - decay**t), rtol=1e-5, atol=1e-6
         )

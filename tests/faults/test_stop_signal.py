@@ -40,7 +40,8 @@ def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_resume_continu
     assert process.wait(timeout=60) == 0, log.read_text()
     text = log.read_text()
     stopped = max(logged_steps(text)) + 1  # the step it finished after its last log line
-    assert f"{sent.name}: stopping after this step" in text and "Traceback" not in text
+    assert f"{sent.name}: stopping at the next check step (after this step)" in text  # log_every 1
+    assert "Traceback" not in text
     assert f"stopped at step {stopped} as asked; run the same command again" in text
     checkpoint = latest_checkpoint(run)
     assert checkpoint is not None and checkpoint.name == checkpoint_name(stopped)
@@ -56,6 +57,22 @@ def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_resume_continu
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from {checkpoint} at step {stopped}" in resumed.stdout
     assert logged_steps(resumed.stdout) == [stopped]
+
+
+def test_a_stop_signal_acts_at_the_next_check_step_and_says_so(shards, tmp_path):
+    """The ranks agree on stopping at check steps only (every log_every steps, and before checkpoints):
+    with log_every 4 the run stops after the next step a multiple of 4, which its line announces."""
+    run, log = tmp_path / "run", tmp_path / "train.log"
+    process = _train_until_step(
+        train_args(shards, run, max_steps=100_000, extra=("--set=log_every=4",)), 4, log
+    )
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, log.read_text()
+    text = log.read_text()
+    assert "SIGTERM: stopping at the next check step (within 4 steps) and saving a checkpoint" in text
+    stopped = max(logged_steps(text)) + 1
+    assert stopped % 4 == 1 and f"stopped at step {stopped} as asked" in text
+    assert latest_checkpoint(run).name == checkpoint_name(stopped)
 
 
 def _free_port() -> int:

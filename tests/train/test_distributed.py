@@ -14,7 +14,7 @@ from conftest import tiny_config
 from inception3.config import TrainConfig
 from inception3.data.augment import distort_batch
 from inception3.errors import Inception3Error
-from inception3.model import InceptionV3, parameter_groups
+from inception3.model import BatchNorm, InceptionV3, parameter_groups
 from inception3.run import distributed
 from inception3.run.checkpoint import list_checkpoints, load_checkpoint
 from inception3.train import parallel
@@ -116,6 +116,31 @@ def test_synchronized_batch_norm_uses_the_statistics_of_the_whole_global_batch(t
         error = float((ddp[name] - grad).norm() / grad.norm().clamp_min(1e-12))
         assert error < 0.05, f"{name}: relative error {error}"
         assert float((per_share[name] - grad).norm() / grad.norm().clamp_min(1e-12)) > 5 * error
+
+
+def _sync_batch_norm_statistics(rank: int, world_size: int, port: int, out: str) -> None:
+    """A SyncBatchNorm over 3 images on rank 0 and 5 on rank 1, one update; rank 0 saves its statistics."""
+    _join(rank, world_size, port)
+    ctx = distributed.init_distributed("cpu")
+    bn = parallel.convert_sync_batch_norm(BatchNorm(3, 0.9, 0.001)).train()
+    whole = torch.randn(8, 3, 2, 2, generator=torch.Generator().manual_seed(3)) * 2 + 1
+    bn(whole[:3] if rank == 0 else whole[3:])
+    if rank == 0:
+        torch.save({"mean": bn.moving_mean, "variance": bn.moving_variance, "whole": whole}, out)
+    distributed.shutdown(ctx)
+
+
+def test_synchronized_batch_norm_feeds_the_biased_moments_of_the_whole_batch(tmp_path: Path) -> None:
+    """`tf.nn.moments` over every rank's images: the variance divided by N·H·W, not N·H·W − 1."""
+    out = str(tmp_path / "stats.pt")
+    mp.spawn(_sync_batch_norm_statistics, args=(2, _free_port(), out), nprocs=2, join=True)
+    saved = torch.load(out, weights_only=True)
+    values = saved["whole"].double().permute(1, 0, 2, 3).reshape(3, -1)  # a channel's N·H·W values
+    mean = values.sum(1) / values.shape[1]
+    variance = ((values - mean[:, None]) ** 2).sum(1) / values.shape[1]
+    # The first update of a zero-debiased average is the batch's value itself.
+    torch.testing.assert_close(saved["mean"].double(), mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(saved["variance"].double(), variance, rtol=1e-5, atol=1e-6)
 
 
 def _train_rank(rank: int, world_size: int, port: int, shards: Path, run: Path, max_steps: int = 3) -> None:

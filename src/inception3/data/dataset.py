@@ -22,7 +22,7 @@ import numpy as np
 
 from inception3.config import SHUFFLE_BUFFER
 from inception3.data.example import ImageRecord, MalformedExampleError
-from inception3.data.meta import DatasetInfo, list_images, split_shards
+from inception3.data.meta import DATASET_JSON, DatasetInfo, list_images, split_shards
 from inception3.data.records import CorruptRecordError, RecordFile, corrupt_record
 from inception3.errors import Inception3Error
 
@@ -39,6 +39,7 @@ class SplitRecords:
         shards = split_shards(info.data_dir, split)
         self.files = [RecordFile(p, stop_at_damage=skip_corrupt) for p in shards]
         expected = info.shard_sizes.get(split, {})
+        _check_recorded_counts(self.files, expected, split)
         self.lost_records = sum(max(1, expected.get(f.path.name, 0) - len(f)) for f in self.files if f.damage)
         counts = np.array([len(f) for f in self.files], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
@@ -81,6 +82,32 @@ class SplitRecords:
                 "(`inception3 inspect` shows the label range)"
             )
         return parsed, label
+
+
+def _check_recorded_counts(files: list[RecordFile], recorded: dict[str, int], split: str) -> None:
+    """The shards hold the records dataset.json counts for them (`recorded`; empty when it has none).
+
+    Those counts set the learning-rate schedule's epochs: a shard replaced, emptied or cut at a
+    record boundary, or a count edited, would train on a schedule for data that is not there. The
+    shards' headers are already scanned to index them, so this costs nothing more. Only a shard
+    whose damage `skip_corrupt` stopped at may hold fewer (its lost records are counted).
+    """
+    if not recorded:
+        return
+    for file in files:
+        name = file.path.name
+        if name not in recorded:
+            raise Inception3Error(
+                f"{file.path}: not one of the '{split}' shards its {DATASET_JSON} records "
+                f"({', '.join(sorted(recorded)[:2])}, ...); the shards and {DATASET_JSON} are of "
+                "different builds: rebuild with `inception3 build`"
+            )
+        if len(file) > recorded[name] or (len(file) < recorded[name] and not file.damage):
+            raise Inception3Error(
+                f"{file.path}: holds {len(file)} records, but its {DATASET_JSON} records "
+                f"{recorded[name]}; the shard was replaced or cut short, or {DATASET_JSON} edited: "
+                "rebuild with `inception3 build`"
+            )
 
 
 class FolderRecords:

@@ -56,6 +56,7 @@ class Inspection:
         """Corrupt records and labels that cannot be right for the recorded classes."""
         found = [f"{shard}: record {index}: {what}" for shard, index, what in self.bad]
         if self.info is not None:
+            found += self._count_problems()
             offset, classes = self.info.label_offset, self.info.num_classes
             for split in self.splits:
                 outside = sum(n for label, n in split.labels.items() if not 0 <= label - offset < classes)
@@ -64,6 +65,26 @@ class Inspection:
                         f"{split.name}: {outside} records have labels outside "
                         f"{offset}..{offset + classes - 1} ({classes} classes, offset {offset})"
                     )
+        return found
+
+    def _count_problems(self) -> list[str]:
+        """Shards holding another number of records than dataset.json records for them, and splits
+        it records that have no shards: the counts that set the learning-rate schedule."""
+        assert self.info is not None
+        recorded, found = self.info.shard_sizes, []
+        for split in self.splits:
+            counts = recorded.get(split.name, {})
+            for shard, records in split.shards.items():
+                if shard not in counts:
+                    found.append(f"{shard}: not among the shards {DATASET_JSON} records")
+                elif records != counts[shard]:
+                    found.append(f"{shard}: holds {records} records, {DATASET_JSON} records {counts[shard]}")
+        seen = {split.name for split in self.splits}
+        for name in sorted(set(self.info.split_sizes) - seen):
+            if self.info.split_sizes[name]:
+                found.append(
+                    f"{name}: {DATASET_JSON} records {self.info.split_sizes[name]} records, no shards"
+                )
         return found
 
 

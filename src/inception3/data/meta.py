@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from inception3.config import MAX_CLASSES
 from inception3.data.records import RecordFile
 from inception3.errors import Inception3Error
 from inception3.files import is_utf8, printable, require_directory, what_is_at, write_text_atomic
@@ -96,6 +97,63 @@ def split_shards(data_dir: Path, split: str) -> list[Path]:
 
 # Class names and image folders
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_class_count(count: int, source: object, *, at_least: bool = False) -> int:
+    """`count` when at most MAX_CLASSES: the one limit on a class count, whatever gives it.
+
+    The model's logits layers are sized by the class count (2816 weights a class, kept 4 times):
+    200,000 names would take 4.4 GB before the first step, so every source of the count (dataset.json,
+    a labels file, class folders, a given num_classes) is refused here, before anything is sized by it.
+    `at_least`: `count` is how many were read before stopping, not all there are.
+    """
+    if count > MAX_CLASSES:
+        raise Inception3Error(
+            f"{source}: {'at least ' if at_least else ''}{count} classes, more than the {MAX_CLASSES} "
+            "inception3 trains (the logits layers hold 2816 weights a class, kept 4 times: "
+            f"{MAX_CLASSES} classes take 4.5 GB)"
+        )
+    return count
+
+
+def check_class_names(names: object, source: object) -> tuple[str, ...]:
+    """`names` as a tuple when they are a list of distinct, non-empty names without control characters.
+
+    Each is a label's name in logs, labels files and exports, so an empty one, a NUL or a newline,
+    or a name given twice (two labels one could not tell apart) is refused with the first such name.
+    """
+    if isinstance(names, str):
+        raise Inception3Error(
+            f"{source}: the class names are one string, not a list of names (each character would be "
+            "taken for a class); write them as a list"
+        )
+    if not isinstance(names, list | tuple):
+        raise Inception3Error(
+            f"{source}: the class names must be a list of names, got {type(names).__name__}"
+        )
+    check_class_count(len(names), source)
+    if not names:
+        raise Inception3Error(f"{source}: lists no classes; give one name per class")
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise Inception3Error(f"{source}: class {index} is {name!r}, not a name (text)")
+        if not name.strip():
+            raise Inception3Error(f"{source}: class {index} has an empty name; give every class a name")
+        if _CONTROL.search(name):
+            raise Inception3Error(
+                f"{source}: class {index}'s name {name!r} holds a control character (NUL, newline, ...); "
+                "give it a name of printable characters"
+            )
+        if name in first:
+            raise Inception3Error(
+                f"{source}: a class is listed twice ({name!r}, classes {first[name]} and {index}); "
+                "each class needs its own name"
+            )
+        first[name] = index
+    return tuple(names)
+
 
 def read_labels(path: Path) -> tuple[str, ...]:
     """The class names a labels file lists, one per line in label order (blank lines ignored)."""
@@ -104,18 +162,20 @@ def read_labels(path: Path) -> tuple[str, ...]:
         found = what_is_at(path)
         there = "no such labels file" if found == "nothing" else f"is {found}, not a labels file"
         raise Inception3Error(f"{path}: {there}; it lists one class name per line")
+    names: list[str] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:  # one line at a time: stop at the class limit, not at the file's end
+                if line.strip():
+                    names.append(line.strip())
+                    check_class_count(len(names), path, at_least=True)
     except UnicodeDecodeError:
         raise Inception3Error(
             f"{path}: not a UTF-8 text file; a labels file lists one class name per line"
         ) from None
-    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not names:
         raise Inception3Error(f"{path}: lists no classes; put one class name per line")
-    if len(set(names)) != len(names):
-        raise Inception3Error(f"{path}: a class is listed twice")
-    return names
+    return check_class_names(names, path)
 
 
 def folder_classes(folder: Path, labels_file: Path | None = None) -> tuple[str, ...]:
@@ -131,7 +191,7 @@ def folder_classes(folder: Path, labels_file: Path | None = None) -> tuple[str, 
                 f"{printable(Path(folder) / name)}: a class folder's name is not UTF-8, and it would be "
                 "the class's name; rename the folder (or list the classes in a labels file)"
             )
-    return names
+    return check_class_names(names, folder)
 
 
 def list_images(root: Path, class_names: Sequence[str]) -> list[tuple[Path, int]]:
@@ -210,6 +270,7 @@ def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
         return None
     try:
         document = json.loads(path.read_text())
+        check_dataset_json(document, path)  # the values; a missing key or a wrong type is caught below
         names = tuple(str(n) for n in document["class_names"])
         offset = int(document["label_offset"])
         sizes = {split: int(entry["records"]) for split, entry in document["splits"].items()}
@@ -224,6 +285,48 @@ def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
             "`inception3 build` or delete it and pass --label-offset"
         ) from error
     return DatasetRecord(DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards), build)
+
+
+def _count(value: object, where: str, path: Path) -> int:
+    """A record count as dataset.json must hold it: a whole number, not negative."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Inception3Error(
+            f"{path}: {where} must be a whole number of records (0 or more), got {json.dumps(value)}; "
+            f"the file was edited or damaged: rebuild with `inception3 build`"
+        )
+    return value
+
+
+def check_dataset_json(document: dict, path: Path) -> None:
+    """Refuse, in one line, a dataset.json whose values a build never writes.
+
+    The values size and schedule everything after: the class names size the model and name its
+    outputs (`check_class_names`); the record counts set the epochs of the learning-rate schedule
+    and are checked against the shards as they are opened (`dataset.SplitRecords`), so here they
+    must be counts and each split's must be the sum of its shards'.
+    """
+    if document["format"] != _FORMAT:
+        raise Inception3Error(
+            f"{path}: format is {json.dumps(document['format'])}, not {json.dumps(_FORMAT)}: "
+            f"not a {DATASET_JSON} this inception3 reads (another tool's, or a newer version's); "
+            "rebuild with `inception3 build`"
+        )
+    check_class_names(document["class_names"], f"{path}: class_names")
+    offset = document["label_offset"]
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise Inception3Error(
+            f"{path}: label_offset must be a whole number, 0 or more, got {json.dumps(offset)}; "
+            "rebuild with `inception3 build`"
+        )
+    for split, entry in document["splits"].items():
+        records = _count(entry["records"], f"splits.{split}.records", path)
+        shards = entry.get("shards", {})
+        counts = [_count(n, f"splits.{split}.shards.{name}", path) for name, n in shards.items()]
+        if shards and sum(counts) != records:
+            raise Inception3Error(
+                f"{path}: splits.{split}.records is {records}, but its shards' counts add up to "
+                f"{sum(counts)}; the file was edited or damaged: rebuild with `inception3 build`"
+            )
 
 
 def _from_json(info: DatasetInfo, label_offset: int | None, num_classes: int | None) -> DatasetInfo:
@@ -278,15 +381,17 @@ def load_dataset_info(
                 f"{labels_path}: {len(names)} classes, but num_classes={num_classes} was given"
             )
     elif num_classes is not None:
-        names = tuple(str(i) for i in range(num_classes))
+        names = tuple(str(i) for i in range(check_class_count(num_classes, f"{data_dir}: num_classes")))
     else:
         raise Inception3Error(
             f"{data_dir}: no {DATASET_JSON} and no {LABELS_FILE}, so the classes are "
             "unknown; set the class count (train: --set num_classes=N) or put the "
             "labels file (one class per line) there"
         )
+    # The records before any damage: whether damage stops the run or is skipped (skip_corrupt) is
+    # for the reader of the records to say, not for this description of the directory.
     sizes = {
-        split: sum(len(RecordFile(p)) for p in split_shards(data_dir, split))
+        split: sum(len(RecordFile(p, stop_at_damage=True)) for p in split_shards(data_dir, split))
         for split in SPLITS
         if split in splits
     }

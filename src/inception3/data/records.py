@@ -8,6 +8,7 @@ exactly as TensorFlow's `tf.io.TFRecordWriter` writes it (no compression).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import google_crc32c
 import numpy as np
 
 from inception3.errors import Inception3Error
-from inception3.files import atomic_write
+from inception3.files import atomic_write, what_is_at
 
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
@@ -66,6 +67,25 @@ def write_records(path: Path, records: Iterable[bytes]) -> int:
     return count
 
 
+def open_shard(path: Path | str) -> BinaryIO:
+    """`path` opened for reading, when it is a regular file: the one way shards are opened.
+
+    Opening a FIFO blocks until something writes to it, and a device never ends: a shard that is
+    not a regular file is refused in one line instead of hanging the command (as build does with
+    such images).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise Inception3Error(f"{path}: the shard is gone; rebuild with `inception3 build`") from None
+    if not stat.S_ISREG(mode):
+        raise Inception3Error(
+            f"{path}: is {what_is_at(Path(path))}, not a shard (a TFRecord file); "
+            "remove it, or rebuild the shards with `inception3 build`"
+        )
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+
 def _read_record(f: BinaryIO, path: Path | str, index: int, check_crc: bool) -> bytes | None:
     """Read the record at the file's position; None at a clean end of file."""
     header = f.read(_HEADER.size)
@@ -90,7 +110,7 @@ def _read_record(f: BinaryIO, path: Path | str, index: int, check_crc: bool) -> 
 
 def iter_records(path: Path, *, check_crc: bool = True) -> Iterator[bytes]:
     """Every record of a TFRecord file, in order; CorruptRecordError names the first bad one."""
-    with open(path, "rb") as f:
+    with open_shard(path) as f:
         index = 0
         while (data := _read_record(f, path, index, check_crc)) is not None:
             yield data
@@ -104,9 +124,9 @@ def scan_records(path: Path) -> tuple[np.ndarray, str | None]:
     the last record. A TFRecord file has no markers to find the records after a damaged length.
     """
     path = Path(path)
-    size = path.stat().st_size
     offsets: list[int] = []
-    with open(path, "rb") as f:
+    with open_shard(path) as f:
+        size = os.fstat(f.fileno()).st_size
         offset = 0
         while offset < size:
             f.seek(offset)
@@ -159,7 +179,7 @@ class RecordFile:
     def read(self, index: int, *, check_crc: bool = True) -> bytes:
         """The data of record `index`, checksums checked; CorruptRecordError when it is damaged."""
         if self._file is None or self._pid != os.getpid():
-            self._file = open(self.path, "rb")  # noqa: SIM115 - kept open across reads, closed in close()
+            self._file = open_shard(self.path)  # kept open across reads, closed in close()
             self._pid = os.getpid()
         self._file.seek(int(self.offsets[index]))
         data = _read_record(self._file, self.path, index, check_crc)

@@ -77,15 +77,18 @@ class BatchNorm(nn.Module):
             return F.batch_norm(
                 x, self.moving_mean, self.moving_variance, None, self.beta, False, 0.0, self.epsilon
             )
-        # momentum 1 makes F.batch_norm store the batch's mean and unbiased variance in `mean`/`var`.
+        # momentum 1 makes F.batch_norm store the batch's mean and unbiased variance in `mean`/`var`;
+        # TF-Slim feeds `tf.nn.moments`' biased one (the mean square deviation over N·H·W values).
         mean, var = torch.zeros_like(self.moving_mean), torch.ones_like(self.moving_variance)
         out = F.batch_norm(x, mean, var, None, self.beta, True, 1.0, self.epsilon)
-        self.update_statistics(mean, var)
+        values = x.numel() // x.shape[1]
+        self.update_statistics(mean, var * ((values - 1) / values))
         return out
 
     @torch.no_grad()
     def update_statistics(self, mean: Tensor, var: Tensor) -> None:
-        """Move the statistics toward a batch's mean and unbiased variance (one update, counted)."""
+        """Move the statistics toward a batch's mean and biased variance, as `tf.nn.moments` gives them
+        (one update, counted)."""
         self.num_batches_tracked.add_(1)
         weight = self.momentum()
         self.moving_mean.lerp_(mean, weight)

@@ -65,6 +65,7 @@ class StepTotals:
     skipped_records: int  # so far, whole run: each rank's own plus the split's lost ones counted once
     stop: bool  # some rank was asked to stop (SIGTERM, Ctrl-C)
     diverged: bool  # some rank's loss was not finite at some step since the run (re)started
+    weights_diverged: bool  # some rank's weights are not finite now (the last update made them so)
     checkpoint_due: bool  # rank 0's checkpoint_secs have passed
 
     @property
@@ -76,6 +77,7 @@ class StepTotals:
         cls,
         result: StepResult,
         non_finite: torch.Tensor,
+        weights_non_finite: torch.Tensor,
         loader: TrainLoader,
         stop: StopRequest,
         checkpoint_due: bool,
@@ -87,6 +89,7 @@ class StepTotals:
             "cross_entropy": result.cross_entropy,
             "aux": result.aux,
             "diverged": non_finite.float(),
+            "weights_diverged": weights_non_finite.float(),
         }
         on_host = {
             "own_skipped": loader.skipped_records - loader.records.lost_records,
@@ -107,6 +110,7 @@ class StepTotals:
             skipped_records=round(mean["own_skipped"] * ctx.world_size) + loader.records.lost_records,
             stop=mean["stop"] > 0,
             diverged=mean["diverged"] > 0,
+            weights_diverged=mean["weights_diverged"] > 0,
             checkpoint_due=mean["checkpoint_due"] > 0,
         )
 
@@ -144,7 +148,7 @@ def train(
             held.callback(summaries.close)
             if bar is not None:
                 held.callback(bar.close)
-            stop = StopRequest(say)
+            stop = StopRequest(say, every=min(plan.cfg.log_every, plan.cfg.checkpoint_every))
             stop.install()
             held.callback(stop.restore)
 
@@ -270,12 +274,14 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
         if not (log_step or checkpoint_step or step == cfg.max_steps):
             continue
         by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
-        totals = StepTotals.reduce(result, non_finite, loader, stop, by_time, ctx)
+        totals = StepTotals.reduce(result, non_finite, _non_finite_weights(model), loader, stop, by_time, ctx)
         if totals.diverged:
-            raise _diverged(step, plan.train_dir, cfg.log_every)
+            raise _diverged(step, plan.train_dir, cfg.log_every, "loss")
         if log_step:  # the original's log line
             skipped = totals.skipped_records if cfg.skip_corrupt else None
             summaries.log(step - 1, totals.losses, lr, skipped_records=skipped)
+        if totals.weights_diverged:  # the loss logged was finite; the update after it was not
+            raise _diverged(step, plan.train_dir, cfg.log_every, "weights")
         if totals.stop:
             break
         if (checkpoint_step or totals.checkpoint_due) and step < cfg.max_steps and ctx.is_main:
@@ -294,10 +300,23 @@ def _batches(plan: RunPlan, loader: TrainLoader, ctx: dist.Distributed) -> Itera
     return loader.device_batches(ctx.device)
 
 
-def _diverged(step: int, train_dir: Path, log_every: int) -> Inception3Error:
+def _non_finite_weights(model: torch.nn.Module) -> torch.Tensor:
+    """Whether any weight or statistic is not finite, on the device, in one fused reduction.
+
+    A finite loss does not make the update after it finite: this is read with the losses at every
+    check step (the same all-reduce, no read of its own), so no checkpoint is written from weights
+    the last update made infinite or NaN. The largest magnitude of each tensor is NaN or inf exactly
+    when one of its values is.
+    """
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return ~torch.isfinite(torch.stack(torch._foreach_norm(tensors, math.inf))).all()
+
+
+def _diverged(step: int, train_dir: Path, log_every: int, what: str = "loss") -> Inception3Error:
     good = latest_checkpoint(train_dir) or "none (none was written yet)"
+    checked = "it is" if what == "loss" else "they are"
     return Inception3Error(
-        f"the loss stopped being finite by step {step} (it is checked every {log_every} steps and "
+        f"the {what} stopped being finite by step {step} ({checked} checked every {log_every} steps and "
         f"before each checkpoint); training stopped. The last good checkpoint is {good}; try a lower "
         "learning_rate"
     )

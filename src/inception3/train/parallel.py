@@ -24,7 +24,7 @@ class SyncBatchNorm(BatchNorm):
 
     Each rank's mean and variance (two-pass, `var_mean`) and count are all-gathered with autograd
     (`torch.distributed.nn`), so it runs on gloo (CPU) as on NCCL, and combined exactly (Chan's
-    parallel variance); the moving statistics get the global mean and unbiased variance.
+    parallel variance); the moving statistics get the global mean and biased variance (`tf.nn.moments`').
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ class SyncBatchNorm(BatchNorm):
         total = counts.sum()
         mean = (means * counts).sum(0) / total
         var = ((variances + (means - mean) ** 2) * counts).sum(0) / total
-        self.update_statistics(mean.detach(), var.detach() * total / (total - 1).clamp_min(1.0))
+        self.update_statistics(mean.detach(), var.detach())
         shape = (1, channels, 1, 1)
         return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.epsilon) + self.beta.view(shape)
 
