@@ -20,7 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faultkit import train_args
+from tinyshards import make_shards
 
+import inception3.train.loop as loop
 from inception3.cli import main
 from inception3.errors import Inception3Error
 from inception3.run.layout import LOCK
@@ -199,11 +202,6 @@ def test_a_displaced_trainer_stops_with_one_line_and_writes_nothing(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:
     """Through the CLI: the lock replaced before the first checkpoint; no checkpoint is written."""
-    from faultkit import train_args
-    from tinyshards import make_shards
-
-    import inception3.train.loop as loop
-
     shards = make_shards(tmp_path / "shards")
     run = tmp_path / "run"
     opened = loop._open_run_dir

@@ -26,11 +26,13 @@ its process dies). Under it the lock is read and judged, and replaced only then,
 taken over by one contender: the next reads the new holder (a compare-and-swap). The content is
 written to a temporary file and published whole, by `link` where there is no lock (which fails if one
 is there) and by `rename` over a stale one, so no reader ever sees a half-written lock. On NFS, Linux
-sends `flock` to the server as a lock of the whole file (NFSv4 has it built in, v3 needs lockd), so
-the guard holds across hosts; on a mount with `nolock` or `local_lock=flock` it holds on one host only,
-and `link` still lets one creator of a fresh lock win. A lease compares the server's modification
-time with this host's clock; the handover watch compares modification times only, reopening the file
-each time (NFS revalidates attributes on open), so clock skew does not matter there.
+sends `flock` to the server as a lock of the whole file (NFSv4 has it built in, v3 needs lockd), so the
+guard holds across hosts. On a mount with `nolock` or `local_lock=flock` it holds on each host alone,
+and where locks are refused (no lock manager) it is skipped: `link` still lets one creator of a fresh
+lock win, but two hosts taking over one stale lock in the same instant could both replace it; the one
+displaced stops at its first `check`. A lease compares the server's modification time with this
+host's clock; the handover watch compares modification times only, reopening the file each time (NFS
+revalidates attributes on open), so clock skew does not matter there.
 
 A holder that lost the lock anyway (paused or cut off from the storage past its lease) finds out by
 `check` (`check_held`), which the trainer calls before each checkpoint write, and stops with one line.
@@ -40,6 +42,7 @@ Readers (`eval`, `report`) take no lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -139,7 +142,7 @@ class RunLock:
         seen = self._look()
         if seen is not None and seen.data == self._data:
             return
-        now = "the lock file is gone" if seen is None else f"it names {self._describe(seen.holder)}"
+        now = "the lock file is gone" if seen is None else f"the lock names {self._describe(seen.holder)}"
         raise Inception3Error(
             f"{self.path.parent}: this trainer no longer holds the run directory ({now}); another trainer "
             "took it over, so this one stopped without writing its checkpoint"
@@ -170,7 +173,11 @@ class RunLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                except BlockingIOError:
+                except OSError as error:
+                    if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        break  # a file system without locks (NFS without its lock manager): `link` alone
+                    if not isinstance(error, BlockingIOError):
+                        raise
                     if time.monotonic() > deadline:
                         raise Inception3Error(
                             f"{self.guard}: held for over {GUARD_SECS:.0f} s by another process (a trainer "
@@ -250,10 +257,8 @@ class RunLock:
         if held.get("pid_start") is not None:
             try:
                 return _start_ticks(pid) == held["pid_start"]  # None: a zombie
-            except FileNotFoundError:
-                return False
             except (OSError, ValueError, IndexError):
-                pass  # no /proc here: ask the kernel below
+                pass  # no such process, one /proc hides (hidepid), or no /proc: ask the kernel below
         if pid == self.holder["pid"] and held["started"] < _process_started() - 2.0:
             return False  # our pid, taken before this process began (a container started again)
         try:
