@@ -16,8 +16,10 @@ from inception3.run.layout import LOCK
 from inception3.run.lock import RunLock
 
 
-def _write_lock(run: Path, host: str, pid: int, age: float = 0.0, job: str | None = None) -> None:
-    holder = {"host": host, "pid": pid, "started": time.time() - 3600, "job": job}
+def _write_lock(
+    run: Path, host: str, pid: int, age: float = 0.0, job: str | None = None, renew: float = 2.0
+) -> None:
+    holder = {"host": host, "pid": pid, "started": time.time() - 3600, "job": job, "renew": renew}
     (run / LOCK).write_text(json.dumps(holder))
     then = time.time() - age
     os.utime(run / LOCK, (then, then))
@@ -62,10 +64,11 @@ def test_another_hosts_lock_holds_while_its_lease_is_renewed(tmp_path: Path) -> 
     lock.release()
 
 
-def test_an_earlier_attempt_of_the_same_job_hands_over_at_once(tmp_path: Path, monkeypatch) -> None:
-    """Rank 0 restarted by torchrun on another node: its predecessor's lease is fresh, but it is this job."""
+def test_an_earlier_attempt_of_the_same_job_hands_over_without_the_lease(tmp_path: Path, monkeypatch) -> None:
+    """Rank 0 restarted by torchrun on another node: its predecessor's lease is fresh, but it is this job
+    and nothing renews it (watched for 5 of its renewal periods, here 0.05 s)."""
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "imagenet")
-    _write_lock(tmp_path, "node3", 77, age=1, job="TORCHELASTIC_RUN_ID=imagenet")
+    _write_lock(tmp_path, "node3", 77, age=1, job="TORCHELASTIC_RUN_ID=imagenet", renew=0.05)
     lock = RunLock(tmp_path)
     assert lock.acquire() == "took over the lock of an earlier attempt of this job (host node3, process 77)"
     lock.release()

@@ -25,7 +25,7 @@ from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.run import distributed as dist
 from inception3.run.checkpoint import latest_checkpoint, remove_partial_files
-from inception3.run.lock import RunLock
+from inception3.run.lock import RunLock, check_held
 from inception3.train import resume
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.finetune import freeze_batch_norm_statistics, init_from, restrict_training
@@ -222,6 +222,7 @@ class _Run:
         """Rank 0: the checkpoint of `step`, written from the live objects as they are now."""
         cfg = self.plan.cfg
         saved = resume.checkpoint(self.state, cfg, self.plan.data.class_names, step, final=final)
+        check_held(self.plan.train_dir)  # a trainer that lost its lock writes nothing more
         return saved.save(self.plan.train_dir, keep=cfg.keep_checkpoints, mark=mark)
 
 
