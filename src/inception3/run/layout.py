@@ -2,6 +2,7 @@
 
 RUN/config.toml               the effective training config (older ones kept as config-to-STEP.toml)
 RUN/.trainer.lock             the running trainer's hold on the run (run/lock.py)
+RUN/.trainer.lock.guard       locked for a moment while the lock changes hands (run/lock.py)
 RUN/events.out.tfevents.*     the trainer's TensorBoard summaries
 RUN/checkpoints/ckpt-STEP.pt  checkpoints, with `latest` (the newest complete one) and `kept`
 RUN/eval/SPLIT.jsonl          one JSON line per evaluated checkpoint, and the evaluator's events
