@@ -30,6 +30,7 @@ LATEST = "latest"  # inside checkpoints/: the file name of the newest complete c
 KEPT = "kept"  # inside checkpoints/: names of checkpoints never pruned, one a line
 CONFIG = "config.toml"
 LOCK = ".trainer.lock"  # the running trainer's hold on the run (run/lock.py)
+LOCK_GUARD = LOCK + ".guard"  # locked for a moment while the lock changes hands (run/lock.py)
 EVAL = "eval"
 
 
@@ -82,7 +83,7 @@ _RUN_FILE = re.compile(r"config(-to-\d+)?\.toml|.*tfevents.*")
 
 def is_run_name(name: str) -> bool:
     """Whether `name`, directly in a run directory, is one of the run's own files or folders."""
-    return name in (CHECKPOINTS, EVAL, LOCK) or _RUN_FILE.fullmatch(name) is not None
+    return name in (CHECKPOINTS, EVAL, LOCK, LOCK_GUARD) or _RUN_FILE.fullmatch(name) is not None
 
 
 _SPLIT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inception3.errors import Inception3Error
-from inception3.run.layout import lock_path
+from inception3.run.layout import LOCK_GUARD, lock_path
 
 LEASE_SECS = 120.0  # a holder on another host that has not renewed for this long is presumed dead
 RENEW_SECS = 2.0  # how often the holder renews its lease (at most a quarter of the lease)
@@ -95,7 +95,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path, *, lease_secs: float = LEASE_SECS) -> None:
         self.path = lock_path(run_dir)
-        self.guard = self.path.with_name(self.path.name + ".guard")
+        self.guard = self.path.with_name(LOCK_GUARD)
         self.lease_secs = lease_secs
         self.renew_secs = min(RENEW_SECS, lease_secs / 4)
         self.holder = {
