@@ -10,21 +10,17 @@ file: ONNX metadata `class_names` and `eval_preprocessing`, TorchScript extra fi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import signal
-import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
 from inception3.data.preprocess import choose_preprocessing
-from inception3.errors import Inception3Error
+from inception3.errors import Inception3Error, interrupts_win
 from inception3.files import atomic_write, require_directory
 from inception3.model import InceptionV3
 from inception3.weights import WeightsMeta, load_model
@@ -118,45 +114,9 @@ def export_checkpoint(
         eval_preprocessing=choose_preprocessing(None, meta.eval_preprocessing),
     )
     write = {"onnx": export_onnx, "torchscript": export_torchscript, "safetensors": export_safetensors}[fmt]
-    with atomic_write(output) as f, _ctrl_c_wins():
+    with atomic_write(output) as f, interrupts_win():  # nothing written after a Ctrl-C
         write(model, f, meta)
     return output
-
-
-@contextlib.contextmanager
-def _ctrl_c_wins() -> Iterator[None]:
-    """A Ctrl-C during the block ends it as KeyboardInterrupt, whatever the code inside made of it.
-
-    The exporters catch exceptions to try other strategies: torch.onnx's, interrupted while it
-    imports torch._dynamo, fails on the half-imported module and reports that failure instead
-    (a traceback, exit code 1), or carries on and writes the file. The signal is remembered here,
-    so the interrupt reaches the CLI (exit code 130) and `atomic_write` leaves nothing behind.
-    """
-    previous = signal.getsignal(signal.SIGINT)
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or previous is not signal.default_int_handler
-    ):
-        yield  # signals reach only the main thread; an ignored or custom handler is the caller's choice
-        return
-    interrupted = False
-
-    def interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield
-    except BaseException:
-        if interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if interrupted:  # the exporter swallowed it and went on
-        raise KeyboardInterrupt
 
 
 def _check_output(checkpoint: Path, output: Path, force: bool) -> None:
