@@ -17,7 +17,7 @@ from typing import Any
 
 from inception3 import config
 from inception3.cli_args import COMMANDS
-from inception3.errors import Inception3Error
+from inception3.errors import Inception3Error, interrupts_win
 from inception3.files import os_error_behind, os_error_line
 
 
@@ -177,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
         prog = f"inception3 {args.command}"
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), interrupts_win():  # a Ctrl-C a library swallowed still ends it
+            # NumPy before torch: torch's C extension, interrupted while it imports NumPy, warns and goes on.
+            import numpy  # noqa: F401
+
             warnings.showwarning = _one_line_warnings(prog, warnings.showwarning)
             return int(args.run(args) or 0)
     except Inception3Error as error:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 import torch
 
 from inception3.data.preprocess import choose_preprocessing
-from inception3.errors import Inception3Error
+from inception3.errors import Inception3Error, interrupts_win
 from inception3.files import atomic_write, check_output, require_directory
 from inception3.model import InceptionV3
 from inception3.weights import WeightsMeta, load_model
@@ -120,6 +120,6 @@ def export_checkpoint(
         eval_preprocessing=choose_preprocessing(None, meta.eval_preprocessing),
     )
     write = {"onnx": export_onnx, "torchscript": export_torchscript, "safetensors": export_safetensors}[fmt]
-    with atomic_write(output) as f:
+    with atomic_write(output) as f, interrupts_win():  # nothing written after a Ctrl-C
         write(model, f, meta)
     return output

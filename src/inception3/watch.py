@@ -55,9 +55,9 @@ def write_result(run_dir: Path, result: EvalResult, *, same_file: bool = False) 
     )
     if found is not None:
         return found
-    from torch.utils.tensorboard import SummaryWriter
+    from inception3.train.summaries import EventFile  # written in this thread: a full disk is one line
 
-    with SummaryWriter(log_dir=str(layout.eval_dir(run_dir))) as writer:
+    with EventFile(layout.eval_dir(run_dir)) as writer:
         prefix = f"eval/{result.split}"
         writer.add_scalar(f"{prefix}/precision_at_1", result.top1, result.step)
         writer.add_scalar(f"{prefix}/recall_at_5", result.top5, result.step)

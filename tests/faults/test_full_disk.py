@@ -3,9 +3,12 @@ ever read, and the same command resumes once there is room again, losing nothing
 
 from __future__ import annotations
 
+import builtins
 import errno
+import io
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,3 +202,54 @@ def test_the_full_disk_line_names_the_file_and_what_helps(shards, tmp_path, monk
     lower = ("--set", "keep_checkpoints=2")
     assert main(train_args(shards, run, max_steps=STEPS, checkpoint_every=1, extra=lower)) == 0
     assert [step for step, _ in list_checkpoints(run)] == [3, 4]
+
+
+class _EventsFillTheDisk:
+    """Event files opened for writing take bytes until `full()` says the disk is full, then fail."""
+
+    def __init__(self, real_open: Callable, full: Callable[[], bool]) -> None:
+        self.real_open, self.full = real_open, full
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        file = self.real_open(path, mode, *args, **kwargs)
+        events = isinstance(path, str | bytes | os.PathLike) and "tfevents" in os.fsdecode(path)
+        return _FullWhen(file, self.full) if events and "r" not in mode else file
+
+
+class _FullWhen(_FillingFile):
+    """A `_FillingFile` with room until the disk is full."""
+
+    def __init__(self, file, full: Callable[[], bool]) -> None:
+        self.file, self.full = file, full
+
+    @property
+    def room(self) -> int:
+        return 0 if self.full() else 1 << 40
+
+    @room.setter
+    def room(self, value: int) -> None:
+        pass
+
+
+def test_a_full_disk_while_writing_tensorboard_events_is_one_line(
+    shards, straight, tmp_path, monkeypatch, capsys
+):
+    """The disk fills once step 2's checkpoint is written: our one line, no writer thread's traceback."""
+    run = tmp_path / "run"
+    opener = _EventsFillTheDisk(builtins.open, lambda: (run / "checkpoints" / checkpoint_name(2)).exists())
+    monkeypatch.setattr(builtins, "open", opener)
+    monkeypatch.setattr(io, "open", opener)
+    # What a CLI process does with a thread's exception (pytest would otherwise turn it into a warning).
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    code = main(train_args(shards, run, max_steps=STEPS, checkpoint_every=1))
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "Exception in thread" not in err, err
+    (events,) = run.glob("events.out.tfevents.*")
+    advice = "the disk is full; free space there and run the same command again"
+    assert err == f"inception3 train: error: {events}: {advice}\n"
+
+    assert main(train_args(shards, run, max_steps=STEPS, checkpoint_every=1)) == 0  # room again: it resumes
+    assert "at step 2" in capsys.readouterr().out
+    assert_same_state(straight, load_checkpoint(latest_checkpoint(run)))

@@ -33,6 +33,20 @@ from inception3.model import InceptionV3, aux_kernel, is_update_count
 from inception3.weights.meta import Weights
 
 LOGITS_KEY = "Logits.Conv2d_1c_1x1.weight"
+AUX_LOGITS_KEY = "AuxLogits.Conv2d_2b_1x1.weight"
+MODEL_DTYPE = torch.float32  # what the network computes in (mixed precision casts on the fly, from these)
+
+
+def in_model_dtype(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Floating tensors as `MODEL_DTYPE` (a float16, bfloat16 or float64 file), the others as they are.
+
+    Modules are built on the meta device and take the file's tensors as they are (`assign=True`), so a
+    half-precision file would give a half-precision network that float32 images cannot go through.
+    """
+    return {
+        k: v.to(MODEL_DTYPE) if v.is_floating_point() and v.dtype != MODEL_DTYPE else v
+        for k, v in state.items()
+    }
 
 
 def model_from(weights: Weights) -> InceptionV3:
@@ -59,6 +73,9 @@ def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
             "(no Logits.Conv2d_1c_1x1.weight / Conv2d_1a_3x3.weight)"
         )
     aux = any(key.startswith("AuxLogits.") for key in state)
+    aux_logits = state.get(AUX_LOGITS_KEY)
+    if aux_logits is not None:
+        same_class_count(int(logits.shape[0]), int(aux_logits.shape[0]), LOGITS_KEY, AUX_LOGITS_KEY)
     kernels = (re.match(r"AuxLogits\.Conv2d_2a_(\d+)x\d+\.", k) for k in state)
     kernel = next((int(m.group(1)) for m in kernels if m), 5)
     image_size = next(
@@ -77,6 +94,16 @@ def config_from_state(state: Mapping[str, Tensor]) -> ModelConfig:
         "the state dict's tensor shapes match no InceptionV3 width "
         f"(first conv has {first.shape[0]} channels)"
     )
+
+
+def same_class_count(classes: int, aux_classes: int, head: str, aux_head: str) -> None:
+    """The classifier and the auxiliary classifier must count the same classes: one network has one set."""
+    if classes != aux_classes:
+        raise Inception3Error(
+            f"the classifier {head} has {classes} outputs but the auxiliary classifier {aux_head} has "
+            f"{aux_classes}; one network has one class count: not weights of one Inception v3 (drop the "
+            "auxiliary head's tensors, or fix the file that wrote them)"
+        )
 
 
 def fold_batch_norm(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:

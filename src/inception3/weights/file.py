@@ -66,6 +66,22 @@ def is_keras_file(path: Path) -> bool:
         return False
 
 
+def read_member(path: Path, archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """The bytes of one member of a zip archive, refused in one line when they exceed `limit`.
+
+    A few compressed bytes can stand for a gigabyte, so the size the archive's directory states is
+    checked before anything is read; `zipfile` never returns more than that size (a member that holds
+    more fails its checksum).
+    """
+    size = archive.getinfo(name).file_size
+    if size > limit:
+        raise Inception3Error(
+            f"{path}: its member {name} holds {size:,} bytes, above the {limit:,} this reader accepts; "
+            "not a file it was written to read"
+        )
+    return archive.read(name)
+
+
 def has_safetensors_header(path: Path) -> bool:
     """safetensors' header: an 8-byte little-endian length, then the JSON object it measures."""
     with open(path, "rb") as f:

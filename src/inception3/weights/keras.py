@@ -45,12 +45,16 @@ from torch import Tensor
 from inception3.config import BATCH_NORM_EPSILON, IMAGE_SIZE, ModelConfig
 from inception3.errors import Inception3Error
 from inception3.model import ConvBN, InceptionV3, Mixed
-from inception3.weights.file import KERAS_ZIP_WEIGHTS, ReadOptions, WeightsFile
+from inception3.weights.file import KERAS_ZIP_WEIGHTS, ReadOptions, WeightsFile, read_member
 from inception3.weights.meta import Weights, WeightsMeta
 
 DESCRIPTION = "Keras weights (HDF5 or .keras)"
 ALSO: tuple[str, ...] = ()
 LOGITS = "Logits.Conv2d_1c_1x1"
+# What is read of a `.keras` zip's members at most (`weights.file.read_member`): InceptionV3's config is
+# about 0.1 MB and its float32 weights 92 MB, with an optimizer's state a few times that.
+MAX_CONFIG_BYTES = 16 << 20
+MAX_WEIGHTS_BYTES = 1 << 30
 # Keras 3 stores a layer's variables by number, in the order the layer creates them.
 KERAS3_VARIABLES = {
     "conv2d": ("kernel",),
@@ -206,9 +210,9 @@ def _read_file(path: Path) -> KerasFile:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                data = archive.read(KERAS_ZIP_WEIGHTS)
                 if "config.json" in archive.namelist():
-                    config = json.loads(archive.read("config.json"))
+                    config = json.loads(read_member(path, archive, "config.json", MAX_CONFIG_BYTES))
+                data = read_member(path, archive, KERAS_ZIP_WEIGHTS, MAX_WEIGHTS_BYTES)
             handle = h5py.File(io.BytesIO(data), "r")
         else:
             handle = h5py.File(path, "r")
@@ -254,7 +258,14 @@ def _keras3_layers(path: Path, group: Any) -> list[_Keras3Layer]:
         names = KERAS3_VARIABLES.get(kind)
         if names is None or len(variables) != len(names):
             raise Inception3Error(f"{path}: {_unexpected(f'layers/{key}', kind, len(variables))}")
-        arrays = {name: _array(path, variables[str(i)], f"layers/{key}") for i, name in enumerate(names)}
+        arrays = {
+            name: _array(
+                path,
+                _member(path, variables, str(i), f"variable {i} ({name}) of Keras layer {key}"),
+                f"layers/{key}",
+            )
+            for i, name in enumerate(names)
+        }
         name = variables.attrs.get("name")
         layers.append(_Keras3Layer(key, None if name is None else _text(name), _kind(kind), arrays))
     return layers
@@ -270,13 +281,29 @@ def _legacy_layers(path: Path, group: Any) -> list[KerasLayer]:
     """A group per layer, its arrays listed in `weight_names` ("conv2d_1/kernel:0", ...)."""
     layers = []
     for name in (_text(n) for n in group.attrs["layer_names"]):
-        layer = group[name]
+        layer = _member(path, group, name, f"Keras layer {name}, listed in layer_names,")
         weight_names = [_text(n) for n in layer.attrs.get("weight_names", [])]
         if not weight_names:
             continue
-        arrays = {w.split("/")[-1].removesuffix(":0"): _array(path, layer[w], name) for w in weight_names}
+        arrays = {
+            w.split("/")[-1].removesuffix(":0"): _array(
+                path, _member(path, layer, w, f"weight {w} of Keras layer {name}"), name
+            )
+            for w in weight_names
+        }
         layers.append(KerasLayer(_legacy_kind(path, name, arrays), name, _number(name), arrays))
     return layers
+
+
+def _member(path: Path, group: Any, name: str, what: str) -> Any:
+    """`group[name]`, or one line naming what is missing (a file cut short, or edited by hand)."""
+    if name not in group:
+        where = f"{group.name.rstrip('/')}/{name}".lstrip("/")
+        raise Inception3Error(
+            f"{path}: {what} is missing (no {where} in the file); the file is incomplete: save or "
+            "download the weights again"
+        )
+    return group[name]
 
 
 def _legacy_kind(path: Path, name: str, arrays: dict[str, np.ndarray]) -> str:

@@ -9,7 +9,13 @@ from inception3.errors import Inception3Error
 from inception3.imagenet import NUM_CLASSES as IMAGENET_CLASSES
 from inception3.imagenet import imagenet_class_names
 from inception3.model import InceptionV3
-from inception3.weights.convert import config_from_state, model_from, num_outputs, use_torchvision_pooling
+from inception3.weights.convert import (
+    config_from_state,
+    in_model_dtype,
+    model_from,
+    num_outputs,
+    use_torchvision_pooling,
+)
 from inception3.weights.file import ReadOptions, WeightsFile
 from inception3.weights.meta import Weights, WeightsMeta
 from inception3.weights.registry import identify
@@ -29,11 +35,13 @@ def read_weights(
     `strict`: source tensors left unused by a conversion are an error instead of a warning.
     `weights_format`: a name of `registry.FORMATS`, or None to tell from the contents (a name the
     contents contradict is refused). Weights of 1,000 classes that come without names get
-    ImageNet-1k's (`inception3.imagenet`).
+    ImageNet-1k's (`inception3.imagenet`). Floating tensors come back as float32, whatever precision
+    the file stores (`convert.in_model_dtype`).
     """
     file = WeightsFile(Path(path))
     reader = identify(file, weights_format)
     weights = reader.read(file, ReadOptions(use_ema=use_ema, strict=strict, given=weights_format))
+    weights = dataclasses.replace(weights, state=in_model_dtype(weights.state))  # a float16 file too
     classes = weights.config.num_classes if weights.config else num_outputs(weights.state)
     if weights.meta.class_names is None and classes == IMAGENET_CLASSES:
         names = tuple(imagenet_class_names())
@@ -57,7 +65,10 @@ def load_model(
             f"{path}: Keras weights without the classifier (include_top=False, a _notop file) cannot "
             "classify; use the file with the top, or start a fine-tune from them with --init-from"
         )
-    cfg = weights.config or config_from_state(weights.state)
+    try:
+        cfg = weights.config or config_from_state(weights.state)
+    except Inception3Error as error:  # its messages are about the tensors: say which file holds them
+        raise Inception3Error(f"{path}: {error}") from None
     try:
         model = model_from(dataclasses.replace(weights, config=cfg))
     except RuntimeError as error:

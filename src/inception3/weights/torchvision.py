@@ -21,7 +21,14 @@ from inception3.config import IMAGE_SIZE, ModelConfig
 from inception3.data.labels import TF_BACKGROUND_CLASSES
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, is_update_count
-from inception3.weights.convert import fold_batch_norm, model_from, refuse_or_warn, use_torchvision_pooling
+from inception3.weights.convert import (
+    fold_batch_norm,
+    in_model_dtype,
+    model_from,
+    refuse_or_warn,
+    same_class_count,
+    use_torchvision_pooling,
+)
 from inception3.weights.file import ReadOptions, WeightsFile
 from inception3.weights.meta import Weights, WeightsMeta
 
@@ -42,7 +49,10 @@ def read(file: WeightsFile, options: ReadOptions) -> Weights:
 
 def read_as(file: WeightsFile, options: ReadOptions, source: str) -> Weights:
     """`read`, with the meta of `source` ("torchvision" or "timm"): its name and its preprocessing."""
-    model = from_torchvision(file.tensors, strict=options.strict, what="torchvision/timm")
+    try:
+        model = from_torchvision(file.tensors, strict=options.strict, what="torchvision/timm")
+    except Inception3Error as error:  # its messages are about the tensors: say which file holds them
+        raise Inception3Error(f"{file.path}: {error}") from None
     return Weights(model.state_dict(), model.config, WeightsMeta(source, eval_preprocessing=source))
 
 
@@ -124,8 +134,10 @@ def from_torchvision(state: Mapping[str, Tensor], *, strict: bool, what: str) ->
     """torchvision-layout tensors as an InceptionV3 in eval mode (TF pooling)."""
     if "fc.weight" not in state or TORCHVISION_KEY not in state:
         raise Inception3Error(f"not a {what} Inception v3 state dict (no fc.weight / {TORCHVISION_KEY})")
-    state = _in_torchvision_order(dict(state))
+    state = _in_torchvision_order(in_model_dtype(state))  # a state dict given directly, not read
     classes = state["fc.weight"].shape[0]
+    if "AuxLogits.fc.weight" in state:
+        same_class_count(classes, state["AuxLogits.fc.weight"].shape[0], "fc", "AuxLogits.fc")
     drop_background = classes == TF_BACKGROUND_CLASSES
     aux = "AuxLogits.fc.weight" in state
     cfg = ModelConfig(num_classes=classes - drop_background, aux_logits=aux, image_size=IMAGE_SIZE)
