@@ -26,6 +26,36 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the command in this process; it must exit 2 with exactly one line on stderr (no traceback,
+    no warning). Returns that line."""
+    from inception3.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith(f"inception3 {argv[0]}: error: ") and "Traceback" not in err
+    return err.strip()
+
+
+def eval_args(checkpoint: Path, data_dir: Path, split: str = "train") -> list[str]:
+    """`eval` arguments scoring one checkpoint file on the CPU, in the process (no workers)."""
+    return [
+        "eval",
+        "--checkpoint",
+        str(checkpoint),
+        "--data-dir",
+        str(data_dir),
+        "--split",
+        split,
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+
+
 def inception3(*args: object) -> list[str]:
     """The command line of `inception3 ARGS...` in this interpreter."""
     return [sys.executable, "-m", "inception3", *map(str, args)]

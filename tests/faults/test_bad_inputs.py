@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from faultkit import one_thread, train_args
+from faultkit import eval_args, one_thread, refused, train_args
 from tinyshards import make_shards
 
-from inception3.cli import main
 from inception3.run.checkpoint import checkpoint_name, latest_checkpoint
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
@@ -26,33 +25,11 @@ def shards(tmp_path_factory) -> Path:
     return make_shards(tmp_path_factory.mktemp("bad"), per_class=4)
 
 
-def _refused(capsys, argv: list[str]) -> str:
-    """Run the command; it must exit 2 with exactly one line on stderr (no traceback, no warning)."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"inception3 {argv[0]}: error: ") and "Traceback" not in err
-    return err.strip()
-
-
 def _users_of_a_checkpoint(path: Path, shards: Path, tmp_path: Path) -> dict[str, list[str]]:
     """Every command that reads a checkpoint file given on its command line."""
     image = next((shards.parent / "images" / "class0").glob("*.jpg"))
     return {
-        "eval": [
-            "eval",
-            "--checkpoint",
-            str(path),
-            "--data-dir",
-            str(shards),
-            "--split",
-            "train",
-            "--num-workers",
-            "0",
-            "--device",
-            "cpu",
-        ],
+        "eval": eval_args(path, shards),
         "predict": ["predict", "--checkpoint", str(path), str(image)],
         "export": [
             "export",
@@ -82,20 +59,20 @@ def test_a_truncated_checkpoint(shards, trained, tmp_path, capsys):
     whole = (trained / "checkpoints" / checkpoint_name(2)).read_bytes()
     truncated.write_bytes(whole[: len(whole) // 2])
     for command, argv in _users_of_a_checkpoint(truncated, shards, tmp_path).items():
-        line = _refused(capsys, argv)
+        line = refused(capsys, argv)
         assert "truncated.pt: cannot be read: truncated" in line, command
         assert "copy it again or pick another checkpoint" in line, command
     assert not (tmp_path / "model.safetensors").exists() and not (tmp_path / "fresh" / "checkpoints").exists()
 
     run = _run_whose_latest_is(truncated, trained, tmp_path)
-    line = _refused(capsys, train_args(shards, run, max_steps=3))
+    line = refused(capsys, train_args(shards, run, max_steps=3))
     assert f"cannot resume {run}" in line and "truncated" in line
     assert f"to resume from {checkpoint_name(1)} instead, move {checkpoint_name(2)} out of" in line
 
 
 def test_a_checkpoint_of_another_model_size(shards, trained, tmp_path, capsys):
     wider = ("--set=depth_multiplier=0.5",)
-    line = _refused(
+    line = refused(
         capsys,
         train_args(
             shards,
@@ -105,7 +82,7 @@ def test_a_checkpoint_of_another_model_size(shards, trained, tmp_path, capsys):
         ),
     )
     assert "has shape" in line and "check depth_multiplier and image_size" in line
-    line = _refused(capsys, train_args(shards, trained, max_steps=3, extra=wider))
+    line = refused(capsys, train_args(shards, trained, max_steps=3, extra=wider))
     assert "the checkpoint holds another network (depth_multiplier was 0.25, now 0.5)" in line
     assert "train into a new --train-dir, or use --init-from" in line
     assert latest_checkpoint(trained).name == checkpoint_name(2)  # the run is untouched
@@ -127,7 +104,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(shards, trained,
     commands = _users_of_a_checkpoint(hostile, shards, tmp_path)
     commands["resume"] = train_args(shards, _run_whose_latest_is(hostile, trained, tmp_path), max_steps=3)
     for command, argv in commands.items():
-        line = _refused(capsys, argv)
+        line = refused(capsys, argv)
         assert "could run code when loaded" in line and "refuses it" in line, command
         assert "use a checkpoint inception3 wrote" in line, command
     assert not marker.exists()
@@ -135,19 +112,19 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(shards, trained,
 
 def test_an_unknown_config_key_names_the_closest_one(shards, tmp_path, capsys):
     args = train_args(shards, tmp_path / "run", max_steps=1)
-    line = _refused(capsys, [*args, "--set", "batch_sise=4"])
+    line = refused(capsys, [*args, "--set", "batch_sise=4"])
     assert "--set batch_sise=4: unknown config key 'batch_sise'; did you mean 'batch_size'?" in line
-    line = _refused(capsys, [*args, "--set", "nosuch=1"])
+    line = refused(capsys, [*args, "--set", "nosuch=1"])
     assert "unknown config key 'nosuch'; known keys: image_size, depth_multiplier" in line
     toml = tmp_path / "recipe.toml"
     toml.write_text("batch_size = 8\nleaning_rate = 0.1\n")
-    line = _refused(capsys, [*args, "--config", str(toml)])
+    line = refused(capsys, [*args, "--config", str(toml)])
     assert f"{toml}: unknown config key 'leaning_rate'; did you mean 'learning_rate'?" in line
     assert not (tmp_path / "run").exists()
 
 
 def test_a_negative_batch_size(shards, tmp_path, capsys):
-    line = _refused(capsys, [*train_args(shards, tmp_path / "run", max_steps=1), "--set", "batch_size=-8"])
+    line = refused(capsys, [*train_args(shards, tmp_path / "run", max_steps=1), "--set", "batch_size=-8"])
     assert "config: batch_size must be at least 1, got -8" in line and "fix it with --set" in line
     assert not (tmp_path / "run").exists()
 
@@ -155,15 +132,15 @@ def test_a_negative_batch_size(shards, tmp_path, capsys):
 def test_a_data_directory_without_shards(shards, trained, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    line = _refused(capsys, train_args(empty, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(empty, tmp_path / "run", max_steps=1))
     assert f"{empty}: holds no shards" in line and "build shards with `inception3 build`" in line
     emptied = tmp_path / "emptied"
     shutil.copytree(shards, emptied)
     for shard in emptied.glob("train-*"):
         shard.unlink()
-    line = _refused(capsys, train_args(emptied, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(emptied, tmp_path / "run", max_steps=1))
     assert f"{emptied}: no 'train' shards" in line and "build them with `inception3 build`" in line
-    line = _refused(
+    line = refused(
         capsys,
         [
             "eval",
@@ -184,12 +161,12 @@ def test_labels_beyond_the_class_count(tmp_path, capsys):
     one_based = make_shards(tmp_path / "tf", per_class=2, label_offset=1)
     (one_based / "dataset.json").unlink()
     (one_based / "labels.txt").write_text("".join(f"class{c}\n" for c in range(5)))
-    line = _refused(
+    line = refused(
         capsys, train_args(one_based, tmp_path / "run", max_steps=1, extra=("--set=label_offset=0",))
     )
     assert "train-0000" in line and "has label 5, outside the 5 classes with label offset 0" in line
     assert "check the dataset's label offset (`inception3 inspect` shows the label range)" in line
-    line = _refused(
+    line = refused(
         capsys,
         train_args(
             one_based, tmp_path / "run", max_steps=1, extra=("--set=label_offset=1", "--set=num_classes=3")

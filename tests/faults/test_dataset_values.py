@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from faultkit import one_thread, train_args
+from faultkit import eval_args, one_thread, refused, train_args
 from tinyshards import make_shards
 
 from inception3.cli import main
@@ -33,16 +33,6 @@ def shards(tmp_path_factory) -> Path:
     return make_shards(tmp_path_factory.mktemp("values"), per_class=4)  # 20 records, 2 shards of 10
 
 
-def _refused(capsys, argv: list[str]) -> str:
-    """Run the command; it must exit 2 with exactly one line on stderr (no traceback, no warning)."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"inception3 {argv[0]}: error: ") and "Traceback" not in err
-    return err.strip()
-
-
 def _edited(shards: Path, tmp_path: Path, edit: Callable[[dict], None]) -> Path:
     """A copy of `shards` whose dataset.json `edit` changed."""
     copy = tmp_path / "edited"
@@ -51,22 +41,6 @@ def _edited(shards: Path, tmp_path: Path, edit: Callable[[dict], None]) -> Path:
     edit(document)
     (copy / "dataset.json").write_text(json.dumps(document))
     return copy
-
-
-def _eval_args(checkpoint: Path, data: Path) -> list[str]:
-    return [
-        "eval",
-        "--checkpoint",
-        str(checkpoint),
-        "--data-dir",
-        str(data),
-        "--split",
-        "train",
-        "--num-workers",
-        "0",
-        "--device",
-        "cpu",
-    ]
 
 
 def _set(path: str, value: object) -> Callable[[dict], None]:
@@ -86,7 +60,7 @@ def test_more_classes_than_the_limit_are_refused_from_every_source(shards, tmp_p
     through the same check, `meta.check_class_count`)."""
     many = [f"c{i}" for i in range(2 * MAX_CLASSES)]
     data = _edited(shards, tmp_path, _set("class_names", many))
-    line = _refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
     assert f"class_names: {2 * MAX_CLASSES} classes, more than the {MAX_CLASSES} inception3 trains" in line
     assert not (tmp_path / "run").exists()
 
@@ -94,7 +68,7 @@ def test_more_classes_than_the_limit_are_refused_from_every_source(shards, tmp_p
     shutil.copytree(shards, tf_built)
     (tf_built / "dataset.json").unlink()
     (tf_built / "labels.txt").write_text("".join(f"c{i}\n" for i in range(2 * MAX_CLASSES)))
-    line = _refused(
+    line = refused(
         capsys, train_args(tf_built, tmp_path / "run", max_steps=1, extra=("--set=label_offset=0",))
     )
     assert f"labels.txt: at least {MAX_CLASSES + 1} classes, more than the {MAX_CLASSES}" in line
@@ -118,12 +92,12 @@ def test_more_classes_than_the_limit_are_refused_from_every_source(shards, tmp_p
     ],
     ids=["string", "twice", "empty", "nul", "number", "format", "offset"],
 )
-def test_bad_class_names_and_format_are_refused(shards, tmp_path, capsys, edit, said):
+def test_bad_class_names_and_format_arerefused(shards, tmp_path, capsys, edit, said):
     data = _edited(shards, tmp_path, edit)
-    line = _refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
     assert f"{data / 'dataset.json'}: " in line and said in line
     assert not (tmp_path / "run").exists()
-    assert said in _refused(capsys, ["inspect", str(data)])
+    assert said in refused(capsys, ["inspect", str(data)])
 
 
 @pytest.mark.parametrize(
@@ -148,9 +122,9 @@ def test_bad_class_names_and_format_are_refused(shards, tmp_path, capsys, edit, 
     ],
     ids=["negative", "float", "sum", "bool"],
 )
-def test_record_counts_that_are_not_counts_are_refused(shards, tmp_path, capsys, edit, said):
+def test_record_counts_that_are_not_counts_arerefused(shards, tmp_path, capsys, edit, said):
     data = _edited(shards, tmp_path, edit)
-    line = _refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
     assert said in line and "rebuild with `inception3 build`" in line
     assert not (tmp_path / "run").exists()
 
@@ -166,7 +140,7 @@ def test_counts_the_shards_do_not_hold_are_refused_by_train_eval_and_inspect(
         document["splits"]["train"]["records"] = 10**9
 
     data = _edited(shards, tmp_path, inflate)
-    line = _refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(data, tmp_path / "run", max_steps=1))
     assert (
         f"{data / 'train-00000-of-00002'}: holds 10 records, but its dataset.json records 999999990" in line
     )
@@ -176,11 +150,11 @@ def test_counts_the_shards_do_not_hold_are_refused_by_train_eval_and_inspect(
     shutil.copytree(shards, emptied)
     for shard in emptied.glob("train-*"):
         shard.write_bytes(b"")
-    line = _refused(
+    line = refused(
         capsys, train_args(emptied, tmp_path / "run2", max_steps=1, extra=("--set=skip_corrupt=true",))
     )
     assert "train-00000-of-00002: holds 0 records, but its dataset.json records 10" in line
-    line = _refused(capsys, _eval_args(latest_checkpoint(trained), emptied))
+    line = refused(capsys, eval_args(latest_checkpoint(trained), emptied))
     assert "holds 0 records, but its dataset.json records 10" in line
     capsys.readouterr()
     assert main(["inspect", str(emptied), "--verify"]) == 1
@@ -212,11 +186,11 @@ def test_a_fifo_as_a_shard_is_refused_not_waited_on(shards, trained, tmp_path, c
     os.mkfifo(data / "train-00001-of-00002")  # nothing ever writes to it
     with _no_hang(30):
         for argv in (
-            _eval_args(latest_checkpoint(trained), data),
+            eval_args(latest_checkpoint(trained), data),
             train_args(data, tmp_path / "run", max_steps=1),
             ["inspect", str(data), "--verify"],
         ):
-            line = _refused(capsys, argv)
+            line = refused(capsys, argv)
             assert (
                 f"{data / 'train-00001-of-00002'}: is a special file (not a regular file), not a shard"
                 in line
@@ -232,7 +206,7 @@ def test_skip_corrupt_trains_on_damaged_tensorflow_built_shards(tmp_path, capsys
     last = data / "train-00001-of-00002"
     last.write_bytes(last.read_bytes()[:-10])
     argv = train_args(data, tmp_path / "run", max_steps=2, extra=("--set=label_offset=1",))
-    line = _refused(capsys, argv)
+    line = refused(capsys, argv)
     assert "train-00001-of-00002: record 9 is corrupt (file ends inside a record)" in line
     assert "pass skip_corrupt" in line
     capsys.readouterr()

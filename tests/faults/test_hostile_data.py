@@ -20,7 +20,7 @@ from pathlib import Path
 
 import PIL.Image
 import pytest
-from faultkit import ENV, inception3, one_thread, train_args
+from faultkit import ENV, eval_args, inception3, one_thread, train_args
 from tinyshards import make_shards
 
 from inception3.data.example import ImageRecord, decode_example, encode_example
@@ -142,19 +142,7 @@ def test_training_without_skip_corrupt_stops_in_one_line_at_an_image_over_the_pi
 def test_eval_stops_in_one_line_at_an_image_over_the_pixel_limit(skipping_run, too_large):
     run, _ = skipping_run
     (checkpoint,) = sorted((run / "checkpoints").glob("ckpt-*.pt"))[-1:]
-    done = _run(
-        "eval",
-        "--checkpoint",
-        checkpoint,
-        "--data-dir",
-        too_large,
-        "--split",
-        "train",
-        "--num-workers",
-        "0",
-        "--device",
-        "cpu",
-    )
+    done = _run(*eval_args(checkpoint, too_large))
     line = _one_line(done, "eval")
     assert "train-00000-of-00002: record 1 is corrupt" in line and "too large to decode safely" in line
 

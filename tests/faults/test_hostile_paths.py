@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faultkit import one_thread, train_args
+from faultkit import one_thread, refused, train_args
 from tinyshards import make_shards
 
 import inception3.cli as cli
@@ -39,16 +39,6 @@ def shards(tmp_path_factory) -> Path:
 def _copy(run: Path, to: Path) -> Path:
     shutil.copytree(run, to, symlinks=True)
     return to
-
-
-def _refused(capsys, argv: list[str]) -> str:
-    """Run the command; it must exit 2 with exactly one line on stderr (no traceback, no warning)."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"inception3 {argv[0]}: error: ") and "Traceback" not in err
-    return err.strip()
 
 
 def _eval(run: Path, shards: Path, *extra: str) -> list[str]:
@@ -173,18 +163,18 @@ def test_a_checkpoint_linked_from_another_run_is_not_followed(shards, trained, t
     assert (run / "checkpoints" / checkpoint_name(5)).is_symlink(), "the link is left alone, not pruned"
 
 
-def test_a_checkpoint_of_another_step_than_its_name_is_refused(shards, trained, tmp_path, capsys):
+def test_a_checkpoint_of_another_step_than_its_name_isrefused(shards, trained, tmp_path, capsys):
     run = _copy(trained, tmp_path / "run")
     renamed = run / "checkpoints" / checkpoint_name(2)
     shutil.copyfile(run / "checkpoints" / checkpoint_name(1), renamed)
     before = _tree(run)
-    line = _refused(capsys, train_args(shards, run, max_steps=3))
+    line = refused(capsys, train_args(shards, run, max_steps=3))
     assert f"{renamed}: holds the state of step 1, but its name says step 2" in line
     assert f"to resume from {checkpoint_name(1)} instead, move {checkpoint_name(2)} out of" in line
-    line = _refused(capsys, _eval_once(run, shards))
+    line = refused(capsys, _eval_once(run, shards))
     assert "holds the state of step 1, but its name says step 2" in line and "move it out of" in line
     assert _tree(run) == before, "nothing written"
-    line = _refused(capsys, _eval(run, shards, "--interval", "0.1"))
+    line = refused(capsys, _eval(run, shards, "--interval", "0.1"))
     assert "holds the state of step 1, but its name says step 2" in line
     assert [r["step"] for r in _records(run)] == [1], "step 1 is scored, the misnamed file is not"
 
@@ -232,7 +222,7 @@ def test_eval_waiting_for_a_first_checkpoint_says_so_once(shards, tmp_path, caps
 
 @pytest.mark.parametrize("interval", ["nan", "0", "-1", "inf", "1e300"])
 def test_eval_interval_must_be_a_positive_number_of_seconds(shards, tmp_path, capsys, interval):
-    line = _refused(capsys, _eval(tmp_path, shards, "--interval", interval))
+    line = refused(capsys, _eval(tmp_path, shards, "--interval", interval))
     assert f"--interval {float(interval)}: must be a number of seconds above 0" in line
 
 
@@ -242,25 +232,25 @@ def test_eval_interval_must_be_a_positive_number_of_seconds(shards, tmp_path, ca
 def test_a_file_where_a_directory_is_expected(shards, trained, tmp_path, capsys):
     file = tmp_path / "file.txt"
     file.write_text("not a directory\n")
-    line = _refused(capsys, train_args(shards, file, max_steps=1))
+    line = refused(capsys, train_args(shards, file, max_steps=1))
     assert f"{file}: is a file, not a run directory" in line
-    line = _refused(capsys, _eval_once(file, shards))
+    line = refused(capsys, _eval_once(file, shards))
     assert f"{file}: is a file, not a training directory" in line
-    line = _refused(capsys, ["report", str(file)])
+    line = refused(capsys, ["report", str(file)])
     assert f"{file}: is a file, not a run directory" in line
-    line = _refused(capsys, train_args(file, tmp_path / "run", max_steps=1))
+    line = refused(capsys, train_args(file, tmp_path / "run", max_steps=1))
     assert f"{file}: is a file, not a directory" in line
     assert not (tmp_path / "run").exists()
 
     images = shards.parent / "images"
     build = ["build", "--train-dir", str(images), "--output-dir", str(tmp_path / "out"), "--workers", "1"]
-    line = _refused(capsys, ["build", "--train-dir", str(file), "--output-dir", str(tmp_path / "out")])
+    line = refused(capsys, ["build", "--train-dir", str(file), "--output-dir", str(tmp_path / "out")])
     assert f"{file}: is a file, not a directory of class folders" in line
-    line = _refused(capsys, [*build[:3], "--output-dir", str(file), *build[5:]])
+    line = refused(capsys, [*build[:3], "--output-dir", str(file), *build[5:]])
     assert f"{file}: is a file, not a directory" in line
-    line = _refused(capsys, [*build, "--validation-dir", str(file)])
+    line = refused(capsys, [*build, "--validation-dir", str(file)])
     assert f"{file}: is a file, not a directory of class folders" in line
-    line = _refused(capsys, [*build, "--labels-file", str(tmp_path)])
+    line = refused(capsys, [*build, "--labels-file", str(tmp_path)])
     assert f"{tmp_path}: is a directory, not a labels file" in line
     assert file.read_text() == "not a directory\n"
 
@@ -269,11 +259,11 @@ def test_an_output_that_is_a_folder(trained, tmp_path, capsys):
     folder = tmp_path / "folder"
     folder.mkdir()
     checkpoint = str(trained / "checkpoints" / checkpoint_name(2))
-    line = _refused(
+    line = refused(
         capsys, ["export", "--checkpoint", checkpoint, "--format", "safetensors", "--output", str(folder)]
     )
     assert f"{folder}: is a directory; give --output a file name" in line
-    line = _refused(capsys, ["report", str(trained), "--output", str(folder)])
+    line = refused(capsys, ["report", str(trained), "--output", str(folder)])
     assert f"{folder}: is a directory; give --output a file name" in line
     assert list(folder.iterdir()) == []
 
@@ -289,7 +279,7 @@ def test_names_longer_than_the_file_system_allows(shards, trained, tmp_path, cap
         "report": ["report", str(trained), "--output", str(long)],
     }
     for command, argv in commands.items():
-        line = _refused(capsys, argv)
+        line = refused(capsys, argv)
         assert "the name is longer than the file system allows" in line and "nnnnnnnn" in line, command
         assert "characters)" in line, command  # the middle of a very long path is cut
 
@@ -319,7 +309,7 @@ def test_read_only_file_system_in_every_command_that_writes(shards, trained, tmp
         "eval": (_eval_once(run, shards), run / "eval"),
     }
     for command, (argv, path) in commands.items():
-        line = _refused(capsys, argv)
+        line = refused(capsys, argv)
         assert f"{path}" in line and "the file system is read-only" in line, command
         assert "choose a directory on a writable disk" in line, command
     monkeypatch.undo()
@@ -346,7 +336,7 @@ def test_a_full_disk_hidden_behind_a_runtime_error_is_one_line(trained, tmp_path
         "--output",
         str(tmp_path / "m.st"),
     ]
-    line = _refused(capsys, argv)
+    line = refused(capsys, argv)
     assert f"{tmp_path / 'm.st'}: the disk is full; free space there" in line
     assert list(tmp_path.iterdir()) == [], "no temporary file left"
 
@@ -388,9 +378,9 @@ def test_every_refusal_of_the_file_system_is_one_line_naming_the_path(
     there = tmp_path / "there"
     there.write_text("")
 
-    def refused(*args, **kwargs):
+    def fails(*args, **kwargs):
         raise OSError(number, os.strerror(number), str(there))
 
-    monkeypatch.setattr(report, "write_report", refused)
-    line = _refused(capsys, ["report", str(tmp_path)])
+    monkeypatch.setattr(report, "write_report", fails)
+    line = refused(capsys, ["report", str(tmp_path)])
     assert line.startswith(f"inception3 report: error: {there}: {advice}"), line

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faultkit import one_thread, train_args
+from faultkit import one_thread, refused, train_args
 from tinyshards import make_shards
 
 from inception3.cli import main
@@ -30,16 +30,6 @@ pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     return make_shards(tmp_path_factory.mktemp("owned"), per_class=2)
-
-
-def _refused(capsys, argv: list[str]) -> str:
-    """Run the command; it must exit 2 with exactly one line on stderr (no traceback, no warning)."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith(f"inception3 {argv[0]}: error: ") and "Traceback" not in err
-    return err.strip()
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -81,17 +71,17 @@ def test_no_output_replaces_a_runs_or_a_datasets_own_files(shards, trained, tmp_
             report = ["report", str(run), "--output", str(output), *force]
             export = ["export", "--checkpoint", str(source), "--format", "safetensors"]
             for argv in (report, [*export, "--output", str(output), *force]):
-                line = _refused(capsys, argv)
+                line = refused(capsys, argv)
                 assert f"{output}: is " in line and "not even with --force" in line, line
                 assert "choose another --output" in line
-    line = _refused(capsys, ["report", str(run), "--output", str(run / "checkpoints" / checkpoint_name(1))])
+    line = refused(capsys, ["report", str(run), "--output", str(run / "checkpoints" / checkpoint_name(1))])
     assert f"in the checkpoints folder of the run {run}" in line
-    line = _refused(capsys, ["report", str(run), "--output", str(data / "dataset.json")])
+    line = refused(capsys, ["report", str(run), "--output", str(data / "dataset.json")])
     assert f"is the dataset {data}'s own dataset.json" in line
     alias = tmp_path / "alias"  # another spelling of the run: where the write lands is what counts
     alias.symlink_to(run)
     for output in (alias / "config.toml", data / ".." / "run" / "checkpoints" / "latest"):
-        line = _refused(capsys, ["report", str(run), "--output", str(output), "--force"])
+        line = refused(capsys, ["report", str(run), "--output", str(output), "--force"])
         assert f"{output}: is " in line and f"the run {run}" in line, line
     alias.unlink()
     assert _tree(tmp_path) == before, "nothing written, nothing replaced"
@@ -100,7 +90,7 @@ def test_no_output_replaces_a_runs_or_a_datasets_own_files(shards, trained, tmp_
 def test_an_existing_report_is_replaced_only_with_force(trained, tmp_path, capsys):
     output = tmp_path / "curves.png"
     output.write_bytes(b"someone's file")
-    line = _refused(capsys, ["report", str(trained), "--output", str(output)])
+    line = refused(capsys, ["report", str(trained), "--output", str(output)])
     assert f"{output}: already exists; pass --force to replace it, or choose another --output" in line
     assert output.read_bytes() == b"someone's file"
     assert main(["report", str(trained), "--output", str(output), "--force"]) == 0
@@ -116,7 +106,7 @@ def test_an_existing_report_is_replaced_only_with_force(trained, tmp_path, capsy
 
 
 @pytest.mark.parametrize("folder", ["checkpoints", "eval"])
-def test_a_run_folder_that_links_out_of_the_run_is_refused(folder, shards, trained, tmp_path, capsys):
+def test_a_run_folder_that_links_out_of_the_run_isrefused(folder, shards, trained, tmp_path, capsys):
     other = tmp_path / "other"
     shutil.copytree(trained, other)
     assert main(_eval_once(other, shards)) == 0
@@ -131,7 +121,7 @@ def test_a_run_folder_that_links_out_of_the_run_is_refused(folder, shards, train
     else:  # report reads the evaluation records
         commands.append(["report", str(run)])
     for argv in commands:
-        line = _refused(capsys, argv)
+        line = refused(capsys, argv)
         assert f"{run / folder}: a link to {other / folder}, outside {run}" in line, line
         assert "replace the link with a folder" in line
     assert _tree(tmp_path) == before, "nothing resumed into, written or pruned in the other run"
@@ -201,9 +191,9 @@ def test_an_evaluation_recorded_meanwhile_is_not_recorded_again(
 
 def test_a_refused_trainable_leaves_nothing_behind(shards, tmp_path, capsys):
     run = tmp_path / "run"
-    line = _refused(capsys, train_args(shards, run, max_steps=1, extra=("--trainable", "NoSuchScope")))
+    line = refused(capsys, train_args(shards, run, max_steps=1, extra=("--trainable", "NoSuchScope")))
     assert "trainable scopes NoSuchScope match no parameter" in line
     assert not run.exists()
     run.mkdir()
-    _refused(capsys, train_args(shards, run, max_steps=1, extra=("--trainable", "NoSuchScope")))
+    refused(capsys, train_args(shards, run, max_steps=1, extra=("--trainable", "NoSuchScope")))
     assert list(run.iterdir()) == []
