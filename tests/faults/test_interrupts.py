@@ -31,6 +31,8 @@ _INTERRUPT_ON_IMPORT = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's: a caller may ignore it
+
     class InterruptOnImport:
         def find_spec(self, name, path=None, target=None):
             if name == sys.argv[1]:
@@ -80,6 +82,8 @@ _BUILD_INTERRUPTED_AT = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's: a caller may ignore it
 
     moment, args = sys.argv[1], sys.argv[2:]
     marker = Path(args[args.index("--output-dir") + 1]).parent / "interrupted"
