@@ -18,7 +18,6 @@ from inception3 import files
 from inception3.config import ModelConfig
 from inception3.errors import Inception3Error
 from inception3.run.checkpoint import (
-    Checkpoint,
     IgnoredFileWarning,
     check_step,
     ignored_files,
@@ -29,6 +28,7 @@ from inception3.run.checkpoint import (
     save_checkpoint,
 )
 from inception3.run.layout import CHECKPOINTS
+from inception3.run.record import Checkpoint
 
 
 def test_save_then_load_round_trips_with_weights_only(tmp_path: Path) -> None:

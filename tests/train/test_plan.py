@@ -12,8 +12,8 @@ from conftest import tiny_config
 from tinycheckpoints import tiny_model
 
 from inception3.errors import Inception3Error
-from inception3.run.checkpoint import Checkpoint
 from inception3.run.distributed import Distributed
+from inception3.run.record import Checkpoint
 from inception3.train.loop import train
 from inception3.train.plan import prepare
 

@@ -1,6 +1,6 @@
 """A run across restarts: the live objects a checkpoint holds, filled in and put back, and config.toml.
 
-A checkpoint (`run.checkpoint.Checkpoint`) holds the model and its moving averages, the
+A checkpoint (`run.record.Checkpoint`) holds the model and its moving averages, the
 optimizer, the data position and every random state, so that a resumed run repeats the very
 steps a straight one would. Nothing in the run directory is ever deleted: a config that changed
 between restarts is written next to the old one, which is kept under the step it stopped being
@@ -23,13 +23,13 @@ from inception3.errors import Inception3Error
 from inception3.files import printable, what_is_at, write_text_atomic
 from inception3.model import InceptionV3
 from inception3.run.checkpoint import (
-    Checkpoint,
     check_step,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
 )
 from inception3.run.layout import config_path, retired_config_path
+from inception3.run.record import Checkpoint
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.options import config_to_toml, flat_config
 

@@ -1,13 +1,14 @@
 """inception3's own weights: a training checkpoint (`run/checkpoint.py`) or a safetensors export.
 
 A checkpoint is a PyTorch file whose "format" field is `run.checkpoint.FORMAT`; its content is read
-by its record, `run.checkpoint.Checkpoint`. An export (`inception3 export --format safetensors`) carries its
+by its record, `run.record.Checkpoint`. An export (`inception3 export --format safetensors`) carries its
 config and meta in the safetensors metadata (`weights/safetensors.py`).
 """
 
 from __future__ import annotations
 
-from inception3.run.checkpoint import FORMAT, Checkpoint
+from inception3.run.checkpoint import FORMAT
+from inception3.run.record import Checkpoint
 from inception3.weights import safetensors
 from inception3.weights.file import ReadOptions, WeightsFile
 from inception3.weights.meta import Weights, WeightsMeta
@@ -34,7 +35,7 @@ def read(file: WeightsFile, options: ReadOptions) -> Weights:
 
 
 def from_checkpoint(state: dict, use_ema: bool) -> Weights:
-    """The weights, config and meta of a checkpoint's content, as `run.checkpoint.Checkpoint` reads it."""
+    """The weights, config and meta of a checkpoint's content, as `run.record.Checkpoint` reads it."""
     saved = Checkpoint.from_state(state)
     weights, averaged = saved.weights(use_ema)
     meta = WeightsMeta(
