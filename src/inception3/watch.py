@@ -55,7 +55,7 @@ def write_result(run_dir: Path, result: EvalResult, *, same_file: bool = False) 
     )
     if found is not None:
         return found
-    from inception3.train.summaries import EventFile  # written in this thread: a full disk is one line
+    from inception3.run.events import EventFile  # written in this thread: a full disk is one line
 
     with EventFile(layout.eval_dir(run_dir)) as writer:
         prefix = f"eval/{result.split}"
