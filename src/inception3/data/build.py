@@ -22,7 +22,7 @@ from pathlib import Path
 
 from inception3.config import BUILD_SHUFFLE_SEED, BuildConfig
 from inception3.data.boxes import read_bounding_boxes
-from inception3.data.build_folder import STATE_DIR, check_output, locked, remove_partial_writes
+from inception3.data.build_folder import STATE_DIR, is_built_already, locked, remove_partial_writes
 from inception3.data.meta import (
     DATASET_JSON,
     folder_classes,
@@ -157,7 +157,7 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     output_dir.mkdir(parents=True, exist_ok=True)
     with locked(output_dir):  # from here on the folder is this build's alone
         state_dir = output_dir / STATE_DIR
-        complete = check_output(output_dir, state_dir, fingerprint)
+        complete = is_built_already(output_dir, state_dir, fingerprint)
         remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
         if complete:
             shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up

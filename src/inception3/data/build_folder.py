@@ -59,7 +59,7 @@ def locked(output_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def check_output(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
+def is_built_already(output_dir: Path, state_dir: Path, fingerprint: str) -> bool:
     """True when this exact build is already complete; an unfinished one of the same plan is resumed.
 
     Raises Inception3Error rather than mix with, or overwrite, another build's files.
