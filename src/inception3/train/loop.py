@@ -257,6 +257,7 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
                 ctx.rank,
                 cfg,
                 keep_inputs=summary_step,
+                num_classes=plan.model.num_classes,
             )
         ema.update(model, step)
         non_finite |= ~torch.isfinite(result.total)
