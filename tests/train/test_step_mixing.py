@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
 import torch
 from conftest import tiny_config
 
 from inception3.model import InceptionOutputs, InceptionV3, parameter_groups
+from inception3.train.loop import train
 from inception3.train.optim import build_optimizer
 from inception3.train.step import inception_loss, train_step
 
@@ -68,3 +76,20 @@ def test_a_mixing_step_with_accumulation_repeats_exactly() -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     loss_plain, _ = _step(3, grad_accum=2)
     assert loss_plain != loss_a  # the batch was mixed
+
+
+@pytest.mark.parametrize("balance", ["loss", "sampler"])
+def test_training_mixes_and_balances_classes_counted_by_the_build_or_read_from_old_shards(
+    balance: str, shards: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old"  # a dataset built before class counts were recorded: the labels are read
+    shutil.copytree(shards, old)
+    document = json.loads((old / "dataset.json").read_text())
+    del document["splits"]["train"]["class_counts"]
+    (old / "dataset.json").write_text(json.dumps(document))
+    for data in (shards, old):
+        out = io.StringIO()
+        cfg = tiny_config(max_steps=2, class_balance=balance, mixup_alpha=0.2, cutmix_alpha=1.0)
+        result = train(cfg, data, tmp_path / f"run-{data.name}", out=out)
+        assert math.isfinite(result.loss)
+        assert f"class_balance {balance}: 5 classes of 8 to 8 training records" in out.getvalue()
