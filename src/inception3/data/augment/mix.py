@@ -82,12 +82,14 @@ def mix_batch(
     """
     batch, _, height, width = images.shape
     draws = draw_mixing(batch, height, width, cfg, rng)
+    one_hot = F.one_hot(labels, num_classes).to(torch.float32)
+    if (draws.lam == 1).all():  # nothing mixed this step (mix_prob): the batch as it came
+        return images, one_hot
     host = torch.from_numpy(np.concatenate([draws.lam[:, None], draws.cutmix[:, None], draws.box], axis=1))
     if images.device.type == "cuda":  # page-locked, so the copy queues without waiting for the device
         host = host.pin_memory()
     params = host.to(images.device, non_blocking=True)  # one copy: [B, 6] float64
     lam, cutmix, box = params[:, 0], params[:, 1].bool(), params[:, 2:].long()
-    flipped = images.flip(0)
     rows = torch.arange(height, device=images.device)[None, :, None]
     cols = torch.arange(width, device=images.device)[None, None, :]
     inside = (
@@ -96,10 +98,11 @@ def mix_batch(
         & (cols >= box[:, 2, None, None])
         & (cols < box[:, 3, None, None])
     )  # B x H x W, empty for images that are not CutMix
-    weight = torch.where(cutmix, 1.0, lam).to(images.dtype)[:, None, None, None]
-    blended = images * weight + flipped * (1 - weight)
-    mixed = torch.where(inside[:, None], flipped, blended)
-    one_hot = F.one_hot(labels, num_classes).to(torch.float32)
+    # The partner's share of each pixel: 1 inside a CutMix box, 1 − λ for mixup, else 0; one lerp
+    # mixes the batch, and torch.lerp gives its ends exactly at shares 0 and 1.
+    blend = torch.where(cutmix, 0.0, 1.0 - lam).to(images.dtype)[:, None, None]
+    share = torch.where(inside, torch.ones((), dtype=images.dtype, device=images.device), blend)
+    mixed = torch.lerp(images, images.flip(0), share[:, None])
     lam32 = lam.to(torch.float32)[:, None]
     targets = one_hot * lam32 + one_hot.flip(0) * (1 - lam32)
     return mixed, targets
