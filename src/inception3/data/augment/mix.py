@@ -48,9 +48,9 @@ class MixDraws:
 def draw_mixing(batch: int, height: int, width: int, cfg: TrainConfig, rng: np.random.Generator) -> MixDraws:
     """The mixing parameters of a batch of `batch` images of height × width pixels.
 
-    The numbers are drawn in a fixed order and count for a given batch size and mode (apply,
-    switch, mixup λ, CutMix λ, box centre row, box centre column), whatever is on, so that a
-    draw's meaning never depends on another's value.
+    The numbers are drawn in a fixed order and count for a given config and batch size (apply,
+    switch, mixup λ, CutMix λ, box centre row, box centre column; a λ only where its alpha is on),
+    so that which number means what never depends on another's value.
     """
     n = batch if cfg.mix_mode == "elem" else 1
     apply = rng.random(n) < cfg.mix_prob
