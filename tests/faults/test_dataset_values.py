@@ -138,6 +138,7 @@ def test_counts_the_shards_do_not_hold_are_refused_by_train_eval_and_inspect(
     def inflate(document: dict) -> None:
         document["splits"]["train"]["shards"]["train-00000-of-00002"] = 10**9 - 10
         document["splits"]["train"]["records"] = 10**9
+        document["splits"]["train"]["class_counts"][0] += 10**9 - 20  # every count agrees with the others
 
     data = _edited(shards, tmp_path, inflate)
     line = refused(capsys, train_args(data, tmp_path / "run", max_steps=1))

@@ -88,6 +88,19 @@ LABEL_OFFSET_TF = 1  # [build] label index 0 is the unused background class
 BUILD_SHUFFLE_SEED = 12345  # [build] random.seed(12345) before shuffling the file list
 REENCODE_JPEG_QUALITY = 100  # [build] ImageCoder: tf.image.encode_jpeg(quality=100) for PNG/CMYK
 
+# --- mixing and class balance (data/augment/mix.py, data/dataset.py, train/step.py) ----------------
+# Off by default: the original recipe mixes nothing. The defaults of the other keys are timm's
+# (pytorch-image-models train.py: --mixup 0, --cutmix 0, --mixup-prob 1.0, --mixup-switch-prob 0.5,
+# --mixup-mode batch; timm/data/mixup.py Mixup(correct_lam=True)). torchvision's references
+# (references/classification/README.md, the ResNet/ViT/ConvNeXt recipes) train with
+# --mixup-alpha 0.2 --cutmix-alpha 1.0, one of the two per batch (RandomChoice: switch 0.5).
+MIXUP_ALPHA = 0.0  # timm train.py --mixup; mixup is on when above 0
+CUTMIX_ALPHA = 0.0  # timm train.py --cutmix; CutMix is on when above 0
+MIX_PROB = 1.0  # timm train.py --mixup-prob: the chance a batch (or image) is mixed at all
+MIX_SWITCH_PROB = 0.5  # timm train.py --mixup-switch-prob: CutMix instead of mixup, when both are on
+TORCHVISION_MIXUP_ALPHA = 0.2  # torchvision references/classification: --mixup-alpha 0.2
+TORCHVISION_CUTMIX_ALPHA = 1.0  # torchvision references/classification: --cutmix-alpha 1.0
+
 # --- logging and evaluation ----------------------------------------------------------------
 LOG_EVERY_STEPS = 10  # [train] `if step % 10 == 0`: the loss line
 SUMMARY_EVERY_STEPS = 100  # [train] `if step % 100 == 0`: summaries

@@ -21,6 +21,7 @@ from inception3.config.recipe import (
     BATCH_NORM_ZERO_DEBIAS,
     BATCH_SIZE,
     CHECKPOINT_EVERY_STEPS,
+    CUTMIX_ALPHA,
     DEPTH_MULTIPLIER,
     DROPOUT_KEEP_PROB,
     FLOAT32_MAX,
@@ -40,6 +41,9 @@ from inception3.config.recipe import (
     MIN_DEPTH,
     MIN_IMAGE_SIZE,
     MIN_OBJECT_COVERED,
+    MIX_PROB,
+    MIX_SWITCH_PROB,
+    MIXUP_ALPHA,
     MOVING_AVERAGE_DECAY,
     NUM_CLASSES,
     NUM_EPOCHS_PER_DECAY,
@@ -133,6 +137,9 @@ Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the
 Precision = Literal["auto", "fp32", "bf16"]  # "bf16": autocast; "auto": bf16 where CUDA has it, else fp32
 Optimizer = Literal["rmsprop", "sgd"]  # RMSProp with TensorFlow's semantics, or momentum SGD
 Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
+MixMode = Literal["batch", "elem"]  # one mixing draw per batch, or one per image (timm's mode)
+# "sampler": every class drawn equally often per epoch; "loss": inverse-frequency class weights
+ClassBalance = Literal["none", "sampler", "loss"]
 # How eval and predict turn a decoded image into the network's input (data/preprocess.py)
 EvalPreprocessing = Literal["inception", "inception-tf2", "torchvision", "timm", "keras"]
 EVAL_PREPROCESSINGS: tuple[str, ...] = typing.get_args(EvalPreprocessing)
@@ -224,6 +231,19 @@ class TrainConfig:
         at_least=0.0,
         at_most=FLOAT32_MAX,
     )
+    # mixing (mixup, CutMix) and class balance
+    mixup_alpha: float = knob(
+        MIXUP_ALPHA, "mixup's Beta(α, α) for the mixing weight; 0: no mixup", at_least=0.0
+    )
+    cutmix_alpha: float = knob(
+        CUTMIX_ALPHA, "CutMix's Beta(α, α) for the pasted area; 0: no CutMix", at_least=0.0
+    )
+    mix_prob: float = knob(MIX_PROB, "a probability: a batch (or image) is mixed", at_least=0.0, at_most=1.0)
+    mix_switch_prob: float = knob(
+        MIX_SWITCH_PROB, "a probability: CutMix instead of mixup when both are on", at_least=0.0, at_most=1.0
+    )
+    mix_mode: MixMode = knob("batch", "one mixing draw per batch, or per image")
+    class_balance: ClassBalance = knob("none", "how rare classes are made to count as much as common ones")
     # optimizer: "rmsprop" (TensorFlow semantics) or "sgd" (momentum)
     optimizer: Optimizer = knob("rmsprop", "the optimizer")
     rmsprop_decay: float = knob(

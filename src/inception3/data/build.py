@@ -194,6 +194,7 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             label_offset,
             names,
             results,
+            splits,
             {
                 "fingerprint": fingerprint,
                 "train_dir": printable(train_dir),
@@ -217,14 +218,22 @@ def _record_build(
     label_offset: int,
     names: dict[str, list[str]],
     results: dict[str, ShardResult],
+    files: dict[str, list[tuple[str, int, str]]],
     build: dict,
 ) -> BuildReport:
-    """Record the finished build in dataset.json, with every converted and skipped file."""
+    """Record the finished build in dataset.json, with every converted and skipped file, and each
+    split's records per class (its planned `files` less those skipped: class balance's counts)."""
     meta_splits, converted, skipped = {}, [], []
     for split, split_names in names.items():
         shard_results = [results[name] for name in split_names]
+        left_out = {str(s[0]) for r in shard_results for s in r.skipped}
+        class_counts = [0] * len(class_names)
+        for file, label, _ in files[split]:
+            if file not in left_out:
+                class_counts[label - label_offset] += 1
         meta_splits[split] = {
             "shards": {r.name: r.records for r in shard_results},
+            "class_counts": class_counts,
             "bounding_boxes": sum(r.boxes for r in shard_results),
             "image_height": _stats([h for r in shard_results for h in r.heights]),
             "image_width": _stats([w for r in shard_results for w in r.widths]),

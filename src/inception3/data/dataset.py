@@ -10,7 +10,9 @@ original's `min_queue_examples`) is simulated on record numbers, so that a run c
 position and every worker count gives the same sequence. The epochs follow one another as one
 stream, cut into global batches; each rank reads its slice of every global batch. The records a
 run has consumed are therefore a prefix of that stream whatever the number of ranks, and a run
-checkpointed on N ranks continues on M with nothing repeated or skipped.
+checkpointed on N ranks continues on M with nothing repeated or skipped. With class balance
+(`balance.py`), each epoch's order is instead drawn class by class from the records' labels
+(`record_labels`), the same way a pure function of (seed, epoch).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from inception3.config import SHUFFLE_BUFFER
+from inception3.data.balance import balanced_order
 from inception3.data.example import ImageRecord, MalformedExampleError
 from inception3.data.meta import DATASET_JSON, DatasetInfo, list_images, split_shards
 from inception3.data.records import CorruptRecordError, RecordFile, corrupt_record
@@ -152,6 +155,25 @@ def open_split(info: DatasetInfo, split: str, *, skip_corrupt: bool = False) -> 
     return SplitRecords(info, split, skip_corrupt=skip_corrupt)
 
 
+def record_labels(records: SplitRecords | FolderRecords, *, skip_corrupt: bool = False) -> np.ndarray:
+    """Each record's 0-based label (int64 [N]), for class balance; -1 for one `skip_corrupt` leaves out.
+
+    An image folder's labels are its class folders'; shards hold theirs inside the records, so this
+    reads every record of the split once (as much as one epoch's reading, without the decoding).
+    """
+    if isinstance(records, FolderRecords):
+        return np.array([label for _, label in records.files], dtype=np.int64)
+    labels = np.empty(len(records), dtype=np.int64)
+    for record in range(len(records)):
+        try:
+            labels[record] = records.read(record)[1]
+        except CorruptRecordError:
+            if not skip_corrupt:
+                raise
+            labels[record] = -1
+    return labels
+
+
 def epoch_order(
     shard_sizes: np.ndarray, seed: int, epoch: int, shuffle_buffer: int = SHUFFLE_BUFFER
 ) -> np.ndarray:
@@ -177,14 +199,22 @@ def epoch_order(
 
 
 def train_batches(
-    shard_sizes: np.ndarray, seed: int, rank: int, world_size: int, batch_size: int, position: int = 0
+    shard_sizes: np.ndarray,
+    seed: int,
+    rank: int,
+    world_size: int,
+    batch_size: int,
+    position: int = 0,
+    *,
+    labels: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """This rank's training records, `batch_size` at a time, endlessly, from global record `position` on.
 
     Global batch k is records k·B .. (k+1)·B − 1 of the stream of epochs (B = batch_size ×
     world_size; a batch runs on across an epoch boundary), and rank r reads its r-th slice. Yields
     (record numbers, the epoch each was drawn in); `position`, the records all ranks have consumed,
-    is all a resumed run needs, for any number of ranks.
+    is all a resumed run needs, for any number of ranks. `labels` (`record_labels`): each epoch's
+    order is class-balanced (`balance.balanced_order`) instead of shuffled.
     """
     total = int(shard_sizes.sum())
     global_batch = batch_size * world_size
@@ -196,7 +226,11 @@ def train_batches(
         records = np.empty(batch_size, dtype=np.int64)
         for epoch in np.unique(epochs).tolist():  # one epoch, or two where the batch crosses a boundary
             if epoch not in orders:  # once per epoch: the order of ImageNet's 1.28M records takes seconds
-                orders[epoch] = epoch_order(shard_sizes, seed, epoch)
+                orders[epoch] = (
+                    epoch_order(shard_sizes, seed, epoch)
+                    if labels is None
+                    else balanced_order(labels, seed, epoch)
+                )
             records[epochs == epoch] = orders[epoch][numbers[epochs == epoch] % total]
         for old in [e for e in orders if e < int(epochs[0])]:
             del orders[old]

@@ -20,7 +20,14 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from inception3.config import DEFAULT_EVAL_PREPROCESSING, AugmentConfig
 from inception3.data.crop import crop_and_resize, sample_distorted_box
-from inception3.data.dataset import FolderRecords, SplitRecords, eval_records, open_split, train_batches
+from inception3.data.dataset import (
+    FolderRecords,
+    SplitRecords,
+    eval_records,
+    open_split,
+    record_labels,
+    train_batches,
+)
 from inception3.data.decode import DECODE_ERRORS, image_size
 from inception3.data.meta import DatasetInfo
 from inception3.data.preprocess import decode, get_preprocessing, prepare
@@ -151,6 +158,8 @@ class TrainLoader:
     `skip_corrupt`, corrupt records are left out of their batch (which is then shorter) and counted
     in `skipped_records`, as are the records after a damaged header in a shard, which cannot be found.
     The random crop follows `augment` (its `crop_*` settings); the device-side ops are the trainer's.
+    `balance_classes`: every class drawn equally often in each epoch (`balance.py`); the records'
+    labels are read once, here (`labels`).
     """
 
     def __init__(
@@ -166,6 +175,7 @@ class TrainLoader:
         num_workers: int = 2,
         skip_corrupt: bool = False,
         augment: AugmentConfig = _ORIGINAL,
+        balance_classes: bool = False,
     ) -> None:
         _check_rank(rank, world_size, batch_size)
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
@@ -184,6 +194,9 @@ class TrainLoader:
             skip_corrupt=skip_corrupt,
             augment=augment,
         )
+        self.labels = record_labels(self.records, skip_corrupt=skip_corrupt) if balance_classes else None
+        if self.labels is not None and not (self.labels >= 0).any():
+            raise Inception3Error(f"{info.data_dir}: no '{split}' record could be read for its label")
         self.position = 0  # records all ranks have consumed: the stream's prefix (dataset.train_batches)
         # Records lost to damaged shard headers are left out of every epoch; counted once here.
         self.skipped_records = self.records.lost_records
@@ -234,6 +247,7 @@ class TrainLoader:
                 self.world_size,
                 self.batch_size,
                 position,
+                labels=self.labels,
             )
         )
         for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers, pin_memory):

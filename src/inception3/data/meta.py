@@ -42,6 +42,9 @@ class DatasetInfo:
     shard_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
     # For an image folder read without shards: each split's folder of class folders.
     folders: dict[str, Path] = field(default_factory=dict)
+    # Records per class of each split, index = 0-based label, as dataset.json records them (builds
+    # since class balance came); empty when it is not known.
+    class_counts: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -241,8 +244,9 @@ def write_dataset_json(
 ) -> None:
     """Write `output_dir/dataset.json` atomically.
 
-    `splits` holds, per split, its records per shard under "shards" and any figures worth keeping
-    beside them (box counts, image sizes); `build` is the build's own record, kept as given.
+    `splits` holds, per split, its records per shard under "shards", optionally its records per
+    class under "class_counts", and any figures worth keeping beside them (box counts, image
+    sizes); `build` is the build's own record, kept as given.
     """
     document = {
         "format": _FORMAT,
@@ -278,13 +282,19 @@ def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
             split: {str(name): int(n) for name, n in entry.get("shards", {}).items()}
             for split, entry in document["splits"].items()
         }
+        counts = {
+            split: tuple(int(n) for n in entry["class_counts"])
+            for split, entry in document["splits"].items()
+            if "class_counts" in entry
+        }
         build = dict(document.get("build", {}))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:  # deep nesting
         raise Inception3Error(
             f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
             "`inception3 build` or delete it and pass --label-offset"
         ) from error
-    return DatasetRecord(DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards), build)
+    info = DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards, class_counts=counts)
+    return DatasetRecord(info, build)
 
 
 def _count(value: object, where: str, path: Path) -> int:
@@ -327,6 +337,24 @@ def check_dataset_json(document: dict, path: Path) -> None:
                 f"{path}: splits.{split}.records is {records}, but its shards' counts add up to "
                 f"{sum(counts)}; the file was edited or damaged: rebuild with `inception3 build`"
             )
+        if "class_counts" in entry:
+            _check_class_counts(entry["class_counts"], len(document["class_names"]), records, split, path)
+
+
+def _check_class_counts(counts: object, num_classes: int, records: int, split: str, path: Path) -> None:
+    """A split's records per class: one count per class, adding up to the split's records."""
+    where = f"splits.{split}.class_counts"
+    if not isinstance(counts, list) or len(counts) != num_classes:
+        raise Inception3Error(
+            f"{path}: {where} must list one count per class ({num_classes}); the file was edited or "
+            "damaged: rebuild with `inception3 build`"
+        )
+    total = sum(_count(n, where, path) for n in counts)
+    if total != records:
+        raise Inception3Error(
+            f"{path}: {where} add up to {total}, but the split holds {records} records; the file "
+            "was edited or damaged: rebuild with `inception3 build`"
+        )
 
 
 def _from_json(info: DatasetInfo, label_offset: int | None, num_classes: int | None) -> DatasetInfo:

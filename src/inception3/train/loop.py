@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+import numpy as np
 import torch
 
 from inception3.config import TrainConfig
 from inception3.data import Batch, TrainLoader, synthetic_batches
+from inception3.data.balance import class_weights
+from inception3.data.dataset import record_labels
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.run import distributed as dist
@@ -136,6 +139,7 @@ def train(
 
             # Model, moving averages, optimizer and data order: fresh, from --init-from, or as checkpointed.
             state = _build(plan, ctx, say)
+            weights = _class_balance(plan, state.loader, ctx.device, say)
             if plan.resumed is not None:
                 resume.restore(state, plan.resumed, force=plan.force)
                 say(f"resuming from {plan.resumed.path} at step {plan.start_step}")
@@ -152,7 +156,7 @@ def train(
             stop.install()
             held.callback(stop.restore)
 
-            run = _Run(plan, ctx, state, summaries, say)
+            run = _Run(plan, ctx, state, summaries, say, weights)
             step, totals = _loop(run, stop, bar)
             return _finish(run, step, totals)
     finally:
@@ -204,8 +208,35 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
         num_workers=cfg.num_workers,
         skip_corrupt=cfg.skip_corrupt,
         augment=cfg.augment,
+        balance_classes=cfg.class_balance == "sampler",
     )
     return resume.Resumable(model, ema, optimizer, loader)
+
+
+def _class_balance(
+    plan: RunPlan, loader: TrainLoader, device: torch.device, say: Callable[[str], None]
+) -> torch.Tensor | None:
+    """The classes' training records, said once when `class_balance` is on; the loss's class weights
+    (data/balance.py) on the device for class_balance=loss, else None."""
+    balance = plan.cfg.class_balance
+    if balance == "none":
+        return None
+    recorded = plan.data.class_counts.get("train")
+    if recorded is not None:
+        counts = np.array(recorded, dtype=np.int64)
+    else:  # an older build, TensorFlow's shards: the labels are in the records (the sampler read them)
+        labels = loader.labels
+        if labels is None:
+            labels = record_labels(loader.records, skip_corrupt=True)
+        counts = np.bincount(labels[labels >= 0], minlength=plan.data.num_classes)
+    counts = np.pad(counts, (0, plan.model.num_classes - len(counts)))  # logits beyond the dataset's
+    empty = int((counts == 0).sum())
+    say(
+        f"class_balance {balance}: {len(counts) - empty} classes of {counts[counts > 0].min()} to "
+        f"{counts.max()} training records"
+        + (f"; {empty} class(es) without training records left out" if empty else "")
+    )
+    return torch.from_numpy(class_weights(counts)).to(device) if balance == "loss" else None
 
 
 @dataclass(frozen=True)
@@ -217,6 +248,7 @@ class _Run:
     state: resume.Resumable  # what a checkpoint holds: model, moving averages, optimizer, data position
     summaries: Summaries
     say: Callable[[str], None]
+    class_weights: torch.Tensor | None = None  # the loss's, for class_balance=loss
 
     def save(self, step: int, *, final: bool = False, mark: bool = False) -> Path:
         """Rank 0: the checkpoint of `step`, written from the live objects as they are now."""
@@ -257,6 +289,8 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
                 ctx.rank,
                 cfg,
                 keep_inputs=summary_step,
+                num_classes=plan.model.num_classes,
+                class_weights=run.class_weights,
             )
         ema.update(model, step)
         non_finite |= ~torch.isfinite(result.total)

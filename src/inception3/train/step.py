@@ -1,8 +1,8 @@
 """One training step: augment on the device, forward, the original's loss, backward, update.
 
-Every random draw of a step (the colour distortion and flips, the dropout masks) comes from
-seeds derived from (seed, step, rank), so a resumed run repeats the very same step and ranks
-draw differently from one another.
+Every random draw of a step (the colour distortion and flips, the dropout masks, the mixing)
+comes from seeds derived from (seed, step, rank), so a resumed run repeats the very same step and
+ranks draw differently from one another.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from torch import nn
 
 from inception3.config import TrainConfig
 from inception3.data.augment import build_pipeline
+from inception3.data.augment.mix import mix_batch, mixing_on
 from inception3.model import InceptionOutputs
 
-AUGMENT_STREAM, DROPOUT_STREAM = 0, 1
+AUGMENT_STREAM, DROPOUT_STREAM, MIX_STREAM = 0, 1, 2
 LOSSES = ("total", "cross_entropy", "aux")  # StepResult's losses, in the order inception_loss returns them
 
 
@@ -43,22 +44,38 @@ class StepResult:
 
 
 def inception_loss(
-    outputs: torch.Tensor | InceptionOutputs, labels: torch.Tensor, cfg: TrainConfig
+    outputs: torch.Tensor | InceptionOutputs,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    class_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Softmax cross entropy with label smoothing on the logits, plus the weighted aux head's.
 
     TF's `label_smoothing` (one-hot · (1 − ε) + ε / K) is PyTorch's; losses are in float32
     even under bf16 autocast. Returns (total, cross_entropy, aux); aux is 0 without the head.
+    `labels`: int64 [B] class indices, or float [B, K] probability targets (mixing), smoothed the
+    same way: t · (1 − ε) + ε / K. `class_weights` [K] (class_balance=loss): each image's loss is
+    weighted by its target's class weight (Σ_k t_k·w_k for soft targets) and the batch's mean taken.
     """
     if isinstance(outputs, InceptionOutputs):
         logits, aux_logits = outputs
     else:
         logits, aux_logits = outputs, None
-    main = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    main = _cross_entropy(logits, labels, cfg.label_smoothing, class_weights)
     if aux_logits is None:
         return main, main, torch.zeros_like(main)
-    aux = F.cross_entropy(aux_logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    aux = _cross_entropy(aux_logits, labels, cfg.label_smoothing, class_weights)
     return main + cfg.aux_loss_weight * aux, main, aux
+
+
+def _cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, smoothing: float, class_weights: torch.Tensor | None
+) -> torch.Tensor:
+    if class_weights is None:
+        return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+    losses = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing, reduction="none")
+    weights = class_weights[labels] if labels.dim() == 1 else labels.float() @ class_weights
+    return (losses * weights).mean()
 
 
 def train_step(
@@ -71,10 +88,14 @@ def train_step(
     cfg: TrainConfig,
     *,
     keep_inputs: bool = False,
+    num_classes: int | None = None,
+    class_weights: torch.Tensor | None = None,
 ) -> StepResult:
     """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
 
     `keep_inputs`: also return the distorted batch (for the input-image summary).
+    `num_classes`: the logits' count, which mixing (`mixup_alpha`, `cutmix_alpha`) needs for its
+    targets; the whole batch is mixed before it is split. `class_weights`: see `inception_loss`.
     The batch is split into `cfg.grad_accum` micro-batches whose gradients add up (DDP
     synchronises only on the last), each loss scaled so the sum is the batch mean.
     """
@@ -83,19 +104,25 @@ def train_step(
     generator.manual_seed(step_seed(cfg.seed, step, rank, AUGMENT_STREAM))
     torch.manual_seed(step_seed(cfg.seed, step, rank, DROPOUT_STREAM))
     x = build_pipeline(cfg.augment)(images, generator)
+    targets = labels
+    if mixing_on(cfg):
+        if num_classes is None:
+            raise ValueError("mixing needs num_classes for its targets")
+        rng = np.random.default_rng(step_seed(cfg.seed, step, rank, MIX_STREAM))
+        x, targets = mix_batch(x, labels, num_classes, cfg, rng)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
     parts = cfg.grad_accum
     sums = torch.zeros(len(LOSSES), device=device)
-    for i, (xi, yi) in enumerate(zip(x.chunk(parts), labels.chunk(parts), strict=True)):
+    for i, (xi, yi) in enumerate(zip(x.chunk(parts), targets.chunk(parts), strict=True)):
         last = i == parts - 1
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         weight = yi.shape[0] / labels.shape[0]
         with sync:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 outputs = model(xi)
-            total, main, aux = inception_loss(outputs, yi, cfg)
+            total, main, aux = inception_loss(outputs, yi, cfg, class_weights)
             (total * weight).backward()
         sums += torch.stack([total, main, aux]).detach() * weight
     optimizer.step()

@@ -2,7 +2,8 @@
 
 `ops` holds the ops (the original's flip and colour distortion, and the scaling to [-1, 1] that
 evaluation uses alone), `color` the HSV kernel, `pipeline` the registry and the pipeline that draws
-each op's random numbers. They run where the batch is, on the accelerator when there is one, so the
+each op's random numbers, and `mix` mixup and CutMix (images with their labels, after the ops).
+They run where the batch is, on the accelerator when there is one, so the
 loader's CPU workers only decode and crop (`crop.py`).
 """
 
