@@ -24,7 +24,9 @@ from inception3.config import (
 )
 from inception3.data.augment.color import adjust_saturation_hue_
 
-Draws = Mapping[str, torch.Tensor]  # an op's named per-image uniform draws, float64 [B] each
+# An op's named per-image uniform draws, float64 [B] each; for an op that declares noise, also
+# "noise", standard normal float32 of the batch's shape.
+Draws = Mapping[str, torch.Tensor]
 
 _CPU_CHUNK = 1  # images done at a time on a CPU: the scratch planes stay in cache
 
