@@ -96,8 +96,8 @@ NUM_MAGNITUDE_BINS = 31  # [tv-aa] num_magnitude_bins=31: TrivialAugmentWide dra
 # (op, top of its range, signed: a random sign per image) in torchvision's order; the op's magnitude
 # is top × fraction. Units: shear tan(angle); translate a fraction of the image's side (RandAugment:
 # 150 / 331 × width) or pixels (TrivialAugmentWide: 32); rotate degrees; brightness, color, contrast,
-# sharpness the blend factor 1 + magnitude; posterize bits taken off 8 (rounded); solarize the
-# threshold's fall from 255, as a fraction. NEAREST interpolation and fill 0 ([tv-aa] defaults).
+# sharpness the blend factor 1 + magnitude; posterize keeps round(8 - magnitude) bits; solarize
+# inverts pixels at or above 255 × (1 - magnitude). NEAREST interpolation, fill 0 ([tv-aa] defaults).
 RANDAUGMENT_SPACE = (  # [tv-aa] RandAugment._AUGMENTATION_SPACE
     ("identity", 0.0, False),
     ("shear_x", 0.3, True),

@@ -51,6 +51,10 @@ def op_magnitudes(
         if translate_of_side:
             top *= width if name == "translate_x" else height if name == "translate_y" else 1.0
         magnitude = top * fraction
+        if name == "posterize":  # the bits kept
+            magnitude = torch.round(8.0 - magnitude)
+        elif name == "solarize":  # the threshold, as a fraction of 255
+            magnitude = 1.0 - magnitude
         rows.append(torch.where(negative, -magnitude, magnitude) if signed else magnitude)
     return torch.stack(rows)
 
@@ -79,9 +83,9 @@ def apply_ops(images: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, s
         elif name in _BLENDS:
             result = _BLENDS[name](part, 1.0 + column[name])
         elif name == "posterize":
-            result = kernels.posterize(part, torch.round(8.0 - column[name]).long())
+            result = kernels.posterize(part, column[name].long())
         elif name == "solarize":
-            result = kernels.solarize(part, 255.0 * (1.0 - column[name]))
+            result = kernels.solarize(part, 255.0 * column[name])
         else:
             result = getattr(kernels, name)(part)
         out.index_copy_(0, index, result)
