@@ -6,7 +6,8 @@ their own), and returns a new batch; it never writes into the batch it was given
 take 0-255 values (uint8, or float32 from an evaluation preprocessing that does not round); ops on
 "unit" take float32 in [-1, 1], the network's input. The original's: `flip_left_right`, then
 `distort_color` (`image_processing.py`'s `distort_color`, which ends at the network's scale), or
-`scale_to_unit` alone, as evaluation does.
+`scale_to_unit` alone, as evaluation does. RandAugment and TrivialAugmentWide (`policies.py`) and
+random erasing (`erasing.py`) are ops of the same form.
 """
 
 from __future__ import annotations
