@@ -34,6 +34,7 @@ _BLENDS = {
     "contrast": kernels.adjust_contrast,
     "sharpness": kernels.adjust_sharpness,
 }
+_PLAIN = {"autocontrast": kernels.autocontrast, "equalize": kernels.equalize}  # no magnitude
 
 
 def op_magnitudes(
@@ -87,7 +88,7 @@ def apply_ops(images: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, s
         elif name == "solarize":
             result = kernels.solarize(part, 255.0 * column[name])
         else:
-            result = getattr(kernels, name)(part)
+            result = _PLAIN[name](part)
         out.index_copy_(0, index, result)
     return out
 
