@@ -45,7 +45,7 @@ def test_the_erased_area_and_odds_are_timms_pixel_mode():
 
 
 def test_the_noise_fills_one_box_per_erased_image_and_nothing_else():
-    n = 64
+    n = 32
     images = scale_to_unit(
         torch.randint(0, 256, (n, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(1))
     )
