@@ -69,7 +69,8 @@ class Pipeline:
     cfg: AugmentConfig
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 [B, 3, S, S] on any device -> float32 in [-1, 1], each op given its own draws.
+        """uint8 [B, 3, S, S] on any device -> float32 in [-1, 1], each op given its own draws
+        (random erasing's noise, as timm's, is not clipped to [-1, 1]).
 
         The draws come from `generator` (on its own device), so a run that saves and restores the
         generator repeats its augmentation exactly.
