@@ -124,3 +124,56 @@ def test_each_op_gets_its_own_columns_of_draws():
     expected = scale_to_unit(torch.where(mirrored.view(-1, 1, 1, 1), images.flip(-1), images))
     assert torch.equal(out, expected)
     assert 0 < int(mirrored.sum()) < 64
+
+
+def test_the_policy_and_erasing_keys_are_read_by_set_and_refused_in_one_line_when_out_of_range():
+    cfg = resolve_config(
+        overrides=[
+            "augment_ops=flip_left_right, randaugment, distort_color, random_erasing",
+            "randaugment_num_ops=3",
+            "randaugment_magnitude=7.5",
+            "randaugment_magnitude_std=0",
+            "erasing_prob=0.25",
+            "erasing_area_range=0.1, 0.2",
+            "erasing_aspect_range=0.5, 2",
+        ]
+    ).augment
+    assert (cfg.randaugment_num_ops, cfg.randaugment_magnitude, cfg.randaugment_magnitude_std) == (
+        3,
+        7.5,
+        0.0,
+    )
+    assert (cfg.erasing_prob, cfg.erasing_area_range, cfg.erasing_aspect_range) == (
+        0.25,
+        (0.1, 0.2),
+        (0.5, 2.0),
+    )
+    for setting, message in (
+        ("randaugment_num_ops=0", "config: randaugment_num_ops must be at least 1, got 0 (ops randaugment"),
+        (
+            "randaugment_magnitude=11",
+            "config: randaugment_magnitude must be at most 10, got 11.0 (timm's level",
+        ),
+        ("erasing_prob=1.5", "config: erasing_prob must be at most 1, got 1.5"),
+        (
+            "erasing_area_range=0.3, 0.1",
+            "config: erasing_area_range must be two fractions 0 < low <= high <= 1",
+        ),
+        (
+            "erasing_aspect_range=3, 0.3",
+            "config: erasing_aspect_range must be two ratios 0 < low <= high <= 100",
+        ),
+        ("erasing_aspect_range=0, 3", "config: erasing_aspect_range must be 2 numbers, each in (0, 100]"),
+    ):
+        with pytest.raises(Inception3Error) as refused:
+            resolve_config(overrides=[setting])
+        assert str(refused.value).startswith(message) and "\n" not in str(refused.value), str(refused.value)
+
+
+def test_the_policies_work_on_pixels_and_erasing_on_the_networks_scale():
+    with pytest.raises(
+        Inception3Error, match="randaugment works on 0-255 pixels and must come before distort_color"
+    ):
+        build_pipeline(AugmentConfig(augment_ops=("distort_color", "randaugment")))
+    ops = build_pipeline(AugmentConfig(augment_ops=("trivialaugment", "random_erasing"))).ops
+    assert [op.apply.__name__ for op in ops] == ["trivialaugment", "scale_to_unit_op", "random_erasing"]

@@ -45,6 +45,8 @@ BASE = {
 }
 # Refused only once the file is read, after the run directory exists.
 CHECKED_LATER = {"init_from"}
+# Keys read only by an augmentation op: their runs put the op in augment_ops, so the value is used.
+OP_OF_KEYS = {"randaugment_": "randaugment", "erasing_": "random_erasing"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def _extremes() -> list[tuple[str, object]]:
             inside.append(row.below - 1 if is_int else math.nextafter(row.below, -math.inf))
         for edge in filter(lambda v: v is not None, inside):
             value = int(edge) if is_int else float(edge)
-            cases.append((key, [value, value] if key == "crop_area_range" else value))
+            cases.append((key, [value, value] if HINTS[key] == tuple[float, float] else value))
     return cases
 
 
@@ -172,6 +174,9 @@ def _train_with(key: str, value: object, as_toml: bool, shards: Path, run: Path,
 
 def _check_train_with(key: str, value: object, as_toml: bool, shards: Path, run: Path, capsys) -> str:
     extra = {"compile": True} if key == "compile_backend" else {}  # the backend is read when compiling
+    for prefix, op in OP_OF_KEYS.items():
+        if key.startswith(prefix):
+            extra["augment_ops"] = [op]
     argv = ["train", "--data-dir", str(shards), "--train-dir", str(run), "--preset", "tiny"]
     if as_toml:
         toml = run.with_suffix(".toml")

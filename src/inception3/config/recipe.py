@@ -81,6 +81,66 @@ EVAL_CENTRAL_FRACTION = 0.875  # [imgp] eval_image: central_crop(0.875)
 INPUT_QUEUE_MEMORY_FACTOR = 16  # [imgp] shuffle buffer ~ 16 x 1024 examples
 SHUFFLE_BUFFER = 1024 * INPUT_QUEUE_MEMORY_FACTOR  # [imgp] min_queue_examples
 
+# --- RandAugment, TrivialAugment and random erasing: device ops by name (data/augment) -------------
+# Sources: [tv-aa] torchvision transforms/v2/_auto_augment.py (RandAugment, TrivialAugmentWide);
+# [timm-aa] timm data/auto_augment.py (rand_augment_transform, AugmentOp); [timm-re] timm
+# data/random_erasing.py (RandomErasing).
+# Magnitudes: timm's level m in [0, 10] is the fraction m / 10 (_LEVEL_DENOM) of each op's range,
+# torchvision's bin b of 31 the fraction b / 30; so m = b / 3 (timm's m9 is torchvision's bin 27,
+# torchvision's default RandAugment(magnitude=9) is timm's m3). Ops and ranges are torchvision's.
+RANDAUGMENT_NUM_OPS = 2  # [timm-aa] rand_augment_transform: num_layers=2; [tv-aa] RandAugment(num_ops=2)
+RANDAUGMENT_MAGNITUDE = 9.0  # [timm-aa] "rand-m9-mstd0.5": m9, out of _LEVEL_DENOM
+RANDAUGMENT_MAGNITUDE_STD = 0.5  # same: mstd0.5; AugmentOp: each op's level ~ N(m, std), clipped
+RANDAUGMENT_MAX_MAGNITUDE = 10.0  # [timm-aa] _LEVEL_DENOM: the top of the scale and of the clip
+NUM_MAGNITUDE_BINS = 31  # [tv-aa] num_magnitude_bins=31: TrivialAugmentWide draws one of these per image
+# (op, top of its range, signed: a random sign per image) in torchvision's order; the op's magnitude
+# is top × fraction. Units: shear tan(angle); translate a fraction of the image's side (RandAugment:
+# 150 / 331 × width) or pixels (TrivialAugmentWide: 32); rotate degrees; brightness, color, contrast,
+# sharpness the blend factor 1 + magnitude; posterize keeps round(8 - magnitude) bits; solarize
+# inverts pixels at or above 255 × (1 - magnitude). NEAREST interpolation, fill 0 ([tv-aa] defaults).
+RANDAUGMENT_SPACE = (  # [tv-aa] RandAugment._AUGMENTATION_SPACE
+    ("identity", 0.0, False),
+    ("shear_x", 0.3, True),
+    ("shear_y", 0.3, True),
+    ("translate_x", 150.0 / 331.0, True),
+    ("translate_y", 150.0 / 331.0, True),
+    ("rotate", 30.0, True),
+    ("brightness", 0.9, True),
+    ("color", 0.9, True),
+    ("contrast", 0.9, True),
+    ("sharpness", 0.9, True),
+    ("posterize", 4.0, False),
+    ("solarize", 1.0, False),
+    ("autocontrast", 0.0, False),
+    ("equalize", 0.0, False),
+)
+RANDAUGMENT_TRANSLATE_OF_SIDE = True  # [tv-aa] RandAugment: 150.0 / 331.0 * width (height for Y)
+TRIVIALAUGMENT_SPACE = (  # [tv-aa] TrivialAugmentWide._AUGMENTATION_SPACE
+    ("identity", 0.0, False),
+    ("shear_x", 0.99, True),
+    ("shear_y", 0.99, True),
+    ("translate_x", 32.0, True),
+    ("translate_y", 32.0, True),
+    ("rotate", 135.0, True),
+    ("brightness", 0.99, True),
+    ("color", 0.99, True),
+    ("contrast", 0.99, True),
+    ("sharpness", 0.99, True),
+    ("posterize", 6.0, False),
+    ("solarize", 1.0, False),
+    ("autocontrast", 0.0, False),
+    ("equalize", 0.0, False),
+)
+TRIVIALAUGMENT_TRANSLATE_OF_SIDE = False  # [tv-aa] TrivialAugmentWide: linspace(0.0, 32.0): pixels
+MAX_RANDAUGMENT_NUM_OPS = 10  # beyond a few ops in a row most images are noise; torchvision allows any
+# timm's AugmentOp reads an mstd above 100 as uniform sampling, which these ops do not do
+MAX_RANDAUGMENT_MAGNITUDE_STD = 100.0
+ERASING_PROB = 0.5  # [timm-re] RandomErasing(probability=0.5); timm's train script's --reprob is 0
+ERASING_AREA_RANGE = (0.02, 1.0 / 3.0)  # [timm-re] min_area=0.02, max_area=1/3, of the image's area
+ERASING_ASPECT_RANGE = (0.3, 1.0 / 0.3)  # [timm-re] min_aspect=0.3, max_aspect = 1 / min_aspect; log-uniform
+ERASING_MAX_ATTEMPTS = 10  # [timm-re] _erase: `for attempt in range(10)`, the first box that fits
+MAX_ERASING_ASPECT = 100.0  # a box 100 times wider than high is already a line at 299 px
+
 # --- dataset build -------------------------------------------------------------------------
 TRAIN_SHARDS = 1024  # [build] FLAGS.train_shards (ImageNet)
 VALIDATION_SHARDS = 128  # [build] FLAGS.validation_shards (ImageNet)

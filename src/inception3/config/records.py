@@ -24,6 +24,9 @@ from inception3.config.recipe import (
     CUTMIX_ALPHA,
     DEPTH_MULTIPLIER,
     DROPOUT_KEEP_PROB,
+    ERASING_AREA_RANGE,
+    ERASING_ASPECT_RANGE,
+    ERASING_PROB,
     FLOAT32_MAX,
     IMAGE_SIZE,
     INITIAL_LEARNING_RATE,
@@ -34,7 +37,10 @@ from inception3.config.recipe import (
     MAX_BATCH,
     MAX_CLASSES,
     MAX_DEPTH_MULTIPLIER,
+    MAX_ERASING_ASPECT,
     MAX_IMAGE_SIZE,
+    MAX_RANDAUGMENT_MAGNITUDE_STD,
+    MAX_RANDAUGMENT_NUM_OPS,
     MAX_SHARDS,
     MAX_STEPS,
     MAX_WORKERS,
@@ -47,6 +53,10 @@ from inception3.config.recipe import (
     MOVING_AVERAGE_DECAY,
     NUM_CLASSES,
     NUM_EPOCHS_PER_DECAY,
+    RANDAUGMENT_MAGNITUDE,
+    RANDAUGMENT_MAGNITUDE_STD,
+    RANDAUGMENT_MAX_MAGNITUDE,
+    RANDAUGMENT_NUM_OPS,
     RMSPROP_DECAY,
     RMSPROP_EPSILON,
     RMSPROP_MOMENTUM,
@@ -129,6 +139,39 @@ class AugmentConfig:
     )
     augment_ops: tuple[str, ...] = knob(  # names checked by the augmentation registry (data/augment)
         AUGMENT_OPS, "the device-side ops, in order, by name; written into config.toml"
+    )
+    # RandAugment, TrivialAugment and random erasing: read only when augment_ops names them
+    randaugment_num_ops: int = knob(
+        RANDAUGMENT_NUM_OPS,
+        f"ops randaugment applies to each image in a row; beyond {MAX_RANDAUGMENT_NUM_OPS} most "
+        "images are noise",
+        at_least=1,
+        at_most=MAX_RANDAUGMENT_NUM_OPS,
+    )
+    randaugment_magnitude: float = knob(
+        RANDAUGMENT_MAGNITUDE,
+        f"timm's level m: the fraction m/{RANDAUGMENT_MAX_MAGNITUDE:g} of each op's range",
+        at_least=0.0,
+        at_most=RANDAUGMENT_MAX_MAGNITUDE,
+    )
+    randaugment_magnitude_std: float = knob(
+        RANDAUGMENT_MAGNITUDE_STD,
+        "the spread of each op's level around randaugment_magnitude (timm's mstd), 0: none; "
+        f"timm reads more than {MAX_RANDAUGMENT_MAGNITUDE_STD:g} as uniform sampling, which this does not do",
+        at_least=0.0,
+        at_most=MAX_RANDAUGMENT_MAGNITUDE_STD,
+    )
+    erasing_prob: float = knob(
+        ERASING_PROB, "the fraction of images random_erasing erases a box of", at_least=0.0, at_most=1.0
+    )
+    erasing_area_range: tuple[float, float] = knob(
+        ERASING_AREA_RANGE, "the erased box's area, as fractions of the image", above=0.0, at_most=1.0
+    )
+    erasing_aspect_range: tuple[float, float] = knob(
+        ERASING_ASPECT_RANGE,
+        f"the erased box's height / width, drawn log-uniform; {MAX_ERASING_ASPECT:g} is already a line",
+        above=0.0,
+        at_most=MAX_ERASING_ASPECT,
     )
 
 
@@ -317,12 +360,14 @@ class TrainConfig:
         table (config/check.py), then the keys that must agree with each other."""
         fix = "; fix it with --set or in the --config file"
         check_fields(self, lambda key: f"config: {key}", fix)
-        low, high = self.augment.crop_area_range
-        if low > high:
-            raise Inception3Error(
-                "config: crop_area_range must be two fractions 0 < low <= high <= 1, "
-                f"got {self.augment.crop_area_range}{fix}"
-            )
+        for key, what in (
+            ("crop_area_range", "two fractions 0 < low <= high <= 1"),
+            ("erasing_area_range", "two fractions 0 < low <= high <= 1"),
+            ("erasing_aspect_range", f"two ratios 0 < low <= high <= {MAX_ERASING_ASPECT:g}"),
+        ):
+            low, high = getattr(self.augment, key)
+            if low > high:
+                raise Inception3Error(f"config: {key} must be {what}, got {getattr(self.augment, key)}{fix}")
 
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network this config trains, for a dataset of `num_classes` classes."""

@@ -6,7 +6,8 @@ their own), and returns a new batch; it never writes into the batch it was given
 take 0-255 values (uint8, or float32 from an evaluation preprocessing that does not round); ops on
 "unit" take float32 in [-1, 1], the network's input. The original's: `flip_left_right`, then
 `distort_color` (`image_processing.py`'s `distort_color`, which ends at the network's scale), or
-`scale_to_unit` alone, as evaluation does.
+`scale_to_unit` alone, as evaluation does. RandAugment and TrivialAugmentWide (`policies.py`) and
+random erasing (`erasing.py`) are ops of the same form.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from inception3.config import (
 )
 from inception3.data.augment.color import adjust_saturation_hue_
 
-Draws = Mapping[str, torch.Tensor]  # an op's named per-image uniform draws, float64 [B] each
+# An op's named per-image uniform draws, float64 [B] each; for an op that declares noise, also
+# "noise", standard normal float32 of the batch's shape.
+Draws = Mapping[str, torch.Tensor]
 
 _CPU_CHUNK = 1  # images done at a time on a CPU: the scratch planes stay in cache
 

@@ -1,11 +1,14 @@
 """The registry of augmentation ops by name, and the pipeline `AugmentConfig.augment_ops` composes.
 
-Adding an op is one function (`ops.py`), one line in `OPS` (its name, its draws, the scale it takes
-and gives) and the `AugmentConfig` fields it reads. The pipeline draws every op's random numbers in
-one call, float64 uniform [0, 1), a column per declared draw in op order, so the generator is used
-the same way whatever the ops do with their numbers. The original recipe's ops take six columns
-(flip; order, brightness, saturation, hue, contrast), the stream and order its runs have always
-drawn, so they (and runs resumed from their checkpoints) repeat their distortions bit for bit.
+Adding an op is one function (`ops.py`, `policies.py`, `erasing.py`), one line in `OPS` (its name,
+its draws, the scale it takes and gives) and the `AugmentConfig` fields it reads. The pipeline draws
+every op's random numbers in one call, float64 uniform [0, 1), a column per declared draw in op
+order, so the generator is used the same way whatever the ops do with their numbers. An op that
+fills pixels with noise (random erasing) also declares `noise`: after the columns, the pipeline
+draws one standard normal float32 tensor of the batch's shape per such op, in op order, from the
+same generator; a pipeline without one draws nothing more. The original recipe's ops take six
+columns (flip; order, brightness, saturation, hue, contrast), the stream and order its runs have
+always drawn, so they (and runs resumed from their checkpoints) repeat their distortions bit for bit.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Literal
 import torch
 
 from inception3.config import AugmentConfig
+from inception3.data.augment.erasing import erasing_draws, random_erasing
 from inception3.data.augment.ops import Draws, distort_color, flip_left_right, scale_to_unit_op
+from inception3.data.augment.policies import randaugment, randaugment_draws, trivialaugment
 from inception3.errors import Inception3Error
 
 Scale = Literal["pixels", "unit"]  # 0-255 pixels, or float32 in [-1, 1] (the network's input)
@@ -28,13 +33,20 @@ Scale = Literal["pixels", "unit"]  # 0-255 pixels, or float32 in [-1, 1] (the ne
 class Op:
     """A registered op: its function, the named draws it takes per image, and the scale of its batch.
 
-    `takes`: the scale it needs (None: either); `gives`: the scale it leaves (None: the one it took).
+    `draws`: the names, or a function of the config giving them (RandAugment draws per op in a row);
+    `takes`: the scale it needs (None: either); `gives`: the scale it leaves (None: the one it took);
+    `noise`: it also takes "noise", standard normal float32 of the batch's shape.
     """
 
     apply: Callable[[torch.Tensor, Draws, AugmentConfig], torch.Tensor]
-    draws: tuple[str, ...] = ()
+    draws: tuple[str, ...] | Callable[[AugmentConfig], tuple[str, ...]] = ()
     takes: Scale | None = None
     gives: Scale | None = None
+    noise: bool = False
+
+    def draw_names(self, cfg: AugmentConfig) -> tuple[str, ...]:
+        """The names of this op's columns of draws under `cfg`."""
+        return self.draws(cfg) if callable(self.draws) else self.draws
 
 
 OPS: dict[str, Op] = {
@@ -43,6 +55,9 @@ OPS: dict[str, Op] = {
         distort_color, ("order", "brightness", "saturation", "hue", "contrast"), takes="pixels", gives="unit"
     ),
     "scale_to_unit": Op(scale_to_unit_op, takes="pixels", gives="unit"),
+    "randaugment": Op(randaugment, randaugment_draws, takes="pixels"),
+    "trivialaugment": Op(trivialaugment, ("op", "bin", "sign"), takes="pixels"),
+    "random_erasing": Op(random_erasing, erasing_draws, takes="unit", noise=True),
 }
 
 
@@ -54,20 +69,29 @@ class Pipeline:
     cfg: AugmentConfig
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 [B, 3, S, S] on any device -> float32 in [-1, 1], each op given its own draws.
+        """uint8 [B, 3, S, S] on any device -> float32 in [-1, 1], each op given its own draws
+        (random erasing's noise, as timm's, is not clipped to [-1, 1]).
 
         The draws come from `generator` (on its own device), so a run that saves and restores the
         generator repeats its augmentation exactly.
         """
-        columns = sum(len(op.draws) for op in self.ops)
+        names = [op.draw_names(self.cfg) for op in self.ops]
         device = generator.device if generator is not None else torch.device("cpu")
-        draws = torch.rand(images.shape[0], columns, generator=generator, device=device, dtype=torch.float64)
-        draws = draws.to(images.device)
+        shape = (images.shape[0], sum(len(mine) for mine in names))
+        draws = torch.rand(shape, generator=generator, device=device, dtype=torch.float64).to(images.device)
+        noises = [
+            torch.randn(images.shape, generator=generator, device=device).to(images.device)
+            if op.noise
+            else None
+            for op in self.ops
+        ]
         x, first = images, 0
-        for op in self.ops:
-            mine = {name: draws[:, first + i] for i, name in enumerate(op.draws)}
-            first += len(op.draws)
-            x = op.apply(x, mine, self.cfg)
+        for op, mine, noise in zip(self.ops, names, noises, strict=True):
+            columns: dict[str, torch.Tensor] = {name: draws[:, first + i] for i, name in enumerate(mine)}
+            first += len(mine)
+            if noise is not None:
+                columns["noise"] = noise
+            x = op.apply(x, columns, self.cfg)
         return x
 
 
