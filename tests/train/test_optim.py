@@ -4,15 +4,20 @@ learning-rate schedules, against hand-written references."""
 from __future__ import annotations
 
 import copy
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from inception3.config import ModelConfig, TrainConfig
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
+from inception3.run.checkpoint import load_checkpoint
+from inception3.train import loop
 from inception3.train.optim import (
     RMSPropTF,
     build_optimizer,
@@ -324,3 +329,41 @@ def test_layer_decay_groups_survive_a_save_and_restore(tmp_path) -> None:
     step(restored, again)
     for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_fine_tuning_recipe_resumes_bitwise_exactly(shards: Path, tmp_path: Path, monkeypatch) -> None:
+    """AdamW with layer-wise decay (28 groups) and a cosine floor, stopped after step 2's checkpoint
+    and resumed, ends where a straight run does: weights, averages, optimizer state and groups."""
+    cfg = tiny_config(
+        optimizer="adamw",
+        layer_decay=0.7,
+        lr_schedule="cosine",
+        min_learning_rate=0.001,
+        warmup_steps=1,
+        max_steps=4,
+        checkpoint_every=2,
+    )
+    straight = loop.train(cfg, shards, tmp_path / "straight", out=io.StringIO())
+    real_step = loop.train_step
+
+    def stop_at_step_3(*args, **kwargs):
+        if args[4] == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(cfg, shards, tmp_path / "resumed", out=io.StringIO())
+    monkeypatch.undo()
+    out = io.StringIO()
+    resumed = loop.train(cfg, shards, tmp_path / "resumed", out=out)
+    assert "at step 2" in out.getvalue()
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert (
+        len(a["optimizer"]["param_groups"]) == 28
+        and a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    )
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), key
+    for i, state in a["optimizer"]["state"].items():
+        assert all(torch.equal(t, b["optimizer"]["state"][i][name]) for name, t in state.items())
