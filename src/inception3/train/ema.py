@@ -33,7 +33,11 @@ class ExponentialMovingAverage:
         rate = 1.0 - self.decay_at(step)
         floats, values, counts, counted = [], [], [], []
         # The state dict's entries by name, without `state_dict()`: it detaches each (one call apiece).
-        for key, value in (*model.named_parameters(), *model.named_buffers()):
+        every = (
+            *model.named_parameters(remove_duplicate=False),
+            *model.named_buffers(remove_duplicate=False),
+        )
+        for key, value in every:
             if key not in self.shadow:  # a buffer the state dict leaves out (persistent=False)
                 continue
             if value.is_floating_point():

@@ -88,7 +88,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     parts = cfg.grad_accum
     micro_batches = zip(x.chunk(parts), labels.chunk(parts), strict=True) if parts > 1 else [(x, labels)]
-    sums = None
+    sums: torch.Tensor | None = None  # the batch's (total, cross_entropy, aux)
     for i, (xi, yi) in enumerate(micro_batches):
         last = i == parts - 1
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
