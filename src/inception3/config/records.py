@@ -224,7 +224,8 @@ class TrainConfig:
     )
     weight_decay: float = knob(
         WEIGHT_DECAY,
-        "L2 on the weights, negative would grow them; the optimizer scales by it in float32",
+        "L2 on the weights (AdamW: decoupled decay), negative would grow them; the optimizer scales by it "
+        "in float32",
         at_least=0.0,
         at_most=FLOAT32_MAX,
     )
