@@ -62,6 +62,19 @@ MIN_BATCH_NORM_BATCH = 8
 CPU_CHANNELS_LAST = True
 MAX_STEPS = 10_000_000  # [train] FLAGS.max_steps
 
+# --- optimizers beyond the original's, and fine-tuning's layer-wise decay ----------------------
+# AdamW: torch.optim.AdamW's defaults betas=(0.9, 0.999), eps=1e-8 (also timm optim/_optim_factory.py
+# create_optimizer_v2, which passes no others; Keras AdamW's beta_1, beta_2); eps is added outside the
+# square root.
+ADAMW_BETAS = (0.9, 0.999)
+ADAMW_EPSILON = 1e-8
+# Layer-wise learning-rate decay: 1.0 is off. Fine-tuning recipes use 0.65-0.75 (BEiT, Bao et al.
+# 2021, unilm beit/optim_factory.py LayerDecayValueAssigner; timm train.py --layer-decay with
+# optim/_param_groups.py param_groups_layer_decay, whose default is 0.75).
+LAYER_DECAY_OFF = 1.0
+# timm scheduler/cosine_lr.py CosineLRScheduler(lr_min=0.0): the cosine schedule's floor, off.
+MIN_LEARNING_RATE = 0.0
+
 # --- moving averages -----------------------------------------------------------------------
 MOVING_AVERAGE_DECAY = 0.9999  # [inc] MOVING_AVERAGE_DECAY, with num_updates=global_step
 

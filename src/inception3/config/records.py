@@ -13,6 +13,8 @@ from typing import Literal
 
 from inception3.config.check import check_fields, knob
 from inception3.config.recipe import (
+    ADAMW_BETAS,
+    ADAMW_EPSILON,
     AREA_RANGE,
     AUGMENT_OPS,
     AUX_LOSS_WEIGHT,
@@ -32,6 +34,7 @@ from inception3.config.recipe import (
     INITIAL_LEARNING_RATE,
     INT64_MAX,
     LABEL_SMOOTHING,
+    LAYER_DECAY_OFF,
     LEARNING_RATE_DECAY_FACTOR,
     LOG_EVERY_STEPS,
     MAX_BATCH,
@@ -46,6 +49,7 @@ from inception3.config.recipe import (
     MAX_WORKERS,
     MIN_DEPTH,
     MIN_IMAGE_SIZE,
+    MIN_LEARNING_RATE,
     MIN_OBJECT_COVERED,
     MIX_PROB,
     MIX_SWITCH_PROB,
@@ -178,7 +182,7 @@ class AugmentConfig:
 # String choices: a value is checked against these by name (check.py).
 Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the CPU
 Precision = Literal["auto", "fp32", "bf16"]  # "bf16": autocast; "auto": bf16 where CUDA has it, else fp32
-Optimizer = Literal["rmsprop", "sgd"]  # RMSProp with TensorFlow's semantics, or momentum SGD
+Optimizer = Literal["rmsprop", "sgd", "adamw"]  # RMSProp with TensorFlow's semantics, momentum SGD, AdamW
 Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
 MixMode = Literal["batch", "elem"]  # one mixing draw per batch, or one per image (timm's mode)
 # "sampler": every class drawn equally often per epoch; "loss": inverse-frequency class weights
@@ -270,7 +274,8 @@ class TrainConfig:
     )
     weight_decay: float = knob(
         WEIGHT_DECAY,
-        "L2 on the weights, negative would grow them; the optimizer scales by it in float32",
+        "L2 on the weights (AdamW: decoupled decay), negative would grow them; the optimizer scales by it "
+        "in float32",
         at_least=0.0,
         at_most=FLOAT32_MAX,
     )
@@ -287,7 +292,7 @@ class TrainConfig:
     )
     mix_mode: MixMode = knob("batch", "one mixing draw per batch, or per image")
     class_balance: ClassBalance = knob("none", "how rare classes are made to count as much as common ones")
-    # optimizer: "rmsprop" (TensorFlow semantics) or "sgd" (momentum)
+    # optimizer: "rmsprop" (TensorFlow semantics), "sgd" (momentum) or "adamw" (train/optim.py)
     optimizer: Optimizer = knob("rmsprop", "the optimizer")
     rmsprop_decay: float = knob(
         RMSPROP_DECAY, "the mean square's decay; 1 would never update it", at_least=0.0, below=1.0
@@ -318,6 +323,33 @@ class TrainConfig:
         at_most=1.0,
     )
     warmup_steps: int = knob(0, "steps of linear warm-up, 0: none" + _INT64, at_least=0, at_most=INT64_MAX)
+    # optimizers beyond the original's, and the schedule's floor (train/optim.py)
+    nesterov: bool = knob(False, "Nesterov momentum, for optimizer=sgd with momentum > 0")
+    adamw_beta1: float = knob(
+        ADAMW_BETAS[0],
+        "AdamW's decay of the gradient's mean; 1 would never update it",
+        at_least=0.0,
+        below=1.0,
+    )
+    adamw_beta2: float = knob(
+        ADAMW_BETAS[1],
+        "AdamW's decay of the gradient's square; 1 would never update it",
+        at_least=0.0,
+        below=1.0,
+    )
+    adamw_epsilon: float = knob(
+        ADAMW_EPSILON, "AdamW's, outside the square root; 0 can divide by zero", above=0.0
+    )
+    layer_decay: float = knob(
+        LAYER_DECAY_OFF,
+        "each layer's learning rate is this^(layers above it), for fine-tuning; 1: off, 0 would "
+        "freeze all but the heads",
+        above=0.0,
+        at_most=1.0,
+    )
+    min_learning_rate: float = knob(
+        MIN_LEARNING_RATE, "the cosine schedule's floor (timm's lr_min), below learning_rate", at_least=0.0
+    )
     # moving averages
     ema_decay: float = knob(
         MOVING_AVERAGE_DECAY, "the moving averages' decay; 1 would never update them", at_least=0.0, below=1.0
@@ -368,6 +400,16 @@ class TrainConfig:
             low, high = getattr(self.augment, key)
             if low > high:
                 raise Inception3Error(f"config: {key} must be {what}, got {getattr(self.augment, key)}{fix}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0.0):
+            raise Inception3Error(
+                f"config: nesterov needs optimizer=sgd and momentum > 0, got optimizer={self.optimizer}, "
+                f"momentum={self.momentum}{fix}"
+            )
+        if self.min_learning_rate >= self.learning_rate:
+            raise Inception3Error(
+                f"config: min_learning_rate must be below learning_rate, got {self.min_learning_rate} >= "
+                f"{self.learning_rate}{fix}"
+            )
 
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network this config trains, for a dataset of `num_classes` classes."""

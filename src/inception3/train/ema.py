@@ -32,10 +32,17 @@ class ExponentialMovingAverage:
         """Move every shadow toward the model's current value, after global step `step`."""
         rate = 1.0 - self.decay_at(step)
         floats, values, counts, counted = [], [], [], []
-        for key, value in model.state_dict().items():
+        # The state dict's entries by name, without `state_dict()`: it detaches each (one call apiece).
+        every = (
+            *model.named_parameters(remove_duplicate=False),
+            *model.named_buffers(remove_duplicate=False),
+        )
+        for key, value in every:
+            if key not in self.shadow:  # a buffer the state dict leaves out (persistent=False)
+                continue
             if value.is_floating_point():
                 floats.append(self.shadow[key])
-                values.append(value.detach())
+                values.append(value)
             else:  # batch norms' update counts: copied, all in one call (one per layer is ~100 kernels)
                 counts.append(self.shadow[key])
                 counted.append(value)

@@ -25,14 +25,14 @@ from inception3.data import Batch, TrainLoader, synthetic_batches
 from inception3.data.balance import class_weights
 from inception3.data.dataset import record_labels
 from inception3.errors import Inception3Error
-from inception3.model import InceptionV3, parameter_groups
+from inception3.model import InceptionV3
 from inception3.run import distributed as dist
 from inception3.run.checkpoint import latest_checkpoint, remove_partial_files
 from inception3.run.lock import RunLock, check_held
 from inception3.train import resume
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.finetune import freeze_batch_norm_statistics, init_from, restrict_training
-from inception3.train.optim import build_optimizer, learning_rate, set_learning_rate
+from inception3.train.optim import build_optimizer, learning_rate, param_groups, set_learning_rate
 from inception3.train.parallel import convert_sync_batch_norm, wrap_model
 from inception3.train.plan import RunPlan, prepare
 from inception3.train.step import StepResult, train_step
@@ -197,7 +197,7 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     ema = ExponentialMovingAverage(model, cfg.ema_decay)
-    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
+    optimizer = build_optimizer(param_groups(model, cfg), cfg)
     loader = TrainLoader(
         info,
         per_rank,
@@ -296,7 +296,9 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
         non_finite |= ~torch.isfinite(result.total)
         summaries.count_step()
         if summary_step:  # histograms and images every summary_every steps (they read the device)
-            decayed = optimizer.param_groups[0]["params"]
+            decayed = [
+                p for group in optimizer.param_groups if group["weight_decay"] for p in group["params"]
+            ]
             summaries.histograms(step, model, result.inputs, decayed, cfg.weight_decay)
         log_step = step % cfg.log_every == 0
         step += 1

@@ -34,7 +34,15 @@ from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.options import config_to_toml, flat_config
 
 # Keys whose change would make a resumed run something other than the continuation of the saved one.
-RESUME_KEYS = ("batch_size", "seed", "optimizer", "grad_accum", "label_offset", "class_balance")
+RESUME_KEYS = (
+    "batch_size",
+    "seed",
+    "optimizer",
+    "grad_accum",
+    "label_offset",
+    "class_balance",
+    "layer_decay",
+)
 # The parts of a checkpoint beyond its weights that a resume puts back.
 TRAINING_PARTS = ("ema", "optimizer", "data", "rng")
 

@@ -114,8 +114,9 @@ def train_step(
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
     parts = cfg.grad_accum
-    sums = torch.zeros(len(LOSSES), device=device)
-    for i, (xi, yi) in enumerate(zip(x.chunk(parts), targets.chunk(parts), strict=True)):
+    micro_batches = zip(x.chunk(parts), targets.chunk(parts), strict=True) if parts > 1 else [(x, targets)]
+    sums: torch.Tensor | None = None  # the batch's (total, cross_entropy, aux)
+    for i, (xi, yi) in enumerate(micro_batches):
         last = i == parts - 1
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         weight = yi.shape[0] / labels.shape[0]
@@ -123,7 +124,11 @@ def train_step(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 outputs = model(xi)
             total, main, aux = inception_loss(outputs, yi, cfg, class_weights)
-            (total * weight).backward()
-        sums += torch.stack([total, main, aux]).detach() * weight
+            # Scaling by a weight of 1 changes no bit: one batch skips its two calls.
+            (total * weight if parts > 1 else total).backward()
+        with torch.no_grad():
+            losses = torch.stack([total, main, aux])
+            losses = losses * weight if parts > 1 else losses
+            sums = losses if sums is None else sums + losses
     optimizer.step()
     return StepResult(**dict(zip(LOSSES, sums.unbind(), strict=True)), inputs=x if keep_inputs else None)
