@@ -1,8 +1,10 @@
-"""`inception3 <command>`: parses arguments, calls one function, prints user errors as one line.
+"""`inception3 <command>`: parses arguments, builds the configs, calls the API, prints user errors
+as one line.
 
 Each command's options are declared in cli_args.py; here each has a `_run_<command>` function of
-the parsed namespace returning an exit code. Imports of the heavy modules happen inside them, so
-that `inception3 --help` answers at once.
+the parsed namespace returning an exit code. build, train, predict and export call the Python API
+(`inception3.build_shards`, `.train`, `.predict`, `.export_checkpoint`), whose names load their
+modules on first use, so that `inception3 --help` answers at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import inception3
 from inception3 import config
 from inception3.cli_args import COMMANDS
 from inception3.errors import Inception3Error, interrupts_win
@@ -42,9 +45,7 @@ def _version() -> str:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from inception3.data.build import build_dataset
-
-    report = build_dataset(_record(config.BuildConfig, args))
+    report = inception3.build_shards(_record(config.BuildConfig, args))
     print(report.summary())
     return 0
 
@@ -89,9 +90,10 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from inception3.predict import format_predictions, predict_each, unreadable_error
+    from inception3.predict import format_predictions, unreadable_error
 
-    predictions, unreadable = predict_each(
+    unreadable: list[str] = []
+    predictions = inception3.predict(
         args.checkpoint,
         args.images,
         top_k=args.top_k,
@@ -101,6 +103,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         weights_format=args.weights_format,
         device=args.device,
         notes=lambda line: print(f"inception3 predict: {line}", file=sys.stderr, flush=True),
+        unreadable=unreadable.append,
     )
     if predictions:
         print(format_predictions(predictions, as_json=args.json), flush=True)
@@ -110,9 +113,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from inception3.export import export_checkpoint
-
-    written = export_checkpoint(
+    written = inception3.export_checkpoint(
         args.checkpoint,
         args.format,
         args.output,
@@ -125,7 +126,6 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from inception3.train.loop import train
     from inception3.train.options import resolve_config
 
     own = {  # the options that are config keys, typed by argparse; they come after --set
@@ -135,7 +135,7 @@ def _run_train(args: argparse.Namespace) -> int:
     }
     typed = {key: value for key, value in own.items() if value is not None}
     cfg = resolve_config(args.preset, args.config, args.overrides, typed)
-    result = train(cfg, args.data_dir, args.train_dir, force=args.force)
+    result = inception3.train(cfg, args.data_dir, args.train_dir, force=args.force)
     if result.checkpoint is not None:
         print(f"step {result.step}: {result.checkpoint}")
     return 0

@@ -14,6 +14,8 @@ classes) or refuses.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inception3.callable_module import make_callable
 from inception3.config import DEFAULT_EVAL_PREPROCESSING, TOP_K, EvalConfig
 from inception3.data import Batch, EvalLoader, scale_to_unit
 from inception3.data.labels import dataset_for, label_space, output_names, warn_if_names_differ
@@ -144,6 +147,33 @@ def score(
     return tally
 
 
+def evaluate(
+    weights: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    config: EvalConfig | None = None,
+    *,
+    notes: Callable[[str], None] | None = None,
+    **options: object,
+) -> EvalResult:
+    """Top-1/top-5 precision, mean loss and per-class accuracy of one weights file over a whole split.
+
+    `weights`: any file `inception3 eval --checkpoint` takes (its moving averages unless
+    `use_ema=False`); `data_dir`: shards from `build_shards` (or TensorFlow's). `config` and
+    `options`, EvalConfig's fields as keywords (`split="train"`, `batch_size=64`, `device="cpu"`),
+    say how; the keywords replace the config's fields. `notes` gets a line for each choice that is
+    not inception3's plain case (another project's preprocessing, a background class left out).
+    Alone this runs in one process; every rank of a `torchrun` job calls it alike and gets the
+    same totals. Nothing is written: `inception3 eval --train-dir` records results in the run.
+    """
+    cfg = dataclasses.replace(config or EvalConfig(), **options)  # type: ignore[arg-type]
+    ctx = dist.init_distributed(cfg.device)
+    try:
+        model, meta = load_model(Path(weights), use_ema=cfg.use_ema, weights_format=cfg.weights_format)
+        return evaluate_model(model, meta, Path(weights), Path(data_dir), cfg, ctx, notes)
+    finally:
+        dist.shutdown(ctx)
+
+
 def evaluate_checkpoint(
     checkpoint: Path, data_dir: Path, cfg: EvalConfig | None = None, ctx: dist.Distributed | None = None
 ) -> EvalResult:
@@ -253,3 +283,6 @@ def evaluate_model(
         per_class=per_class,
         preprocessing=preprocessing,
     )
+
+
+make_callable(__name__)  # `inception3.evaluate(...)` is `evaluate` above

@@ -12,11 +12,12 @@ from inception3.config.check import (
     flat_keys,
     from_flat,
     knob,
+    known_key,
     shown,
     table_rows,
     to_flat,
 )
-from inception3.config.presets import PRESETS
+from inception3.config.presets import PRESETS, with_preset
 from inception3.config.recipe import *  # noqa: F403 (every constant of the recipe, by name)
 from inception3.config.records import (
     EVAL_PREPROCESSINGS,
@@ -44,6 +45,7 @@ __all__ = [
     "flat_keys",
     "from_flat",
     "knob",
+    "known_key",
     "shown",
     "table_rows",
     "to_flat",
@@ -61,4 +63,5 @@ __all__ = [
     "TrainConfig",
     "WeightsFormat",
     "PRESETS",
+    "with_preset",
 ]

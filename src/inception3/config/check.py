@@ -125,10 +125,7 @@ def convert(cls: type, name: str, value: object, where: str) -> object:
     Refuses an unknown key (naming the likely meant one) and a value that is not of the key's type;
     bounds are `check_fields`'s, once the config is made.
     """
-    keys = flat_keys(cls)
-    if name not in keys:
-        raise Inception3Error(f"{where}: unknown config key {shown(name)}; {_closest(name, list(keys))}")
-    rule = _rule(keys[name].kind)
+    rule = _rule(known_key(cls, name, where).kind)
     try:
         return rule.read(value)
     except _NotAChoiceError as choices:
@@ -137,10 +134,27 @@ def convert(cls: type, name: str, value: object, where: str) -> object:
         raise Inception3Error(f"{where}: {name} = {shown(value)} is not a valid {rule.name}") from None
 
 
+def known_key(cls: type, name: str, where: str) -> FlatKey:
+    """The flat key `name` of `cls`; an unknown one is refused, naming the likely meant key."""
+    keys = flat_keys(cls)
+    if name not in keys:
+        raise Inception3Error(f"{where}: unknown config key {shown(name)}; {_closest(name, list(keys))}")
+    return keys[name]
+
+
 def _closest(name: str, known: list[str]) -> str:
     """The likely meant key, else every key: a typo should cost one look, not a read of the README."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+
+
+def text_as_paths(cfg: object) -> None:
+    """Text given for a Path field of `cfg` ("photos", from Python) becomes a Path, once, as it is made."""
+    hints = _hints(type(cfg))
+    for f in dataclasses.fields(cfg):  # type: ignore[arg-type]
+        value, kind = getattr(cfg, f.name), hints[f.name]
+        if isinstance(value, str) and Path in (kind, *typing.get_args(kind)):
+            object.__setattr__(cfg, f.name, Path(value))  # the records are frozen once made
 
 
 def check_fields(cfg: object, label: Callable[[str], str] = str, fix: str = "") -> None:

@@ -10,6 +10,7 @@ from inception3.config.recipe import (
     FINE_TUNE_LEARNING_RATE,
     MIN_IMAGE_SIZE,
 )
+from inception3.errors import Inception3Error
 
 PRESETS: dict[str, dict[str, object]] = {
     "imagenet": {},  # [train] the single-machine recipe, as the defaults
@@ -34,3 +35,23 @@ PRESETS: dict[str, dict[str, object]] = {
         "checkpoint_every": 100,
     },
 }
+
+
+def with_preset(preset: str | None, mine: dict[str, object]) -> dict[str, object]:
+    """Flat config keys: the preset's overrides (None: none), then `mine` over them.
+
+    A global `batch_size` of one's own replaces a preset's `batch_size_per_rank`; both in `mine`
+    cannot be meant together and are refused.
+    """
+    values: dict[str, object] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise Inception3Error(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    if "batch_size" in mine and mine.get("batch_size_per_rank") is not None:
+        raise Inception3Error(
+            "config: batch_size (global) and batch_size_per_rank are both set; keep one of them"
+        )
+    if "batch_size" in mine:
+        values.pop("batch_size_per_rank", None)
+    return values | mine

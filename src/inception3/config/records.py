@@ -6,12 +6,14 @@ both), BuildConfig and EvalConfig; and the string choices some fields take.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from inception3.config.check import check_fields, knob
+from inception3.config.check import check_fields, from_flat, knob, known_key, text_as_paths
+from inception3.config.presets import with_preset
 from inception3.config.recipe import (
     ADAMW_BETAS,
     ADAMW_EPSILON,
@@ -411,9 +413,30 @@ class TrainConfig:
                 f"{self.learning_rate}{fix}"
             )
 
+    @classmethod
+    def from_preset(cls, preset: str | None = None, /, **keys: object) -> TrainConfig:
+        """The defaults, then `preset`'s overrides (config/presets.py; None: none), then `keys`.
+
+        `keys` are flat config keys, as `--set` and config.toml spell them: `image_size` and
+        `depth_multiplier` go into `model`, `crop_area_range` into `augment`. As with
+        `inception3 train --preset NAME --set KEY=VALUE`, a global `batch_size` replaces a preset's
+        `batch_size_per_rank`. An unknown preset or key, or a value outside its range, is an
+        Inception3Error naming it: `TrainConfig.from_preset("flowers", learning_rate=0.002)`.
+        """
+        for name in keys:
+            known_key(cls, name, "TrainConfig.from_preset")
+        return from_flat(cls, with_preset(preset, {name: _typed(value) for name, value in keys.items()}))
+
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network this config trains, for a dataset of `num_classes` classes."""
         return dataclasses.replace(self.model, num_classes=self.num_classes or num_classes)
+
+
+def _typed(value: object) -> object:
+    """A Python value as config keys hold it: a path as text (init_from), a list as a tuple."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _flag(key: str) -> str:
@@ -454,6 +477,7 @@ class BuildConfig:
     progress: bool | None = knob(None, "a progress bar; None: when stderr is a terminal")
 
     def __post_init__(self) -> None:
+        text_as_paths(self)
         check_fields(self, _flag)
 
 
@@ -494,4 +518,5 @@ class EvalConfig:
     weights_format: WeightsFormat | None = knob(None, "how to read the checkpoint; None: detected")
 
     def __post_init__(self) -> None:
+        text_as_paths(self)
         check_fields(self, _flag)

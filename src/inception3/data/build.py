@@ -10,6 +10,7 @@ shards already complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inception3.config import BUILD_SHUFFLE_SEED, BuildConfig
 from inception3.data.boxes import read_bounding_boxes
@@ -120,6 +122,18 @@ def _plan(
         held_out = max(1, round(len(files) * validation_fraction))
         splits = {"train": files[held_out:], "validation": files[:held_out]}
     return splits
+
+
+def build_shards(config: BuildConfig | None = None, /, **options: Any) -> BuildReport:
+    """Convert class folders of images into TFRecord shards plus dataset.json (`build_dataset`).
+
+    Give a BuildConfig, or its fields as keywords (`train_dir=`, `output_dir=`,
+    `validation_fraction=0.1`, ...), or both: the keywords replace the config's fields. Values
+    outside their range are an Inception3Error naming the field as `inception3 build`'s option.
+    """
+    if config is None:
+        return build_dataset(BuildConfig(**options))
+    return build_dataset(dataclasses.replace(config, **options))
 
 
 def build_dataset(cfg: BuildConfig) -> BuildReport:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -119,12 +120,20 @@ class StepTotals:
 
 
 def train(
-    cfg: TrainConfig, data_dir: Path, train_dir: Path, *, force: bool = False, out: TextIO | None = None
+    cfg: TrainConfig,
+    data_dir: str | os.PathLike[str],
+    train_dir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    out: TextIO | None = None,
 ) -> TrainResult:
     """Train (or resume training of) the run in `train_dir` on the shards in `data_dir` up to max_steps.
 
-    Under torchrun every rank calls this; rank 0 writes the config, summaries and checkpoints.
-    Returns the final step and checkpoint. Raises Inception3Error on bad input or a diverged loss.
+    `inception3.train(...)` and `inception3 train` call this. Under torchrun every rank calls it (the
+    process group is joined and left here); alone, it is one process on `cfg.device`. Rank 0 writes
+    the config, summaries and checkpoints, and its log lines to `out` (default: stdout). `force`:
+    resume even though the config or data changed in a way that breaks exactness. Returns the final
+    step and checkpoint. Raises Inception3Error on bad input or a diverged loss.
     """
     out = out or sys.stdout
     ctx = dist.init_distributed(cfg.device)

@@ -13,7 +13,8 @@ import json
 import tomllib
 from pathlib import Path
 
-from inception3.config import PRESETS, TrainConfig, convert, from_flat, shown, to_flat
+from inception3.config import TrainConfig, convert, from_flat, shown, to_flat
+from inception3.config.presets import with_preset
 from inception3.errors import Inception3Error
 
 
@@ -52,22 +53,10 @@ def resolve_config(
 ) -> TrainConfig:
     """Defaults, then the preset's overrides, then the file's, then --set's, then `typed` values (the
     CLI's own options, already of their key's type); checked as TrainConfig checks itself."""
-    values: dict[str, object] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise Inception3Error(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        values.update(PRESETS[preset])
     mine = read_toml(config_file) if config_file is not None else {}
     mine.update(parse_set(overrides or []))
     mine.update(typed or {})
-    if "batch_size" in mine and mine.get("batch_size_per_rank") is not None:
-        raise Inception3Error(
-            "config: batch_size (global) and batch_size_per_rank are both set; keep one of them"
-        )
-    if "batch_size" in mine:  # a global batch of one's own replaces the preset's per-rank one
-        values.pop("batch_size_per_rank", None)
-    values.update(mine)
-    return make_config(values)
+    return make_config(with_preset(preset, mine))
 
 
 def make_config(values: dict[str, object]) -> TrainConfig:
