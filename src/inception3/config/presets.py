@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from inception3.config.recipe import (
+    BATCH_SIZE,
     DIST_BATCH_SIZE_PER_RANK,
     DIST_INITIAL_LEARNING_RATE,
     DIST_LEARNING_RATE_DECAY_FACTOR,
     DIST_NUM_EPOCHS_PER_DECAY,
     FINE_TUNE_LEARNING_RATE,
+    FINETUNE_ERASING_PROB,
+    FINETUNE_LAYER_DECAY,
+    FINETUNE_LEARNING_RATE,
+    FINETUNE_WEIGHT_DECAY,
     MIN_IMAGE_SIZE,
+    TORCHVISION_CUTMIX_ALPHA,
+    TORCHVISION_MIXUP_ALPHA,
+    TV_RECIPE_BATCH_SIZE,
+    TV_RECIPE_ERASING_PROB,
+    TV_RECIPE_LEARNING_RATE,
+    TV_RECIPE_WEIGHT_DECAY,
 )
 from inception3.errors import Inception3Error
 
@@ -23,6 +34,32 @@ PRESETS: dict[str, dict[str, object]] = {
     "flowers": {  # inception README: fine-tune from an ImageNet checkpoint, lr 0.001, new logits
         "learning_rate": FINE_TUNE_LEARNING_RATE,
         "fine_tune": True,
+    },
+    # [tv-recipe] torchvision's from-scratch recipe at the default global batch of 32 (the rate
+    # scaled with it); left out: its 5 warm-up epochs (warmup_steps counts steps: set it for your
+    # data), its 176 px training crops and its repeated-augmentation sampler. Its erasing fills with
+    # zeros, ours with noise (timm's). The crop stays the original's bounding-box crop.
+    "modern": {
+        "optimizer": "sgd",
+        "learning_rate": TV_RECIPE_LEARNING_RATE * BATCH_SIZE / TV_RECIPE_BATCH_SIZE,
+        "lr_schedule": "cosine",
+        "weight_decay": TV_RECIPE_WEIGHT_DECAY,
+        "augment_ops": ("flip_left_right", "trivialaugment", "random_erasing"),
+        "erasing_prob": TV_RECIPE_ERASING_PROB,
+        "mixup_alpha": TORCHVISION_MIXUP_ALPHA,
+        "cutmix_alpha": TORCHVISION_CUTMIX_ALPHA,
+    },
+    # [convnext-ft] fine-tuning from a checkpoint (--init-from): fresh logits, AdamW, layer-wise
+    # decay, cosine, RandAugment m9 and erasing, no mixing.
+    "finetune": {
+        "fine_tune": True,
+        "optimizer": "adamw",
+        "learning_rate": FINETUNE_LEARNING_RATE,
+        "weight_decay": FINETUNE_WEIGHT_DECAY,
+        "layer_decay": FINETUNE_LAYER_DECAY,
+        "lr_schedule": "cosine",
+        "augment_ops": ("flip_left_right", "randaugment", "random_erasing"),
+        "erasing_prob": FINETUNE_ERASING_PROB,
     },
     "tiny": {  # a CPU-sized network for trying the pipeline end to end in minutes
         "image_size": MIN_IMAGE_SIZE,

@@ -174,6 +174,27 @@ MIX_SWITCH_PROB = 0.5  # timm train.py --mixup-switch-prob: CutMix instead of mi
 TORCHVISION_MIXUP_ALPHA = 0.2  # torchvision references/classification: --mixup-alpha 0.2
 TORCHVISION_CUTMIX_ALPHA = 1.0  # torchvision references/classification: --cutmix-alpha 1.0
 
+# --- the presets of today's recipes (config/presets.py) ----------------------------------------
+# [tv-recipe] torchvision's current from-scratch recipe, references/classification/README.md
+# ("ResNet50", the "new recipe" of the blog post "How to Train State-Of-The-Art Models Using
+# TorchVision's Latest Primitives", 2021: 80.9 % top-1): --lr 0.5 at a global batch of 8 x 128,
+# cosine, --auto-augment ta_wide, --random-erase 0.1, --weight-decay 0.00002 --norm-weight-decay 0.0,
+# --label-smoothing 0.1, --mixup-alpha 0.2 --cutmix-alpha 1.0, --model-ema. The rate scales linearly
+# with the batch, as the reference scripts' own --lr does across GPU counts (Goyal et al. 2017).
+TV_RECIPE_LEARNING_RATE = 0.5
+TV_RECIPE_BATCH_SIZE = 1024
+TV_RECIPE_WEIGHT_DECAY = 0.00002
+TV_RECIPE_ERASING_PROB = 0.1
+# [convnext-ft] ConvNeXt (Liu et al. 2022, "A ConvNet for the 2020s"), appendix A, ImageNet-1K
+# fine-tuning settings: AdamW at lr 5e-5, weight decay 1e-8, cosine, no warm-up, layer-wise lr decay
+# 0.8, RandAugment (9, 0.5), no mixup or CutMix, random erasing 0.25, label smoothing 0.1. The rate
+# is taken as published (batch 512), not scaled down to small batches: fine-tuning guides use the same
+# 5e-5 at batches of 16-64 (Hugging Face's image-classification fine-tuning example).
+FINETUNE_LEARNING_RATE = 5e-5
+FINETUNE_WEIGHT_DECAY = 1e-8
+FINETUNE_LAYER_DECAY = 0.8
+FINETUNE_ERASING_PROB = 0.25
+
 # --- logging and evaluation ----------------------------------------------------------------
 LOG_EVERY_STEPS = 10  # [train] `if step % 10 == 0`: the loss line
 SUMMARY_EVERY_STEPS = 100  # [train] `if step % 100 == 0`: summaries
