@@ -42,7 +42,7 @@ from inception3.run import distributed as dist
 from inception3.weights import WeightsMeta, load_model
 
 
-@dataclass
+@dataclass(eq=False)  # tensors: no element-wise ==
 class Tally:
     """Sums over scored examples, kept on the device that scores them (no sync per batch); summing
     two ranks' tallies (`all_reduce`) gives exact totals. Rows of `confusion` are the true class,

@@ -273,7 +273,7 @@ def _draw_confusion(axis: Axes, confusion: np.ndarray, names: list[str], where: 
             axis.text(
                 column, row, str(n), ha="center", va="center", color="white" if share > 0.5 else "black"
             )
-    which = "" if len(shown) == len(names) else f": the {len(shown)} most confused of {len(names)} classes"
+    which = "" if len(shown) == len(names) else f"\nthe {len(shown)} most confused of {len(names)} classes"
     axis.set_title(f"confusion matrix, {where}{which}")
     axis.figure.colorbar(image, ax=axis, label="share of the true class", shrink=0.8)
 
