@@ -16,7 +16,7 @@ from inception3.cli import main
 from inception3.errors import Inception3Error
 from inception3.evaluate import Tally
 from inception3.metrics import confusion_cells, reliability
-from inception3.report import most_confused, read_run, write_report
+from inception3.report import CURVES_WIDTH, DPI, SIDE_WIDTH, most_confused, read_run, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -200,9 +200,10 @@ def test_report_draws_the_confusion_matrix_and_reliability_diagram_beside_the_cu
     assert (evaluation.split, evaluation.step, evaluation.ema) == ("validation", 29, True)
     np.testing.assert_array_equal(evaluation.confusion, tally.confusion.long().numpy())
     assert evaluation.reliability == reliability(tally.reliability)
-    curves_only = _png_size(write_report(tmp_path, tmp_path / "curves.png", step=10))
     width, height = _png_size(write_report(tmp_path))
-    assert width > curves_only[0] + 500 and 600 <= height <= 2000
+    assert width == DPI * (CURVES_WIDTH + SIDE_WIDTH), "the confusion matrix and reliability beside the curves"
+    assert 600 <= height <= 2000
+    assert read_run(tmp_path, step=10).evaluation is None, "step 10's record draws the curves alone"
     assert read_run(tmp_path, step=20).evaluation.confusion.sum() == 20 * 30
 
 
@@ -227,9 +228,8 @@ def test_a_chosen_split_and_step_are_drawn_and_a_missing_one_is_one_line(tmp_pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "validation.jsonl: no evaluation of step 11" in err and "10, 29" in err
     assert main(["report", str(tmp_path), "--split", "test"]) == 2
-    assert "test.jsonl: no such evaluation records; evaluated splits: ['train', 'validation']" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "test.jsonl: no evaluation records (evaluated splits: train, validation)" in err
 
 
 def test_a_malformed_confusion_matrix_names_the_file_and_step(tmp_path):

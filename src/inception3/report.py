@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import SubFigure
 
 REPORT_PNG = "report.png"
+DPI = 100  # pixels per inch of the PNG
 CONFUSION_CLASSES_SHOWN = 20  # the most confused classes drawn, names on both axes still readable
 CONFUSION_COUNTS_SHOWN = 12  # up to this many classes, each cell also shows its count
 CLASS_NAME_CHARS = 24  # longer class names are cut on the axes (ImageNet's run to 80)
@@ -116,16 +117,15 @@ def read_evaluation(run_dir: Path, split: str | None = None, step: int | None = 
     with no record, or a malformed field, is an Inception3Error naming the file.
     """
     splits = layout.result_splits(run_dir)
+    if split is None and step is None and not splits:
+        return None
     if split is None:
-        split = "validation" if "validation" in splits else next(iter(splits), None)
-        if split is None:
-            return None
+        split = "validation" if "validation" in splits or not splits else splits[0]
     path = layout.results_path(run_dir, split)
     records = layout.read_results(run_dir, split)
     if not records:
-        if step is None and split not in splits:
-            raise Inception3Error(f"{path}: no such evaluation records; evaluated splits: {splits or 'none'}")
-        raise Inception3Error(f"{path}: no evaluation records; run inception3 eval first")
+        found = ", ".join(splits) or "none"
+        raise Inception3Error(f"{path}: no evaluation records (evaluated splits: {found}); run eval first")
     steps = sorted({r["step"] for r in records})
     chosen = steps[-1] if step is None else step
     if chosen not in steps:
@@ -223,7 +223,7 @@ def write_report(
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_write(output) as f:
-            figure.savefig(f, format="png", dpi=100)
+            figure.savefig(f, format="png", dpi=DPI)
     finally:
         plt.close(figure)
     return output
