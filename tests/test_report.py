@@ -201,7 +201,7 @@ def test_report_draws_the_confusion_matrix_and_reliability_diagram_beside_the_cu
     np.testing.assert_array_equal(evaluation.confusion, tally.confusion.long().numpy())
     assert evaluation.reliability == reliability(tally.reliability)
     width, height = _png_size(write_report(tmp_path))
-    assert width == DPI * (CURVES_WIDTH + SIDE_WIDTH), "the confusion matrix and reliability beside the curves"
+    assert width == DPI * (CURVES_WIDTH + SIDE_WIDTH), "the two panels beside the curves"
     assert 600 <= height <= 2000
     assert read_run(tmp_path, step=10).evaluation is None, "step 10's record draws the curves alone"
     assert read_run(tmp_path, step=20).evaluation.confusion.sum() == 20 * 30
