@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from evalfixtures import CLASSES, make_shards, write_checkpoint
 
 from inception3.cli import main
-from inception3.config import EvalConfig
+from inception3.config import CALIBRATION_BINS, EvalConfig
 from inception3.data.augment import scale_to_unit
 from inception3.data.loader import EvalLoader
 from inception3.data.meta import load_dataset_info
@@ -26,6 +26,18 @@ from inception3.watch import evaluated_steps, watch
 from inception3.weights import load_model
 
 VALIDATION = 7  # not a multiple of any batch size used below
+EXPLAINED = (  # the fields beyond top-k in every record
+    "class_names",
+    "precision",
+    "recall",
+    "f1",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "confusion",
+    "ece",
+    "reliability",
+)
 
 
 QUIET = EvalConfig(num_workers=0, progress=False)
@@ -118,6 +130,12 @@ def test_eval_counts_every_example_once_across_two_ranks(checkpoint, shards, tmp
     assert record["examples"] == VALIDATION
     assert record["top1"] == pytest.approx(single.top1) and record["loss"] == pytest.approx(single.loss)
     assert record["per_class"] == pytest.approx(single.per_class)
+    # The confusion matrix and calibration bins are summed over the ranks too: each example once.
+    assert sum(count for _, _, count in record["confusion"]) == VALIDATION
+    assert record["confusion"] == single.confusion and record["f1"] == pytest.approx(single.f1)
+    assert sum(record["reliability"]["count"]) == VALIDATION
+    assert record["reliability"]["count"] == single.reliability["count"]
+    assert record["ece"] == pytest.approx(single.ece) and record["macro_f1"] == pytest.approx(single.macro_f1)
 
 
 def test_moving_average_weights_are_the_default_and_differ_from_raw(checkpoint, shards, reference):
@@ -153,7 +171,7 @@ def test_eval_follows_a_training_run_and_evaluates_each_checkpoint_once(shards, 
     assert [r.step for r in results] == [10, 20] and results[-1].final
     records = [json.loads(line) for line in (run / "eval" / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20]
-    for key in ("step", "checkpoint", "top1", "top5", "loss", "examples", "ema", "time"):
+    for key in ("step", "checkpoint", "top1", "top5", "loss", "examples", "ema", "time", *EXPLAINED):
         assert all(key in r for r in records), key
     assert all(r["examples"] == VALIDATION and r["ema"] for r in records)
     assert list((run / "eval").glob("events.out.tfevents.*"))
@@ -180,15 +198,28 @@ def test_eval_skips_a_checkpoint_removed_by_retention(shards, tmp_path):
     assert any("step 2:" in line and "removed" in line for line in lines)
 
 
-def test_cli_once_prints_the_original_line_and_writes_the_record(checkpoint, shards, capsys):
+def test_cli_once_json_prints_the_record_it_writes_and_the_original_line_apart(checkpoint, shards, capsys):
     run = checkpoint.parent.parent
-    code = main(["eval", "--train-dir", str(run), "--data-dir", str(shards), "--once", "--num-workers", "0"])
-    out = capsys.readouterr().out
+    argv = ["eval", "--train-dir", str(run), "--data-dir", str(shards), "--once", "--num-workers", "0"]
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
     assert code == 0
-    assert "precision @ 1 = " in out and "recall @ 5 = 1.0000" in out and f"[{VALIDATION} examples]" in out
+    assert "precision @ 1 = " in err and "recall @ 5 = 1.0000" in err and f"[{VALIDATION} examples]" in err
+    assert "macro F1 = " in err and "ECE = " in err
+    (printed,) = [json.loads(line) for line in out.splitlines()]  # stdout: JSON lines only
     (record,) = [json.loads(line) for line in (run / "eval" / "validation.jsonl").read_text().splitlines()]
+    assert printed == record
     assert record["step"] == 100 and record["checkpoint"] == str(checkpoint)
     assert record["preprocessing"] == "inception"
+    assert record["class_names"] == list(CLASSES) and set(EXPLAINED) <= record.keys()
+    hits = {true: count for true, predicted, count in record["confusion"] if true == predicted}
+    assert sum(hits.values()) == round(record["top1"] * VALIDATION)
+    assert record["recall"] == [record["per_class"][name] for name in CLASSES]
+    assert len(record["reliability"]["count"]) == CALIBRATION_BINS
+    # Asked again, the record already written is printed, not evaluated again.
+    assert main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == [record] and "not evaluated again" in err
 
 
 def test_the_preprocessing_option_changes_the_input_and_is_recorded(checkpoint, shards, reference, capsys):

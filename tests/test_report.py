@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from inception3.cli import main
 from inception3.errors import Inception3Error
-from inception3.report import read_run, write_report
+from inception3.evaluate import Tally
+from inception3.metrics import confusion_cells, reliability
+from inception3.report import CURVES_WIDTH, DPI, SIDE_WIDTH, most_confused, read_run, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -83,6 +88,7 @@ def test_report_is_a_png_of_sensible_size_in_the_run_directory(tmp_path):
     width, height = _png_size(path)
     assert 600 <= width <= 2000 and 600 <= height <= 2000
     assert path.stat().st_size > 20_000, "three panels of curves, not an empty canvas"
+    assert read_run(tmp_path).evaluation is None, "records from before the confusion matrix: curves only"
 
 
 def test_plots_what_is_there_when_only_the_evaluator_has_run(tmp_path):
@@ -158,3 +164,78 @@ def test_a_failed_report_leaves_no_partial_png(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_report(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if "png" in p.name) == []
+
+
+def _explained(num_classes: int, seed: int = 0) -> tuple[dict, Tally]:
+    """The fields an evaluation records beyond top-k, of random logits over `num_classes` classes."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, num_classes, (20 * num_classes,), generator=generator)
+    logits = torch.randn(len(labels), num_classes, generator=generator) * 2
+    logits[torch.arange(len(labels)), labels] += 2.5
+    tally = Tally(num_classes)
+    tally.add(logits, labels)
+    fields = {
+        "class_names": [f"class {i} with a long name, cut on the axes" for i in range(num_classes)],
+        "confusion": confusion_cells(tally.confusion),
+        "reliability": dataclasses.asdict(reliability(tally.reliability)),
+    }
+    return fields, tally
+
+
+def test_report_draws_the_confusion_matrix_and_reliability_diagram_beside_the_curves(tmp_path):
+    _write_events(tmp_path, range(30))
+    old, _ = _explained(30, seed=1)
+    newest, tally = _explained(30, seed=2)
+    _write_eval(
+        tmp_path,
+        "validation",
+        [
+            {"step": 10, "top1": 0.4, "top5": 0.8},  # written before the confusion matrix was
+            {"step": 20, "top1": 0.5, "top5": 0.9, **old},
+            {"step": 29, "top1": 0.6, "top5": 1.0, **newest},
+            {"step": 29, "top1": 0.1, "top5": 0.5, "ema": False},  # the moving averages' record wins
+        ],
+    )
+    evaluation = read_run(tmp_path).evaluation
+    assert (evaluation.split, evaluation.step, evaluation.ema) == ("validation", 29, True)
+    np.testing.assert_array_equal(evaluation.confusion, tally.confusion.long().numpy())
+    assert evaluation.reliability == reliability(tally.reliability)
+    width, height = _png_size(write_report(tmp_path))
+    assert width == DPI * (CURVES_WIDTH + SIDE_WIDTH), "the two panels beside the curves"
+    assert 600 <= height <= 2000
+    assert read_run(tmp_path, step=10).evaluation is None, "step 10's record draws the curves alone"
+    assert read_run(tmp_path, step=20).evaluation.confusion.sum() == 20 * 30
+
+
+def test_the_most_confused_classes_are_those_in_the_most_mistakes():
+    confusion = np.diag([50] * 6)
+    confusion[1, 4] = 9  # class 1 taken for 4
+    confusion[5, 4] = 3
+    confusion[2, 0] = 1
+    assert most_confused(confusion, 3) == [1, 4, 5]
+    assert most_confused(confusion, 10) == list(range(6))
+
+
+def test_a_chosen_split_and_step_are_drawn_and_a_missing_one_is_one_line(tmp_path, capsys):
+    fields, _ = _explained(3)
+    _write_eval(tmp_path, "validation", [{"step": s, "top1": 0.5, "top5": 1.0, **fields} for s in (10, 29)])
+    _write_eval(tmp_path, "train", [{"step": 5, "top1": 0.5, "top5": 1.0, **fields}])
+    assert read_run(tmp_path).evaluation.step == 29
+    assert read_run(tmp_path, "train").evaluation.step == 5
+    assert main(["report", str(tmp_path), "--split", "validation", "--step", "10"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path), "--step", "11"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "validation.jsonl: no evaluation of step 11" in err and "10, 29" in err
+    assert main(["report", str(tmp_path), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "test.jsonl: no evaluation records (evaluated splits: train, validation)" in err
+
+
+def test_a_malformed_confusion_matrix_names_the_file_and_step(tmp_path):
+    fields, _ = _explained(3)
+    _write_eval(
+        tmp_path, "validation", [{"step": 7, "top1": 0.5, "top5": 1.0, **fields, "confusion": [[0, 3, 1]]}]
+    )
+    with pytest.raises(Inception3Error, match=r"validation.jsonl: step 7: confusion cell \[0, 3, 1\]"):
+        read_run(tmp_path)

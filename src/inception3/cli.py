@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -68,7 +69,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_report(args: argparse.Namespace) -> int:
     from inception3.report import write_report
 
-    print(f"wrote {write_report(args.run_dir, args.output, force=args.force)}")
+    written = write_report(args.run_dir, args.output, force=args.force, split=args.split, step=args.step)
+    print(f"wrote {written}")
     return 0
 
 
@@ -85,8 +87,19 @@ def _run_eval(args: argparse.Namespace) -> int:
         once=args.once,
         interval=args.interval,
         keep_waiting=args.keep_waiting,
+        printer=_to_stderr if args.json else print,
+        records=_json_line if args.json else None,
     )
     return 0
+
+
+def _to_stderr(line: str) -> None:
+    """`eval --json`: the lines a person reads go to stderr, so that stdout is JSON lines only."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _json_line(record: dict) -> None:
+    print(json.dumps(record), flush=True)
 
 
 def _run_predict(args: argparse.Namespace) -> int:

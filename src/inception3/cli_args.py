@@ -130,6 +130,14 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
         help="where to write the PNG (default: RUN/report.png); an existing file only with --force",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --output file")
+    parser.add_argument(
+        "--split",
+        help="the evaluation whose confusion matrix and reliability diagram are drawn: its split "
+        "(default: validation, else the first evaluated)",
+    )
+    parser.add_argument(
+        "--step", type=int, help="and its step (default: the newest evaluated; the moving-average weights')"
+    )
 
 
 def _eval_options(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +152,12 @@ def _eval_options(parser: argparse.ArgumentParser) -> None:
         also="evaluate this file only (results go under RUN/eval/ when --train-dir is given)",
     )
     parser.add_argument("--once", action="store_true", help="evaluate the run's newest checkpoint and exit")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print each evaluation's record (the JSON line of RUN/eval/<split>.jsonl) on stdout, "
+        "the other lines on stderr",
+    )
     parser.add_argument(
         "--interval",
         type=float,
@@ -324,20 +338,24 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "report",
-        "plot a run's training loss, learning rate and evaluation precision into a PNG",
+        "plot a run's loss, learning rate, precision, confusion matrix and calibration into a PNG",
         "Read the TensorBoard event files that inception3 train wrote in RUN and the JSON lines "
         "that inception3 eval appended to RUN/eval/<split>.jsonl, and draw the training losses, "
-        "the learning rate and the top-1/top-5 precision over steps into one PNG. Whatever is "
-        "there is plotted, so it works during training too.",
+        "the learning rate and the top-1/top-5 precision over steps into one PNG; beside them, the "
+        "confusion matrix (the most confused classes when there are many) and the reliability "
+        "diagram of the newest evaluation (or --split/--step). Whatever is there is plotted, so it "
+        "works during training too.",
         _report_options,
     ),
     Command(
         "eval",
-        "evaluate a run's checkpoints (top-1/top-5 precision, loss, per-class accuracy)",
+        "evaluate a run's checkpoints (top-1/top-5, loss, per-class scores, confusion, calibration)",
         "Follow a training directory like the original evaluator: evaluate each complete "
         "checkpoint once, oldest first, with the moving-average weights, over every example "
-        "of the split; print 'precision @ 1 = ... recall @ 5 = ... [N examples]', append a JSON "
-        "line to RUN/eval/<split>.jsonl and TensorBoard scalars under RUN/eval/. Steps already "
+        "of the split; print 'precision @ 1 = ... recall @ 5 = ... [N examples]' and the loss, "
+        "macro F1 and expected calibration error, append a JSON line (with per-class precision, "
+        "recall and F1, the confusion matrix and the reliability bins) to RUN/eval/<split>.jsonl "
+        "and TensorBoard scalars under RUN/eval/. Steps already "
         "in the JSON lines are not evaluated again. Stops after the checkpoint training marked "
         "final. Under torchrun each rank evaluates its share and the totals are exact.",
         _eval_options,

@@ -1,4 +1,5 @@
-"""One checkpoint → metrics: top-1/top-5 precision, loss and per-class accuracy over a whole split.
+"""One checkpoint → metrics over a whole split: top-1/top-5 precision, loss, per-class accuracy,
+precision, recall and F1, the confusion matrix and the expected calibration error (`metrics.py`).
 
 Metrics are sums and counts, never averages of batch averages: every example of the split is
 scored exactly once (the original padded its last batch and scored 50,016 of 50,000 images), and
@@ -27,8 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inception3 import metrics
 from inception3.callable_module import make_callable
-from inception3.config import DEFAULT_EVAL_PREPROCESSING, TOP_K, EvalConfig
+from inception3.config import (
+    CALIBRATION_BINS,
+    DEFAULT_EVAL_PREPROCESSING,
+    MAX_CONFUSION_CLASSES,
+    TOP_K,
+    EvalConfig,
+)
 from inception3.data import Batch, EvalLoader, scale_to_unit
 from inception3.data.labels import dataset_for, label_space, output_names, warn_if_names_differ
 from inception3.data.preprocess import choose_preprocessing, preprocessing_note
@@ -37,52 +45,81 @@ from inception3.run import distributed as dist
 from inception3.weights import WeightsMeta, load_model
 
 
-@dataclass
+@dataclass(eq=False)  # tensors: no element-wise ==
 class Tally:
-    """Sums over scored examples; adding two tallies (or all-reducing them) gives exact totals."""
+    """Sums over scored examples, kept on the device that scores them (no sync per batch); summing
+    two ranks' tallies (`all_reduce`) gives exact totals. Rows of `confusion` are the true class,
+    columns the top-1 prediction; `reliability` holds per confidence bin (`metrics.calibration_bin`)
+    the examples, their summed top-1 softmax probability and their top-1 hits."""
 
     num_classes: int
-    correct_1: int = 0
-    correct_k: int = 0
-    loss_sum: float = 0.0
-    examples: int = 0
-    class_correct: torch.Tensor = field(default=None)  # type: ignore[assignment]
-    class_count: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    bins: int = CALIBRATION_BINS
+    top_k_and_loss: torch.Tensor = field(init=False)  # [2]: top-k hits, summed cross entropy
+    class_correct: torch.Tensor = field(init=False)  # [C]: top-1 hits by true class
+    class_count: torch.Tensor = field(init=False)  # [C]: examples by true class
+    class_predicted: torch.Tensor = field(init=False)  # [C]: top-1 predictions by class
+    reliability: torch.Tensor = field(init=False)  # [3, bins]: examples, confidence sum, top-1 hits
+    confusion: torch.Tensor | None = field(init=False)  # [C, C]; None above MAX_CONFUSION_CLASSES
 
     def __post_init__(self) -> None:
-        if self.class_correct is None:
-            self.class_correct = torch.zeros(self.num_classes, dtype=torch.float64)
-        if self.class_count is None:
-            self.class_count = torch.zeros(self.num_classes, dtype=torch.float64)
+        def zeros(*shape: int) -> torch.Tensor:
+            return torch.zeros(shape, dtype=torch.float64, device=self.device)  # exact counts to 2^53
+
+        c = self.num_classes
+        self.top_k_and_loss = zeros(2)
+        self.class_correct, self.class_count, self.class_predicted = zeros(c), zeros(c), zeros(c)
+        self.reliability = zeros(3, self.bins)
+        self.confusion = zeros(c, c) if c <= MAX_CONFUSION_CLASSES else None
+
+    @property
+    def examples(self) -> int:
+        return int(self.class_count.sum())
+
+    @property
+    def correct_1(self) -> int:
+        return int(self.class_correct.sum())
+
+    @property
+    def correct_k(self) -> int:
+        return int(self.top_k_and_loss[0])
+
+    @property
+    def loss_sum(self) -> float:
+        return float(self.top_k_and_loss[1])
 
     def add(self, logits: torch.Tensor, labels: torch.Tensor, top_k: int = TOP_K) -> None:
         """Score one batch of logits [B, C] against 0-based labels [B]."""
-        logits, labels = logits.float(), labels.to(logits.device)
+        logits, labels = logits.float().to(self.device), labels.to(self.device)
         k = min(top_k, logits.shape[1])
         top = logits.topk(k, dim=1).indices
-        hit_1 = (top[:, 0] == labels).cpu()
-        self.correct_1 += int(hit_1.sum())
-        self.correct_k += int((top == labels[:, None]).any(dim=1).sum())
-        self.loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-        self.examples += int(labels.numel())
-        labels = labels.cpu()
-        self.class_count += torch.bincount(labels, minlength=self.num_classes).double()
-        self.class_correct += torch.bincount(labels[hit_1], minlength=self.num_classes).double()
+        predicted = top[:, 0]
+        hit = (predicted == labels).double()
+        one = torch.ones_like(hit)
+        hits_k = (top == labels[:, None]).any(dim=1).sum()
+        loss = F.cross_entropy(logits, labels, reduction="sum")
+        self.top_k_and_loss += torch.stack([hits_k.double(), loss.double()])
+        self.class_count.index_add_(0, labels, one)
+        self.class_predicted.index_add_(0, predicted, one)
+        self.class_correct.index_add_(0, labels, hit)
+        confidence = logits.softmax(dim=1).amax(dim=1).double()
+        bin_of = metrics.calibration_bin(confidence, self.bins)
+        self.reliability.index_add_(1, bin_of, torch.stack([one, confidence, hit]))
+        if self.confusion is not None:
+            self.confusion.view(-1).index_add_(0, labels * self.num_classes + predicted, one)
 
     def all_reduce(self, ctx: dist.Distributed) -> None:
-        """Sum this tally over every rank (no-op when alone)."""
+        """Sum this tally over every rank (no-op when alone): every sum by name, in one all-reduce."""
         if not ctx.enabled:
             return
-        # One vector, one all-reduce: the counts by name, then the per-class counts.
-        counts = {name: getattr(self, name) for name in ("correct_1", "correct_k", "loss_sum", "examples")}
-        flat = torch.cat(
-            [torch.tensor(list(counts.values()), dtype=torch.float64), self.class_correct, self.class_count]
-        )
-        totals, self.class_correct, self.class_count = dist.sum_over_ranks(flat, ctx).split(
-            [len(counts), self.num_classes, self.num_classes]
-        )
-        for name, total in zip(counts, totals.tolist(), strict=True):
-            setattr(self, name, type(counts[name])(total))
+        names = [name for name in _SUMMED if getattr(self, name) is not None]
+        parts = [getattr(self, name) for name in names]
+        totals = dist.sum_over_ranks(torch.cat([part.flatten() for part in parts]), ctx)
+        for name, part, total in zip(names, parts, totals.split([p.numel() for p in parts]), strict=True):
+            setattr(self, name, total.view(part.shape))
+
+
+_SUMMED = ("top_k_and_loss", "class_correct", "class_count", "class_predicted", "reliability", "confusion")
 
 
 @dataclass
@@ -102,20 +139,36 @@ class EvalResult:
     seconds: float  # wall time of the pass, loading the checkpoint excluded
     per_class: dict[str, float | None]  # accuracy per class name; None for a class with no example
     preprocessing: str = DEFAULT_EVAL_PREPROCESSING  # the evaluation preprocessing (data/preprocess.py)
+    # What explains top-1 (metrics.py; JSON form in docs/formats.md). Lists are in class order.
+    class_names: list[str] = field(default_factory=list)
+    precision: list[float | None] = field(default_factory=list)  # None: a class never predicted
+    recall: list[float | None] = field(default_factory=list)  # None: a class with no example
+    f1: list[float | None] = field(default_factory=list)  # None: neither
+    macro_precision: float | None = None  # means over the classes where each is defined
+    macro_recall: float | None = None
+    macro_f1: float | None = None
+    confusion: list[metrics.Cell] | None = None  # nonzero [true, predicted, count]; None: too many classes
+    ece: float | None = None  # expected calibration error over CALIBRATION_BINS confidence bins
+    reliability: dict[str, list] | None = None  # per bin: count, mean confidence, accuracy
 
     @property
     def images_per_sec(self) -> float:
         return self.examples / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        """The original evaluator's line, then the loss and speed."""
+        """The original evaluator's line, then the loss, macro F1, calibration error and speed."""
         return (
             f"{datetime.now()}: precision @ 1 = {self.top1:.4f} recall @ 5 = {self.top5:.4f} "
             f"[{self.examples} examples]\n"
-            f"step {self.step}: loss = {self.loss:.4f} "
+            f"step {self.step}: loss = {self.loss:.4f}{self._explained()} "
             f"({'moving-average' if self.ema else 'raw'} weights, "
             f"{self.images_per_sec:.1f} examples/sec)"
         )
+
+    def _explained(self) -> str:
+        parts = [f"macro F1 = {self.macro_f1:.4f}" if self.macro_f1 is not None else ""]
+        parts.append(f"ECE = {self.ece:.4f}" if self.ece is not None else "")
+        return "".join(f", {part}" for part in parts if part)
 
     def record(self) -> dict:
         return asdict(self) | {"images_per_sec": round(self.images_per_sec, 3)}
@@ -137,7 +190,7 @@ def score(
     `channels_last`: feed NHWC images (the model should be converted too); faster on CPU and GPU.
     `first_column`: the logits before it are not scored (1: TF's background class, `LabelSpace`).
     """
-    tally = Tally(num_classes)
+    tally = Tally(num_classes, device)
     nhwc = torch.channels_last if channels_last else torch.contiguous_format
     for batch in batches:
         images = scale_to_unit(batch.images.to(device, non_blocking=True)).contiguous(memory_format=nhwc)
@@ -263,11 +316,13 @@ def evaluate_model(
         bar.close()
     if tally.examples == 0:
         raise Inception3Error(f"{data_dir}: the '{split}' split has no examples to evaluate")
-    names = space.names or info.class_names
+    names = [str(name) for name in space.names or info.class_names]
     per_class = {
-        str(name): (float(c / n) if n > 0 else None)
+        name: (float(c / n) if n > 0 else None)
         for name, c, n in zip(names, tally.class_correct.tolist(), tally.class_count.tolist(), strict=True)
     }
+    scores = metrics.class_scores(tally.class_correct, tally.class_count, tally.class_predicted)
+    calibration = metrics.reliability(tally.reliability)
     return EvalResult(
         step=meta.step,
         checkpoint=str(checkpoint),
@@ -282,6 +337,16 @@ def evaluate_model(
         seconds=seconds,
         per_class=per_class,
         preprocessing=preprocessing,
+        class_names=names,
+        precision=scores.precision,
+        recall=scores.recall,
+        f1=scores.f1,
+        macro_precision=scores.macro_precision,
+        macro_recall=scores.macro_recall,
+        macro_f1=scores.macro_f1,
+        confusion=metrics.confusion_cells(tally.confusion) if tally.confusion is not None else None,
+        ece=calibration.ece,
+        reliability=asdict(calibration),
     )
 
 

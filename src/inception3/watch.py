@@ -62,6 +62,10 @@ def write_result(run_dir: Path, result: EvalResult, *, same_file: bool = False) 
         writer.add_scalar(f"{prefix}/precision_at_1", result.top1, result.step)
         writer.add_scalar(f"{prefix}/recall_at_5", result.top5, result.step)
         writer.add_scalar(f"{prefix}/loss", result.loss, result.step)
+        if result.macro_f1 is not None:
+            writer.add_scalar(f"{prefix}/macro_f1", result.macro_f1, result.step)
+        if result.ece is not None:
+            writer.add_scalar(f"{prefix}/expected_calibration_error", result.ece, result.step)
     return None
 
 
@@ -70,11 +74,14 @@ def _report(
     run_dir: Path | None,
     printer: Callable[[str], None],
     ctx: dist.Distributed,
+    records: Callable[[dict], None] | None,
     *,
     same_file: bool = False,
 ) -> None:
     if ctx.is_main:
         printer(result.summary())
+        if records is not None:
+            records(result.record())
         if run_dir is not None and write_result(run_dir, result, same_file=same_file) is not None:
             printer(
                 f"step {result.step} ({result.checkpoint}) was recorded in "
@@ -93,6 +100,7 @@ def watch(
     interval: float = EVAL_INTERVAL_SECS,
     keep_waiting: bool = False,
     printer: Callable[[str], None] = print,
+    records: Callable[[dict], None] | None = None,
 ) -> list[EvalResult]:
     """`inception3 eval`: evaluate a run's checkpoints as they appear (module docstring).
 
@@ -100,7 +108,9 @@ def watch(
     `once`: evaluate the newest checkpoint of the run and return. Otherwise every checkpoint not
     yet in the JSON lines, oldest first, polling every `interval` seconds, until the final one
     (or forever with `keep_waiting`). A step already recorded for these weights is reported,
-    not evaluated again. Returns the results of this call.
+    not evaluated again. `printer` gets the lines a person reads; `records` (`eval --json`) each
+    evaluation's record, the JSON line, as it is made (or, for --once and --checkpoint, as it was
+    recorded before). Returns the results of this call.
     """
     cfg = cfg or EvalConfig()
     if not (math.isfinite(interval) and 0 < interval <= MAX_INTERVAL_SECS):
@@ -119,9 +129,9 @@ def watch(
     ctx = dist.init_distributed(cfg.device)  # under torchrun; a single process otherwise
     try:
         if checkpoint is not None or once:
-            return _evaluate_one(run_dir, data_dir, cfg, checkpoint, printer, ctx)
+            return _evaluate_one(run_dir, data_dir, cfg, checkpoint, printer, records, ctx)
         evaluate = lambda path: _evaluate_run_checkpoint(Path(path), data_dir, cfg, ctx, printer)  # noqa: E731
-        return _follow(run_dir, cfg, interval, keep_waiting, printer, evaluate, ctx)
+        return _follow(run_dir, cfg, interval, keep_waiting, printer, records, evaluate, ctx)
     finally:
         dist.shutdown(ctx)  # a rank that exits with the group still up can abort in the backend's threads
 
@@ -149,6 +159,7 @@ def _evaluate_one(
     cfg: EvalConfig,
     checkpoint: Path | None,
     printer: Callable[[str], None],
+    records: Callable[[dict], None] | None,
     ctx: dist.Distributed,
 ) -> list[EvalResult]:
     """--once or --checkpoint: one checkpoint, unless RUN/eval already records it for these weights."""
@@ -167,9 +178,11 @@ def _evaluate_one(
                     f"step {found['step']} ({path}) is already evaluated in "
                     f"{layout.results_path(run_dir, cfg.split)}: {_precisions(found)}; not evaluated again"
                 )
+                if records is not None:
+                    records(found)
             return []
     result = evaluate_model(model, meta, path, data_dir, cfg, ctx, printer)
-    _report(result, run_dir, printer, ctx, same_file=checkpoint is not None)
+    _report(result, run_dir, printer, ctx, records, same_file=checkpoint is not None)
     return [result]
 
 
@@ -217,6 +230,7 @@ def _follow(
     interval: float,
     keep_waiting: bool,
     printer: Callable[[str], None],
+    records: Callable[[dict], None] | None,
     evaluate: Callable[[Path], EvalResult],
     ctx: dist.Distributed,
 ) -> list[EvalResult]:
@@ -248,7 +262,7 @@ def _follow(
                 printer(f"step {step}: {path} was removed before it could be evaluated; skipped")
                 done[step] = {}
                 continue
-            _report(result, run_dir, printer, ctx)
+            _report(result, run_dir, printer, ctx, records)
             results.append(result)
             done[step] = result.record()
             finished = finished or result.final

@@ -77,8 +77,10 @@ def test_evaluation_on_cuda_matches_the_cpu(cuda_checkpoint: Path, shards: Path)
         ties = sum(int((_margin(model(scale_to_unit(b.images))) <= TIE).sum()) for b in loader)
     assert abs(cuda.top1 - cpu.top1) * cpu.examples <= ties, (cpu.top1, cuda.top1, ties)
     assert cpu.top1 > 0.6, "60 steps should tell the 5 colours apart (chance: 0.2)"
+    assert sum(cuda.reliability["count"]) == cuda.examples  # the calibration bins, summed on the GPU
     if ties == 0:
         assert cuda.top1 == cpu.top1 and cuda.per_class == cpu.per_class
+        assert cuda.confusion == cpu.confusion and cuda.f1 == cpu.f1
 
 
 def test_prediction_on_cuda_matches_the_cpu(cuda_checkpoint: Path, shards: Path) -> None:

@@ -202,6 +202,15 @@ CHECKPOINT_EVERY_STEPS = 5000  # [train] `if step % 5000 == 0`: checkpoint
 EVAL_INTERVAL_SECS = 300  # inception_eval.py FLAGS.eval_interval_secs
 TOP_K = 5  # inception_eval.py: recall @ 5
 
+# --- evaluation metrics beyond top-k (metrics.py, docs/formats.md) ---------------------------
+# Guo, Pleiss, Sun, Weinberger, "On Calibration of Modern Neural Networks" (ICML 2017): ECE over M
+# equal-width confidence bins (m-1)/M < confidence <= m/M, Sec. 2 eq. (3); Table 1 uses M = 15, as
+# their code does (gpleiss/temperature_scaling temperature_scaling.py `_ECELoss(n_bins=15)`).
+CALIBRATION_BINS = 15
+# The confusion matrix is summed densely ([C, C] float64 on the device, all-reduced in one go):
+# 8 MB for ImageNet's 1000 classes, 128 MiB at 4096; above that only per-class scores are kept.
+MAX_CONFUSION_CLASSES = 4096
+
 # --- evaluation preprocessing of other projects' weights (data/preprocess.py, docs/formats.md) -----
 # Each project scores its weights with its own crop and resize; the weights carry the name.
 DEFAULT_EVAL_PREPROCESSING = "inception"  # [imgp] eval_image (and TF-Slim's preprocess_for_eval)
