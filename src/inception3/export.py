@@ -1,4 +1,5 @@
-"""A checkpoint's network as a file other runtimes load: ONNX, TorchScript or safetensors.
+"""A checkpoint's network as a file other runtimes load: ONNX, TorchScript, safetensors, or the weights
+of torchvision's, timm's and Keras' own Inception v3.
 
 The moving-average weights are exported by default, as the evaluator uses them. Exported networks
 take float32 images [B, 3, S, S] scaled to [-1, 1] (`data.augment.scale_to_unit`) and return the
@@ -33,7 +34,7 @@ from inception3.errors import Inception3Error, interrupts_win
 from inception3.files import atomic_write, check_output, require_directory, what_is_at
 from inception3.model import InceptionV3
 from inception3.weights import WeightsMeta, load_model
-from inception3.weights.convert import counts_padding, require_full_width, with_pooling
+from inception3.weights.convert import counts_padding, require_full_width, whose, with_pooling
 from inception3.weights.file import HF_WEIGHTS
 from inception3.weights.safetensors import to_metadata
 
@@ -136,12 +137,12 @@ def pooling_note(model: InceptionV3, project: str, peer_counts_padding: bool) ->
     gap, largest = float((ours - theirs).abs().max()), float(ours.abs().max())
     if peer_counts_padding:
         why = (
-            f"{project}'s Mixed blocks average their 3x3 pools over the zero padding too, TF-Slim's and "
+            f"{whose(project)} Mixed blocks average their 3x3 pools over the zero padding too, TF-Slim's and "
             "inception3's (which these weights were trained with) over the real pixels only"
         )
     else:
         why = (
-            f"{project}'s Mixed blocks average their 3x3 pools over the real pixels only, torchvision's "
+            f"{whose(project)} Mixed blocks average their 3x3 pools over the real pixels only, torchvision's "
             "and timm's (which these weights were trained with) over the zero padding too"
         )
     return (

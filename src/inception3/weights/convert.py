@@ -140,11 +140,16 @@ def with_pooling(model: InceptionV3, *, count_padding: bool) -> InceptionV3:
     return twin
 
 
+def whose(project: str) -> str:
+    """The possessive of a project's name, for messages: "torchvision's", "Keras'"."""
+    return f"{project}'" if project.endswith("s") else f"{project}'s"
+
+
 def require_full_width(config: ModelConfig, project: str) -> None:
     """Refuse, before anything is written, a width that `project`'s Inception v3 (full width only) lacks."""
     if config.depth_multiplier != 1 or config.min_depth > PEER_FULL_WIDTH_MIN_DEPTH:
         raise Inception3Error(
-            f"{project}'s Inception v3 is full width only, and this model has depth_multiplier "
+            f"{whose(project)} Inception v3 is full width only, and this model has depth_multiplier "
             f"{config.depth_multiplier}, min_depth {config.min_depth} (it needs 1 and at most "
             f"{PEER_FULL_WIDTH_MIN_DEPTH}): export it as onnx, torchscript or safetensors instead"
         )

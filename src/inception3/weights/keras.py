@@ -46,7 +46,7 @@ from torch import Tensor
 from inception3.config import BATCH_NORM_EPSILON, IMAGE_SIZE, PEER_BATCH_NORM_EPSILON, ModelConfig
 from inception3.errors import Inception3Error
 from inception3.model import ConvBN, InceptionV3, Mixed
-from inception3.weights.convert import require_full_width
+from inception3.weights.convert import counts_padding, require_full_width
 from inception3.weights.file import KERAS_ZIP_WEIGHTS, ReadOptions, WeightsFile, read_member
 from inception3.weights.meta import Weights, WeightsMeta
 
@@ -104,7 +104,7 @@ def read(file: WeightsFile, options: ReadOptions) -> Weights:
     if exported:
         names = exported.get("class_names")
         meta = WeightsMeta(
-            "inception3",
+            str(exported.get("source", "inception3")),  # torchvision's: load_model pools as it did
             step=int(exported.get("step", 0)),
             class_names=tuple(names) if names else None,
             ema=bool(exported.get("ema", False)),
@@ -426,6 +426,7 @@ def write(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> list[str]:
     shift = model.config.batch_norm_epsilon - PEER_BATCH_NORM_EPSILON
     made = {name: i for i, name in enumerate(creation_order(model))}
     exported = {
+        "source": meta.source if counts_padding(model) else "inception3",  # whose pooling, read back
         "class_names": list(meta.class_names or ()),
         "eval_preprocessing": meta.eval_preprocessing,
         "image_size": model.config.image_size,

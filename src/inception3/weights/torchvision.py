@@ -30,6 +30,7 @@ from inception3.weights.convert import (
     require_full_width,
     same_class_count,
     use_torchvision_pooling,
+    whose,
 )
 from inception3.weights.file import ReadOptions, WeightsFile
 from inception3.weights.meta import Weights, WeightsMeta
@@ -265,7 +266,7 @@ def lost_in_state_dict(model: InceptionV3, aux: bool, project: str) -> list[str]
     if model.AuxLogits is not None and not aux:
         lost.append(
             f"the aux head is left out: its {model.AuxLogits.kernel}x{model.AuxLogits.kernel} conv (for "
-            f"{model.config.image_size}-px inputs) is not {project}'s 5x5 (299-px inputs); "
+            f"{model.config.image_size}-px inputs) is not {whose(project)} 5x5 (299-px inputs); "
             "inference does not use it"
         )
     return lost
