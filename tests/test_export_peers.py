@@ -23,6 +23,7 @@ import pytest
 import timm
 import torch
 from evalfixtures import randomize_statistics, write_checkpoint, write_image
+from timm.models._hub import save_config_for_hf
 from tinycheckpoints import checkpoint_state
 from torch import nn
 from torchvision.models import inception_v3
@@ -164,7 +165,7 @@ def test_a_model_trained_here_goes_to_torchvision_and_timm_with_the_difference_m
     agree = int((theirs.argmax(1) == mine.argmax(1)).sum())
     gap = float((theirs - mine).abs().max())
     assert f"agrees on the top-1 class for {agree} of {CHECK_IMAGES}" in err
-    assert _number(r"differ by up to ([0-9.e+-]+)", err) == pytest.approx(gap, rel=2e-3)
+    assert _number(r"differ by up to ([0-9.e+-]+)", err) == pytest.approx(gap, rel=5e-3)  # 3 digits
     assert gap > 1e-3  # the difference is real, not rounding
     assert "pools over the zero padding too, TF-Slim's and inception3's" in err
     assert f"its 1x1 conv (for {SIZE}-px inputs) is not {fmt}'s 5x5" in err
@@ -181,6 +182,16 @@ def torchvision_weights(tmp_path_factory) -> tuple[Path, nn.Module]:
     with torch.device("meta"):
         model = inception_v3(weights=None, num_classes=len(CLASSES), aux_logits=True, init_weights=False)
     model = _fill(model, seed=1)
+    # statistics of its own activations (momentum 1 keeps the batch's), then logits of a few units
+    aux, model.AuxLogits = model.AuxLogits, None  # its 5x5 pool does not fit a 75-px input's Mixed_6e
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 1.0
+    with torch.no_grad():
+        model.train()(_images(seed=6))
+        model.fc.weight.mul_(20)
+    model.AuxLogits = aux
+    model.eval()
     path = tmp_path_factory.mktemp("torchvision") / "inception_v3.pth"
     torch.save(model.state_dict(), path)
     return path, model
@@ -217,9 +228,10 @@ def test_timm_weights_go_back_to_timm_and_to_a_timm_folder_exactly(torchvision_w
     path = tmp_path / "timm.pth"
     code, err = _export(capsys, source, "timm", path, "--weights-format", "timm")
     assert code == 0, err
-    assert "not the same network" not in err
+    assert "not the same network" not in err and "build timm's model with aux_logits=True" in err
     peer = timm.create_model("inception_v3", num_classes=len(CLASSES), aux_logits=True)
     peer.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    peer.aux_logits = False  # timm runs its aux head in eval mode too: its 5x5 pool needs 299 px
     images = _images()
     want = _logits(original, images)
     assert _relative(_logits(peer.eval(), images), want) < TOLERANCE
@@ -255,7 +267,7 @@ def test_a_timm_folder_loads_in_timm_and_comes_back_to_every_command(trained, ou
     assert _relative(_logits(by_file, images), padded) < TOLERANCE
     # the keys timm's own save_config_for_hf writes for this network are all there
     reference = tmp_path / "timm-config.json"
-    timm.models.save_config_for_hf(by_file, reference, model_config={"label_names": list(CLASSES)})
+    save_config_for_hf(by_file, reference, model_config={"label_names": list(CLASSES)})
     written, expected = json.loads((folder / "config.json").read_text()), json.loads(reference.read_text())
     assert set(expected) <= set(written)
     assert set(expected["pretrained_cfg"]) - {"tag", "license", "pool_size"} <= set(written["pretrained_cfg"])
@@ -266,7 +278,7 @@ def test_a_timm_folder_loads_in_timm_and_comes_back_to_every_command(trained, ou
     image = write_image(tmp_path / "a.jpg", seed=0)
     capsys.readouterr()
     assert main(["predict", "--checkpoint", str(folder), str(image), "--device", "cpu", "--top-k", "1"]) == 0
-    assert capsys.readouterr().out.split()[-2] in CLASSES  # "a.jpg: NAME (p)"
+    assert set(capsys.readouterr().out.split()) & set(CLASSES)  # the top class, by the folder's name
     with torch.device("meta"):
         fresh = InceptionV3(num_classes=len(CLASSES), image_size=SIZE)
     fresh = fresh.to_empty(device="cpu")

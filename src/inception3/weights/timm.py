@@ -36,4 +36,5 @@ def write(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> list[str]:
     require_full_width(model.config, PROJECT)
     aux = torchvision.aux_fits(model)
     torch.save(torchvision.to_torchvision(model, aux=aux), output)
-    return torchvision.lost_in_state_dict(model, aux, PROJECT)
+    kept = ["the aux head is kept: build timm's model with aux_logits=True to load it"] if aux else []
+    return torchvision.lost_in_state_dict(model, aux, PROJECT) + kept
