@@ -14,6 +14,7 @@ import math
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is first imported: its default needs TensorFlow
@@ -23,6 +24,7 @@ import pytest
 import timm
 import torch
 from evalfixtures import randomize_statistics, write_checkpoint, write_image
+from safetensors.torch import load_file
 from timm.models._hub import save_config_for_hf
 from tinycheckpoints import checkpoint_state
 from torch import nn
@@ -92,6 +94,15 @@ def ours(trained) -> InceptionV3:
     return load_model(trained)[0]
 
 
+def _loaded(build: Callable[[], nn.Module], path: Path) -> nn.Module:
+    """The peer's own network, built without drawing its 24M initial weights (slow on two cores),
+    taking the file's state dict with strict=True: every key it has, none it lacks, every shape."""
+    with torch.device("meta"):
+        model = build()
+    model.load_state_dict(torch.load(path, weights_only=True), strict=True, assign=True)
+    return model.eval()
+
+
 def _export(capsys, checkpoint: Path, fmt: str, output: Path, *extra: str) -> tuple[int, str]:
     capsys.readouterr()
     code = main(["export", "--checkpoint", str(checkpoint), "--format", fmt, "--output", str(output), *extra])
@@ -149,12 +160,11 @@ def test_a_model_trained_here_goes_to_torchvision_and_timm_with_the_difference_m
     path = tmp_path / f"{fmt}.pth"
     code, err = _export(capsys, trained, fmt, path)
     assert code == 0, err
-    if fmt == "torchvision":
-        peer = inception_v3(weights=None, num_classes=len(CLASSES), aux_logits=False, init_weights=False)
-    else:
-        peer = timm.create_model("inception_v3", num_classes=len(CLASSES))
-    peer.load_state_dict(torch.load(path, weights_only=True), strict=True)
-    peer.eval()
+    builds = {
+        "torchvision": lambda: inception_v3(num_classes=len(CLASSES), aux_logits=False, init_weights=False),
+        "timm": lambda: timm.create_model("inception_v3", num_classes=len(CLASSES)),
+    }
+    peer = _loaded(builds[fmt], path)
     images = _images()
     # the peer's network is ours with the zero padding counted in the Mixed blocks' pools
     padded = with_pooling(ours, count_padding=True)
@@ -205,13 +215,12 @@ def test_torchvision_weights_go_back_to_torchvision_exactly_with_the_aux_head(
     code, err = _export(capsys, source, "torchvision", path)
     assert code == 0, err
     assert "not the same network" not in err and "aux head" not in err
-    peer = inception_v3(weights=None, num_classes=len(CLASSES), aux_logits=True, init_weights=False)
-    state = torch.load(path, weights_only=True)
-    peer.load_state_dict(state, strict=True)
+    peer = _loaded(lambda: inception_v3(num_classes=len(CLASSES), aux_logits=True, init_weights=False), path)
+    state = peer.state_dict()
     images = _images()
     want = _logits(original, images)
     assert want.abs().max() > 1.0
-    assert _relative(_logits(peer.eval(), images), want) < TOLERANCE
+    assert _relative(_logits(peer, images), want) < TOLERANCE
     assert torch.equal(state["AuxLogits.fc.weight"], original.state_dict()["AuxLogits.fc.weight"])
     assert torch.equal(state["Mixed_5b.branch1x1.bn.weight"], torch.ones(64))  # gamma folded in
     # the same weights in Keras are another network: Keras' pools leave the padding out
@@ -229,18 +238,19 @@ def test_timm_weights_go_back_to_timm_and_to_a_timm_folder_exactly(torchvision_w
     code, err = _export(capsys, source, "timm", path, "--weights-format", "timm")
     assert code == 0, err
     assert "not the same network" not in err and "build timm's model with aux_logits=True" in err
-    peer = timm.create_model("inception_v3", num_classes=len(CLASSES), aux_logits=True)
-    peer.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    peer = _loaded(lambda: timm.create_model("inception_v3", num_classes=len(CLASSES), aux_logits=True), path)
     peer.aux_logits = False  # timm runs its aux head in eval mode too: its 5x5 pool needs 299 px
     images = _images()
     want = _logits(original, images)
-    assert _relative(_logits(peer.eval(), images), want) < TOLERANCE
+    assert _relative(_logits(peer, images), want) < TOLERANCE
     folder = tmp_path / "hf"
     code, err = _export(capsys, source, "hf", folder, "--weights-format", "timm")
     assert code == 0, err
     assert "not the same network" not in err and "the aux head is left out" in err
-    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
-    assert _relative(_logits(loaded, images), want) < TOLERANCE
+    # the folder holds the tensors timm just took, less the aux head (timm loads the folder below)
+    tensors = load_file(folder / "model.safetensors")
+    assert tensors.keys() == {k for k in peer.state_dict() if not k.startswith("AuxLogits.")}
+    assert all(torch.equal(tensors[k], peer.state_dict()[k]) for k in tensors)
     back, meta = load_model(folder)
     assert meta.source == "timm" and meta.eval_preprocessing == "timm"
     assert _relative(_logits(back, images), want) < TOLERANCE
