@@ -251,7 +251,8 @@ def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also
         required=required,
         metavar="PATH",
         help="an inception3 checkpoint, an exported .safetensors file, a plain state dict, or "
-        "torchvision's, timm's, Keras' or TF-Slim's Inception v3 weights" + (f"; {also}" if also else ""),
+        "torchvision's, timm's (a file, or a model folder of config.json and model.safetensors), Keras' "
+        "or TF-Slim's Inception v3 weights" + (f"; {also}" if also else ""),
     )
     parser.add_argument(
         "--weights-format",
