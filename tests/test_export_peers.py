@@ -331,3 +331,12 @@ def test_an_existing_output_is_kept_unless_forced(trained, tmp_path, capsys):
     assert json.loads((folder / "config.json").read_text())["architecture"] == "inception_v3"
     code, err = _export(capsys, folder, "hf", folder, "--force")  # never over the weights it reads
     assert code == 2 and "is the weights being exported" in err
+
+
+def test_a_folder_that_is_not_a_model_folder_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    code = main(["predict", "--checkpoint", str(tmp_path / "run"), str(write_image(tmp_path / "a.jpg", 0))])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "a directory, but not a timm / Hugging Face model folder (no config.json" in err
+    assert "a run keeps its checkpoints in RUN/checkpoints/" in err

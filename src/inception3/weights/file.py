@@ -114,7 +114,8 @@ class WeightsFile:
         if self.path.is_dir():
             raise Inception3Error(
                 f"{self.path}: a directory, but not a timm / Hugging Face model folder (no {HF_CONFIG} "
-                f"and {HF_WEIGHTS} in it); give a weights file, or such a folder"
+                f"and {HF_WEIGHTS} in it); give a weights file (a run keeps its checkpoints in "
+                f"RUN/{CHECKPOINTS}/) or such a folder"
             )
         if not self.path.is_file():
             raise Inception3Error(
