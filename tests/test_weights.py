@@ -277,6 +277,7 @@ def test_a_format_the_contents_contradict_is_refused_naming_what_was_found(tmp_p
         "state-dict",
         "torchvision",
         "timm",
+        "hf",
         "keras",
         "tf-slim",
     )

@@ -133,6 +133,7 @@ def _run_export(args: argparse.Namespace) -> int:
         use_ema=args.use_ema,
         force=args.force,
         weights_format=args.weights_format,
+        notes=lambda line: print(f"inception3 export: {line}", file=sys.stderr, flush=True),
     )
     print(f"wrote {written}")
     return 0

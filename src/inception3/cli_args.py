@@ -202,17 +202,27 @@ def _predict_options(parser: argparse.ArgumentParser) -> None:
     _add_labels(parser)
 
 
+EXPORT_FORMATS = ("onnx", "torchscript", "safetensors", "torchvision", "timm", "keras", "hf")
+
+
 def _export_options(parser: argparse.ArgumentParser) -> None:
     _add_weights(parser)
     parser.add_argument(
-        "--format", required=True, choices=("onnx", "torchscript", "safetensors"), help="the output format"
+        "--format",
+        required=True,
+        choices=EXPORT_FORMATS,
+        metavar="FORMAT",
+        help="onnx, torchscript, safetensors (inception3's network); torchvision, timm (a .pth state dict "
+        "their inception_v3 loads), keras (a .weights.h5 for keras.applications.InceptionV3), hf (a "
+        "folder of model.safetensors and config.json for timm): these four need depth_multiplier 1",
     )
     parser.add_argument(
         "--output",
         type=Path,
         required=True,
-        metavar="FILE",
-        help="the file to write (never the checkpoint itself; an existing file only with --force)",
+        metavar="FILE|DIR",
+        help="the file to write, or for hf the folder (never the checkpoint itself; an existing file "
+        "only with --force)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --output file")
 
@@ -255,7 +265,8 @@ def _add_weights(parser: argparse.ArgumentParser, *, required: bool = True, also
         required=required,
         metavar="PATH",
         help="an inception3 checkpoint, an exported .safetensors file, a plain state dict, or "
-        "torchvision's, timm's, Keras' or TF-Slim's Inception v3 weights" + (f"; {also}" if also else ""),
+        "torchvision's, timm's (a file, or a model folder of config.json and model.safetensors), Keras' "
+        "or TF-Slim's Inception v3 weights" + (f"; {also}" if also else ""),
     )
     parser.add_argument(
         "--weights-format",
@@ -370,11 +381,16 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "export",
-        "write a checkpoint's model as ONNX, TorchScript or safetensors",
+        "write a checkpoint's model as ONNX, TorchScript, safetensors, or torchvision's, timm's, Keras' own",
         "Export the inference model (logits of images scaled to [-1, 1], [B, 3, S, S]) of a "
         "checkpoint, with its moving-average weights unless --no-ema. ONNX and TorchScript take "
         "any batch size; safetensors holds the state dict plus the model config as metadata. The class "
-        "names and the evaluation preprocessing the weights want go in each file's metadata.",
+        "names and the evaluation preprocessing the weights want go in each file's metadata. "
+        "torchvision, timm, keras and hf write the weights for those projects' own Inception v3 "
+        "(full width only), saying in a note what the format cannot hold (the aux head, class names). "
+        "torchvision's and timm's average pools count the zero padding, TF-Slim's and inception3's do "
+        "not: a model trained here exports to them only approximately, and the note gives the "
+        "difference measured on fixed images.",
         _export_options,
     ),
     Command(

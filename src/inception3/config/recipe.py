@@ -225,6 +225,15 @@ TIMM_CROP_PCT = 0.875  # timm models/inception_v3.py _cfg: crop_pct; resize to f
 TIMM_INTERPOLATION = "bicubic"  # same _cfg: interpolation; mean = std = 0.5 (IMAGENET_INCEPTION_*)
 KERAS_INTERPOLATION = "nearest"  # keras.utils.load_img(target_size=(S, S)): its default interpolation
 
+# --- other projects' networks, as `inception3 export` writes them (weights/torchvision.py, keras.py) -----
+# Each project fixes its batch-norm epsilon in code: a model whose epsilon differs is written with its
+# moving variance shifted by the difference, the same normalisation.
+PEER_BATCH_NORM_EPSILON = 0.001  # torchvision models/inception.py BasicConv2d: BatchNorm2d(eps=0.001);
+# timm models/inception_v3.py InceptionV3(norm_eps=1e-3); keras applications/inception_v3.py conv2d_bn:
+# BatchNormalization(scale=False), whose default epsilon is 1e-3
+PEER_AUX_KERNEL = 5  # torchvision/timm InceptionAux: conv1 = conv_block(128, 768, kernel_size=5) at any size
+PEER_FULL_WIDTH_MIN_DEPTH = 32  # the full-width network's narrowest layers (Conv2d_1a_3x3, Mixed_5b's pool)
+
 # --- valid values ----------------------------------------------------------------------------
 # Every field of the configs (records.py) declares its valid values and why, next to its default
 # (`knob`); `check_fields` (check.py) reads that table, so a new key is one line with its bounds.

@@ -1,11 +1,13 @@
-"""Weights files of Inception v3: ours, safetensors, plain state dicts, torchvision, timm, Keras, TF-Slim.
+"""Weights of Inception v3: ours, safetensors, plain state dicts, torchvision, timm (files and folders),
+Keras, TF-Slim.
 
 `read_weights` turns any of them into this model's state dict, the `ModelConfig` it describes and a
 `WeightsMeta` (class names, evaluation preprocessing, step, averaged or raw, source); `load_model`
 builds the network from that. What a file is comes from its contents: `registry.FORMATS` lists one
 module per format, in detection order, each with `detect` and `read` (`--weights-format` names one
 when the contents cannot tell, and a name the contents contradict is refused). `convert` holds what
-the conversions share (batch-norm folding, torchvision's pooling, the config of a state dict).
+the conversions share (batch-norm folding, torchvision's pooling, the config of a state dict). The
+torchvision, timm, hf and keras modules also `write` their format, for `inception3 export`.
 
 The names below are imported on first use, so `inception3.weights.registry` (the format names the
 CLI lists) loads without torch.

@@ -20,6 +20,7 @@ reloads with TF pooling.
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig
+from inception3.config import IMAGE_SIZE, MIN_IMAGE_SIZE, PEER_FULL_WIDTH_MIN_DEPTH, ModelConfig
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, aux_kernel, is_update_count
 from inception3.weights.meta import Weights
@@ -123,6 +124,35 @@ def use_torchvision_pooling(model: InceptionV3) -> InceptionV3:
         if isinstance(module, nn.AvgPool2d):
             module.count_include_pad = True
     return model
+
+
+def counts_padding(model: InceptionV3) -> bool:
+    """Whether the model's average pools count the zero padding (torchvision's and timm's way)."""
+    return any(m.count_include_pad for m in model.modules() if isinstance(m, nn.AvgPool2d))
+
+
+def with_pooling(model: InceptionV3, *, count_padding: bool) -> InceptionV3:
+    """A copy of `model` whose Mixed blocks' 3×3 average pools count the zero padding or not."""
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if isinstance(module, nn.AvgPool2d):
+            module.count_include_pad = count_padding
+    return twin
+
+
+def whose(project: str) -> str:
+    """The possessive of a project's name, for messages: "torchvision's", "Keras'"."""
+    return f"{project}'" if project.endswith("s") else f"{project}'s"
+
+
+def require_full_width(config: ModelConfig, project: str) -> None:
+    """Refuse, before anything is written, a width that `project`'s Inception v3 (full width only) lacks."""
+    if config.depth_multiplier != 1 or config.min_depth > PEER_FULL_WIDTH_MIN_DEPTH:
+        raise Inception3Error(
+            f"{whose(project)} Inception v3 is full width only, and this model has depth_multiplier "
+            f"{config.depth_multiplier}, min_depth {config.min_depth} (it needs 1 and at most "
+            f"{PEER_FULL_WIDTH_MIN_DEPTH}): export it as onnx, torchscript or safetensors instead"
+        )
 
 
 def refuse_or_warn(message: str, *, strict: bool, stacklevel: int) -> None:

@@ -2,8 +2,9 @@
 
 Every format's `detect` and `read` take the same `WeightsFile`, so a PyTorch pickle is unpickled
 once however many formats ask about it. The kind comes from the file itself, in this order: a TF
-checkpoint prefix (an `.index` beside it), Keras' HDF5 signature or a zip holding
-`model.weights.h5`, safetensors' header, else a PyTorch file.
+checkpoint prefix (an `.index` beside it), a timm / Hugging Face model folder (`config.json` and
+`model.safetensors`), Keras' HDF5 signature or a zip holding `model.weights.h5`, safetensors' header,
+else a PyTorch file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from inception3.errors import Inception3Error
 from inception3.run.checkpoint import load_checkpoint
 from inception3.run.layout import CHECKPOINTS
 
-Kind = Literal["tf-slim", "keras", "safetensors", "torch"]
+Kind = Literal["tf-slim", "hf", "keras", "safetensors", "torch"]
 WRAPPERS = ("state_dict", "model", "state_dict_ema")  # where other projects' files nest the state dict
 PREFIXES = ("module.", "_orig_mod.")  # DDP's and torch.compile's, removed from every key
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 KERAS_ZIP_WEIGHTS = "model.weights.h5"  # the weights inside a Keras 3 `.keras` zip
+HF_CONFIG = "config.json"  # a timm / Hugging Face model folder: its config and its weights
+HF_WEIGHTS = "model.safetensors"
 
 
 class SafetensorsContent(NamedTuple):
@@ -46,6 +49,11 @@ class ReadOptions:
 def is_tf_slim_prefix(path: Path) -> bool:
     """A TF checkpoint: its `.index` file, or the prefix that has one beside it."""
     return path.suffix == ".index" or Path(f"{path}.index").is_file()
+
+
+def is_model_folder(path: Path) -> bool:
+    """A timm / Hugging Face model folder: a directory holding `config.json` and `model.safetensors`."""
+    return path.is_dir() and (path / HF_CONFIG).is_file() and (path / HF_WEIGHTS).is_file()
 
 
 def is_keras_file(path: Path) -> bool:
@@ -101,6 +109,14 @@ class WeightsFile:
         """What the file is, before any format looks inside: a missing file is an error here."""
         if is_tf_slim_prefix(self.path):
             return "tf-slim"
+        if is_model_folder(self.path):
+            return "hf"
+        if self.path.is_dir():
+            raise Inception3Error(
+                f"{self.path}: a directory, but not a timm / Hugging Face model folder (no {HF_CONFIG} "
+                f"and {HF_WEIGHTS} in it); give a weights file (a run keeps its checkpoints in "
+                f"RUN/{CHECKPOINTS}/) or such a folder"
+            )
         if not self.path.is_file():
             raise Inception3Error(
                 f"{self.path}: no such checkpoint or weights file; check the path (a run keeps its "

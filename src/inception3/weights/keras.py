@@ -29,6 +29,7 @@ start a fine-tune, not classify.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -36,15 +37,16 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from inception3.config import BATCH_NORM_EPSILON, IMAGE_SIZE, ModelConfig
+from inception3.config import BATCH_NORM_EPSILON, IMAGE_SIZE, PEER_BATCH_NORM_EPSILON, ModelConfig
 from inception3.errors import Inception3Error
 from inception3.model import ConvBN, InceptionV3, Mixed
+from inception3.weights.convert import counts_padding, require_full_width
 from inception3.weights.file import KERAS_ZIP_WEIGHTS, ReadOptions, WeightsFile, read_member
 from inception3.weights.meta import Weights, WeightsMeta
 
@@ -56,6 +58,9 @@ LOGITS = "Logits.Conv2d_1c_1x1"
 MAX_CONFIG_BYTES = 16 << 20
 MAX_WEIGHTS_BYTES = 1 << 30
 # Keras 3 stores a layer's variables by number, in the order the layer creates them.
+# What `write` stores beside the layers (class names, preprocessing, input size, step, as JSON): Keras
+# ignores the attribute, inception3 reads it back.
+EXPORT_ATTRIBUTE = "inception3"
 KERAS3_VARIABLES = {
     "conv2d": ("kernel",),
     "batch_normalization": ("beta", "moving_mean", "moving_variance"),
@@ -89,9 +94,24 @@ def detect(file: WeightsFile) -> bool:
 
 
 def read(file: WeightsFile, options: ReadOptions) -> Weights:
-    """The file's weights; without the top, no `Logits.` keys and no config (it cannot classify)."""
+    """The file's weights; without the top, no `Logits.` keys and no config (it cannot classify).
+
+    A file `write` made gives back the class names, preprocessing and input size it stored.
+    """
     state, cfg, top = read_keras(file.path)
     meta = WeightsMeta("keras", eval_preprocessing="keras", include_top=top)
+    exported = _exported(file.path)
+    if exported:
+        names = exported.get("class_names")
+        meta = WeightsMeta(
+            str(exported.get("source", "inception3")),  # torchvision's: load_model pools as it did
+            step=int(exported.get("step", 0)),
+            class_names=tuple(names) if names else None,
+            ema=bool(exported.get("ema", False)),
+            eval_preprocessing=str(exported.get("eval_preprocessing", "keras")),
+            include_top=top,
+        )
+        cfg = dataclasses.replace(cfg, image_size=int(exported.get("image_size", cfg.image_size)))
     return Weights(state, cfg if top else None, meta)
 
 
@@ -380,3 +400,88 @@ def _layer_configs(config: Any, class_name: str) -> Iterator[dict]:
     elif isinstance(config, list):
         for value in config:
             yield from _layer_configs(value, class_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: `inception3 export --format keras`.
+
+PROJECT = "Keras"
+COUNTS_PADDING = False  # AveragePooling2D(padding="same") averages the real pixels, as TF-Slim's
+SUFFIX = ".weights.h5"  # what Keras 3's `load_weights` takes as a weights-only file
+
+
+def write(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> list[str]:
+    """A Keras 3 `.weights.h5` that `keras.applications.InceptionV3(weights=None, classes=N)` loads
+    with `load_weights`; returns what it cannot hold.
+
+    Keras 3's layout (`layers/<class>_<k>/vars/0..n`, k in `model.layers` order: `graph_order`), each
+    `vars` named after the layer Keras would make (creation order), kernels HWIO, the logits the
+    `predictions` Dense. Batch norms get their moving variance shifted by the difference of the
+    epsilons (ours − Keras' 0.001), which normalises alike.
+    """
+    import h5py
+
+    require_full_width(model.config, PROJECT)
+    state = {key: value.detach().float().numpy() for key, value in model.state_dict().items()}
+    shift = model.config.batch_norm_epsilon - PEER_BATCH_NORM_EPSILON
+    made = {name: i for i, name in enumerate(creation_order(model))}
+    exported = {
+        "source": meta.source if counts_padding(model) else "inception3",  # whose pooling, read back
+        "class_names": list(meta.class_names or ()),
+        "eval_preprocessing": meta.eval_preprocessing,
+        "image_size": model.config.image_size,
+        "step": meta.step,
+        "ema": meta.ema,
+    }
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.attrs[EXPORT_ATTRIBUTE] = json.dumps(exported)
+        f.create_group("vars").attrs["name"] = "inception_v3"  # the model's own variables: none
+        layers = f.create_group("layers")
+        for k, key in enumerate(graph_order(model)):
+            kernel = state[f"{key}.weight"].transpose(2, 3, 1, 0)
+            _write_layer(layers, _numbered("conv2d", k), _numbered("conv2d", made[key]), [kernel])
+            norm = [state[f"{key}.BatchNorm.{var}"] for var in KERAS3_VARIABLES["batch_normalization"]]
+            norm[2] = norm[2] + shift
+            name = _numbered("batch_normalization", made[key])
+            _write_layer(layers, _numbered("batch_normalization", k), name, norm)
+        logits = state[f"{LOGITS}.weight"][:, :, 0, 0].T
+        _write_layer(layers, "dense", "predictions", [logits, state[f"{LOGITS}.bias"]])
+    output.write(buffer.getvalue())
+    if model.AuxLogits is None:
+        return []
+    return ["the aux head is left out: keras.applications.InceptionV3 has none (inference does not use it)"]
+
+
+def _numbered(kind: str, k: int) -> str:
+    """Keras' k-th name for a layer class: `conv2d`, `conv2d_1`, ..."""
+    return f"{kind}_{k}" if k else kind
+
+
+def _write_layer(layers: Any, key: str, name: str, arrays: list[np.ndarray]) -> None:
+    variables = layers.create_group(key).create_group("vars")
+    variables.attrs["name"] = name
+    for i, array in enumerate(arrays):
+        variables.create_dataset(str(i), data=np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _exported(path: Path) -> dict:
+    """What `write` stored in a `.weights.h5` (`EXPORT_ATTRIBUTE`); empty for Keras' own files."""
+    import h5py
+
+    if zipfile.is_zipfile(path):
+        return {}
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get(EXPORT_ATTRIBUTE)
+    if text is None:
+        return {}
+    try:
+        info = json.loads(_text(text))
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise Inception3Error(
+            f"{path}: its '{EXPORT_ATTRIBUTE}' attribute is not the JSON object inception3 export writes; "
+            "export the weights again"
+        )
+    return info

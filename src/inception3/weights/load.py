@@ -29,7 +29,8 @@ def read_weights(
     An inception3 checkpoint (its moving averages unless `use_ema` is off), a `.safetensors` file
     (with the config and class names `inception3 export` writes in its metadata, or without), a
     plain state dict (wrapped in "state_dict"/"model" or not, DDP's `module.` and compile's
-    `_orig_mod.` prefixes removed), torchvision's or timm's Inception v3, Keras' InceptionV3 (its
+    `_orig_mod.` prefixes removed), torchvision's or timm's Inception v3 (a file, or timm's model folder
+    of `config.json` and `model.safetensors`), Keras' InceptionV3 (its
     HDF5 weights or a `.keras` file, through h5py), and TF-Slim's checkpoint (a prefix with an
     `.index` file, through TensorFlow). Pickles that carry code are refused.
     `strict`: source tensors left unused by a conversion are an error instead of a warning.

@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "state-dict": "inception3.weights.state_dict",
     "torchvision": "inception3.weights.torchvision",
     "timm": "inception3.weights.timm",
+    "hf": "inception3.weights.hf",
     "keras": "inception3.weights.keras",
     "tf-slim": "inception3.weights.tf_slim",
 }

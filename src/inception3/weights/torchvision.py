@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import Tensor, nn
 
-from inception3.config import IMAGE_SIZE, ModelConfig
+from inception3.config import IMAGE_SIZE, PEER_AUX_KERNEL, PEER_BATCH_NORM_EPSILON, ModelConfig
 from inception3.data.labels import TF_BACKGROUND_CLASSES
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, is_update_count
@@ -26,8 +27,10 @@ from inception3.weights.convert import (
     in_model_dtype,
     model_from,
     refuse_or_warn,
+    require_full_width,
     same_class_count,
     use_torchvision_pooling,
+    whose,
 )
 from inception3.weights.file import ReadOptions, WeightsFile
 from inception3.weights.meta import Weights, WeightsMeta
@@ -76,6 +79,15 @@ def _source_convs(state: Mapping[str, Tensor], block: str) -> list[str]:
     return list(seen)
 
 
+def _conv_blocks(model: InceptionV3) -> list[str]:
+    """The top-level modules that hold ConvBN layers (the stem convs, the Mixed blocks, the aux head)."""
+    return [
+        name
+        for name, child in model.named_children()
+        if child is not None and any(hasattr(m, "BatchNorm") for m in child.modules())
+    ]
+
+
 def _classifier(weight: Tensor, bias: Tensor, drop_background: bool) -> tuple[Tensor, Tensor]:
     if drop_background:
         weight, bias = weight[1:], bias[1:]
@@ -89,12 +101,7 @@ def convert_torchvision(
     target = model.state_dict()
     out: dict[str, Tensor] = {}
     used: set[str] = set()
-    blocks = [
-        name
-        for name, child in model.named_children()
-        if child is not None and any(hasattr(m, "BatchNorm") for m in child.modules())
-    ]
-    for block in blocks:
+    for block in _conv_blocks(model):
         ours, theirs = _conv_modules(getattr(model, block), block), _source_convs(state, block)
         if len(ours) != len(theirs):
             raise Inception3Error(
@@ -188,3 +195,78 @@ def _load(
     else:
         model = from_torchvision(source, strict=strict, what=what)
     return use_torchvision_pooling(model) if exact_pooling else model
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: `inception3 export --format torchvision` (and timm's, which keeps these names).
+
+PROJECT = "torchvision"
+COUNTS_PADDING = True  # the Mixed blocks' 3×3 average pools count the zero padding (`convert`)
+
+
+def aux_fits(model: InceptionV3) -> bool:
+    """Whether the aux head is torchvision's: its k×k conv is 5×5 only from a 299-px input on."""
+    return model.AuxLogits is not None and model.AuxLogits.kernel == PEER_AUX_KERNEL
+
+
+def to_torchvision(model: InceptionV3, *, aux: bool) -> dict[str, Tensor]:
+    """`model`'s weights in torchvision's `Inception3` names (timm's too): `convert_torchvision` mirrored.
+
+    Each batch norm gets gamma 1 (ours has none) and its moving variance shifted by the difference of
+    the epsilons (ours − torchvision's 0.001), which normalises alike; the 1×1 logits conv becomes
+    `fc`. `aux`: with the aux head (`aux_fits`), else without. The width must be torchvision's
+    (`convert.require_full_width`).
+    """
+    from torchvision.models.inception import Inception3
+
+    with torch.device("meta"):
+        target = Inception3(
+            num_classes=model.config.num_classes, aux_logits=aux, init_weights=False
+        ).state_dict()
+    ours = model.state_dict()
+    shift = model.config.batch_norm_epsilon - PEER_BATCH_NORM_EPSILON
+    out: dict[str, Tensor] = {}
+    for block in _conv_blocks(model):
+        if block == "AuxLogits" and not aux:
+            continue
+        pairs = zip(_conv_modules(getattr(model, block), block), _source_convs(target, block), strict=True)
+        for mine, theirs in pairs:
+            beta = ours[f"{mine}.BatchNorm.beta"]
+            out[f"{theirs}.conv.weight"] = ours[f"{mine}.weight"]
+            out[f"{theirs}.bn.weight"] = torch.ones_like(beta)
+            out[f"{theirs}.bn.bias"] = beta
+            out[f"{theirs}.bn.running_mean"] = ours[f"{mine}.BatchNorm.moving_mean"]
+            out[f"{theirs}.bn.running_var"] = ours[f"{mine}.BatchNorm.moving_variance"] + shift
+            out[f"{theirs}.bn.num_batches_tracked"] = ours[f"{mine}.BatchNorm.num_batches_tracked"]
+    heads = [("fc", "Logits.Conv2d_1c_1x1")] + [("AuxLogits.fc", "AuxLogits.Conv2d_2b_1x1")] * aux
+    for theirs, mine in heads:
+        out[f"{theirs}.weight"] = ours[f"{mine}.weight"].flatten(1)
+        out[f"{theirs}.bias"] = ours[f"{mine}.bias"]
+    for key, value in target.items():
+        if out[key].shape != value.shape:
+            raise Inception3Error(
+                f"{key}: shape {list(out[key].shape)} where torchvision's is {list(value.shape)}; "
+                "not torchvision's network"
+            )
+    return {key: out[key].detach().clone().contiguous() for key in target}
+
+
+def write(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> list[str]:
+    """A `torch.save`d state dict that `inception_v3(num_classes=N, aux_logits=..., init_weights=False)`
+    loads with strict=True; returns what the file cannot hold, one line each."""
+    require_full_width(model.config, PROJECT)
+    aux = aux_fits(model)
+    torch.save(to_torchvision(model, aux=aux), output)
+    return lost_in_state_dict(model, aux, PROJECT)
+
+
+def lost_in_state_dict(model: InceptionV3, aux: bool, project: str) -> list[str]:
+    """What a bare state dict of `project`'s network leaves behind, and how to load it."""
+    lost = ["the class names and the evaluation preprocessing are not kept: a state dict holds tensors only"]
+    if model.AuxLogits is not None and not aux:
+        lost.append(
+            f"the aux head is left out: its {model.AuxLogits.kernel}x{model.AuxLogits.kernel} conv (for "
+            f"{model.config.image_size}-px inputs) is not {whose(project)} 5x5 (299-px inputs); "
+            "inference does not use it"
+        )
+    return lost
