@@ -180,6 +180,7 @@ def test_eval_skips_a_checkpoint_removed_by_retention(shards, tmp_path):
     assert any("step 2:" in line and "removed" in line for line in lines)
 
 
+@pytest.mark.smoke
 def test_cli_once_prints_the_original_line_and_writes_the_record(checkpoint, shards, capsys):
     run = checkpoint.parent.parent
     code = main(["eval", "--train-dir", str(run), "--data-dir", str(shards), "--once", "--num-workers", "0"])

@@ -18,6 +18,7 @@ from torch import nn
 from inception3.config import TrainConfig
 from inception3.data.augment import build_pipeline
 from inception3.model import InceptionOutputs
+from inception3.train.precision import LossScaler, autocast
 
 AUGMENT_STREAM, DROPOUT_STREAM = 0, 1
 LOSSES = ("total", "cross_entropy", "aux")  # StepResult's losses, in the order inception_loss returns them
@@ -48,7 +49,7 @@ def inception_loss(
     """Softmax cross entropy with label smoothing on the logits, plus the weighted aux head's.
 
     TF's `label_smoothing` (one-hot · (1 − ε) + ε / K) is PyTorch's; losses are in float32
-    even under bf16 autocast. Returns (total, cross_entropy, aux); aux is 0 without the head.
+    even under autocast. Returns (total, cross_entropy, aux); aux is 0 without the head.
     """
     if isinstance(outputs, InceptionOutputs):
         logits, aux_logits = outputs
@@ -71,10 +72,12 @@ def train_step(
     cfg: TrainConfig,
     *,
     keep_inputs: bool = False,
+    scaler: LossScaler | None = None,
 ) -> StepResult:
     """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
 
-    `keep_inputs`: also return the distorted batch (for the input-image summary).
+    `keep_inputs`: also return the distorted batch (for the input-image summary). `scaler`: fp16's
+    loss scaling (train/precision.py), through which the backward passes and the update then go.
     The batch is split into `cfg.grad_accum` micro-batches whose gradients add up (DDP
     synchronises only on the last), each loss scaled so the sum is the batch mean.
     """
@@ -93,10 +96,16 @@ def train_step(
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         weight = yi.shape[0] / labels.shape[0]
         with sync:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with autocast(cfg.precision, device):
                 outputs = model(xi)
             total, main, aux = inception_loss(outputs, yi, cfg)
-            (total * weight).backward()
+            if scaler is None:
+                (total * weight).backward()
+            else:
+                scaler.backward(total * weight)
         sums += torch.stack([total, main, aux]).detach() * weight
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
     return StepResult(**dict(zip(LOSSES, sums.unbind(), strict=True)), inputs=x if keep_inputs else None)
