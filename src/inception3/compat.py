@@ -6,7 +6,10 @@ as its API does. `make smoke-oldest` runs the smoke tests on the oldest release.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import warnings
+from collections.abc import Iterator
 
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -25,3 +28,14 @@ def ddp_without_buffer_sync(model: nn.Module, device_ids: list[int] | None) -> D
     if _DDP_FORWARD_SYNC_BUFFERS:
         return DistributedDataParallel(model, device_ids=device_ids, forward_sync_buffers=False)
     return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+
+
+@contextlib.contextmanager
+def onnx_exporter_quiet() -> Iterator[None]:
+    """torch.onnx.export without torch 2.11's FutureWarning about its own deprecated pytree `LeafSpec`
+    (raised inside the exporter when it copies the program's tree specs; nothing a user can act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+        )
+        yield

@@ -58,6 +58,23 @@ def test_an_overflowing_step_is_skipped_counted_and_not_divergence() -> None:
     assert scaler.diverged(torch.tensor(float("nan")))  # a non-finite loss of a step that was taken
 
 
+def test_accumulated_micro_batches_are_unscaled_into_the_plain_update() -> None:
+    torch.manual_seed(0)
+    model, plain = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(4, 3)
+    scaler = LossScaler(torch.device("cpu"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for part in x.chunk(2):  # as train_step accumulates: each micro-batch's share of the mean
+        scaler.backward(model(part).sum() / 4)
+    scaler.step(optimizer)
+    (plain(x).sum() / 4).backward()
+    torch.optim.SGD(plain.parameters(), lr=0.5).step()
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert int(scaler.skipped) == 0 and scaler.scaler.get_scale() == 2.0**16
+
+
 def test_a_loss_scale_falling_below_its_floor_is_divergence() -> None:
     model = torch.nn.Linear(3, 1)
     scaler = LossScaler(torch.device("cpu"))
@@ -114,6 +131,6 @@ def test_a_run_without_loss_scaling_state_continues_in_fp16_from_a_fresh_scale(s
 
 def test_an_fp16_run_whose_loss_scale_collapses_stops_as_diverged(shards, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(precision, "MIN_LOSS_SCALE", 2.0**14)  # the third skip in a row crosses it
-    cfg = tiny_config(max_steps=6, precision="fp16", log_every=2)
+    cfg = tiny_config(max_steps=6, precision="fp16", log_every=2, grad_accum=2)  # accumulating, too
     with pytest.raises(Inception3Error, match=r"the loss stopped being finite by step 3"):
         train(cfg, shards, tmp_path / "run", out=io.StringIO())
