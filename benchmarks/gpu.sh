@@ -7,8 +7,9 @@
 #   deps        0:15  missing dependencies from benchmarks/wheels, nothing from the network
 #   tests       1:30  python3 -m pytest -m cuda tests/cuda
 #   shards      0:30  2,000 photo-like 500×375 JPEGs in 10 class folders -> `inception3 build`
-#   train       1:30  `inception3 train` of the full network at 299×299, batch 128: fp32 NCHW (121
-#                     steps) and bf16 channels_last (201 steps), each on the shards and on synthetic_data
+#   train       1:50  `inception3 train` of the full network at 299×299, batch 128: fp32 NCHW (121
+#                     steps) and bf16 channels_last (201 steps), each on the shards and on synthetic_data;
+#                     fp16 channels_last with loss scaling (121 steps, on the shards)
 #   train_step  0:45  benchmarks/train_step.py: inception3 against timm's and torchvision's
 #                     inception_v3, same batch, interleaved, bf16 + channels_last
 #   compile     3:00  bf16 channels_last compiled, 201 steps plus 1.5-2.5 min of torch.compile, on the
@@ -16,7 +17,8 @@
 #   table       0:05  one markdown table for docs/performance.md
 # Each phase prints its elapsed time; the total is compared with the budget at the end.
 #
-# It runs the checkout with the machine's own python3 (PYTHONPATH=src, no virtual environment). That
+# It runs the checkout with the machine's own python3 (PYTHONPATH=src, no virtual environment), or
+# the one PYTHON names (a virtual environment's: PYTHON=.venv-oldest/bin/python). That
 # python needs torch (2.11 or later), torchvision, timm, tensorboard, safetensors and pytest; the
 # package's other dependencies, where missing, are installed from benchmarks/wheels, which
 # `bash benchmarks/gpu_wheels.sh` fills beforehand on a machine that reaches the package index.
@@ -69,14 +71,14 @@ fatal() {
 
 if [[ $DEVICE == cpu ]]; then # toy sizes: the tiny network, a few steps, the eager compile backend
     COUNT=48 CLASSES=4 WIDTH=160 HEIGHT=120 IMAGE_SIZE=75
-    BATCH=8 LOG_EVERY=2 SKIP_LOGS=1 STEPS_FP32=7 STEPS_BF16=7 STEPS_COMPILE=7
+    BATCH=8 LOG_EVERY=2 SKIP_LOGS=1 STEPS_FP32=7 STEPS_BF16=7 STEPS_FP16=7 STEPS_COMPILE=7
     MODEL_SETS=(--set image_size=75 --set depth_multiplier=0.25)
     COMPILE_SETS=(--set compile_backend=eager)
     STEP_ARGS=(--batch 2 --size 299 --steps 1)
     RUN_TIMEOUT=300 COMPILE_TIMEOUT=300
 else
     COUNT=2000 CLASSES=10 WIDTH=500 HEIGHT=375 IMAGE_SIZE=299
-    BATCH=128 LOG_EVERY=20 SKIP_LOGS=2 STEPS_FP32=121 STEPS_BF16=201 STEPS_COMPILE=201
+    BATCH=128 LOG_EVERY=20 SKIP_LOGS=2 STEPS_FP32=121 STEPS_BF16=201 STEPS_FP16=121 STEPS_COMPILE=201
     MODEL_SETS=()
     COMPILE_SETS=()
     STEP_ARGS=(--batch 128 --size 299 --steps 10)
@@ -185,6 +187,7 @@ train_run() { # NAME STEPS TIMEOUT --set ...: one measured run through the CLI, 
 }
 FP32=(--set precision=fp32 --set channels_last=false --set compile=false)
 BF16_CL=(--set precision=bf16 --set channels_last=true --set compile=false)
+FP16_CL=(--set precision=fp16 --set channels_last=true --set compile=false)
 COMPILED=(--set precision=bf16 --set channels_last=true --set compile=true ${COMPILE_SETS[@]+"${COMPILE_SETS[@]}"})
 train_run fp32 "$STEPS_FP32" "$RUN_TIMEOUT" "${FP32[@]}"
 train_run fp32-synthetic "$STEPS_FP32" "$RUN_TIMEOUT" "${FP32[@]}" --set synthetic_data=true
@@ -194,6 +197,8 @@ if ((BF16)); then
 else
     echo "--- bf16 runs skipped: this GPU has no bf16 (compute capability below 8.0)"
 fi
+# fp16 with dynamic loss scaling: what precision=auto picks on a GPU without bf16 (V100, T4)
+train_run fp16-cl "$STEPS_FP16" "$RUN_TIMEOUT" "${FP16_CL[@]}"
 
 # --- train_step: the step alone against timm's and torchvision's inception_v3 -----------------------
 phase train_step

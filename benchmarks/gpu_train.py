@@ -39,11 +39,13 @@ LOG_LINE = re.compile(r"^step (\d+), loss = (\S+) \((\S+) examples/sec; (\S+) se
 
 @dataclass(frozen=True)
 class Peaks:
-    """A GPU's dense (no sparsity) peak TFLOPS: bf16 tensor cores, TF32 tensor cores, plain fp32."""
+    """A GPU's dense (no sparsity) peak TFLOPS: bf16 tensor cores, TF32 tensor cores, plain fp32; fp16
+    tensor cores where they differ from bf16's (None: the same)."""
 
     bf16: float | None
     tf32: float | None
     fp32: float
+    fp16: float | None = None
 
 
 # NVIDIA datasheet figures, dense: the datasheets' tensor-core numbers are "with sparsity", twice these.
@@ -63,9 +65,9 @@ PEAKS: tuple[tuple[str, Peaks], ...] = (
     ("A10", Peaks(125.0, 62.5, 31.2)),
     ("L40S", Peaks(362.0, 183.0, 91.6)),
     ("L4", Peaks(121.0, 60.0, 30.3)),
-    ("V100-PCIE", Peaks(None, None, 14.0)),
-    ("V100", Peaks(None, None, 15.7)),
-    ("T4", Peaks(None, None, 8.1)),
+    ("V100-PCIE", Peaks(None, None, 14.0, fp16=112.0)),
+    ("V100", Peaks(None, None, 15.7, fp16=125.0)),
+    ("T4", Peaks(None, None, 8.1, fp16=65.0)),
 )
 
 
@@ -102,12 +104,14 @@ def conv_uses_tf32() -> bool:
 
 
 def peak_tflops(device_name: str, precision: str, tf32: bool) -> float | None:
-    """The dense peak a run of `precision` ("bf16" or "fp32") can reach; None when unknown."""
+    """The dense peak a run of `precision` ("bf16", "fp16" or "fp32") can reach; None when unknown."""
     peaks = peaks_for(device_name)
     if peaks is None:
         return None
     if precision == "bf16":
         return peaks.bf16
+    if precision == "fp16":
+        return peaks.fp16 or peaks.bf16
     return peaks.tf32 if tf32 and peaks.tf32 else peaks.fp32
 
 
@@ -199,6 +203,7 @@ def run(name: str, results: Path, skip_logs: int, cli_args: list[str]) -> int:
     import torch
 
     from inception3.cli import main
+    from inception3.train.precision import resolve_precision
 
     cuda = torch.cuda.is_available()
     if cuda:
@@ -213,9 +218,8 @@ def run(name: str, results: Path, skip_logs: int, cli_args: list[str]) -> int:
     batch = int(_setting(cli_args, "batch_size", "32"))
     max_steps = int(_setting(cli_args, "max_steps", "0"))
     rate, measured = throughput(parsed, batch, skip_logs)
-    precision = _setting(cli_args, "precision", "auto")
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    device = torch.device("cuda" if cuda else "cpu")
+    precision = resolve_precision(_setting(cli_args, "precision", "auto"), device)
     record = {
         "name": name,
         "exit_code": code,
@@ -311,6 +315,7 @@ CONFIGS = (
     ("fp32", "fp32, NCHW"),
     ("bf16-cl", "bf16, channels_last"),
     ("bf16-cl-compile", "bf16, channels_last, compile"),
+    ("fp16-cl", "fp16, channels_last"),  # run on the shards only: no synthetic twin
 )
 
 
@@ -335,7 +340,7 @@ def table(results: Path) -> str:
             f"{first['max_steps']} steps of which the first "
             f"{skipped} are warm-up; {first['num_workers']} loader workers on {env.get('cpus', '?')} CPU "
             f"cores. MFU: {_num(per_image and per_image / 1e9)} GFLOPs per image (forward + backward) × "
-            "examples/s over the GPU's dense peak for the arithmetic used (bf16; fp32 runs count TF32 "
+            "examples/s over the GPU's dense peak for the arithmetic used (bf16, fp16; fp32 runs count TF32 "
             "where cuDNN uses it for convolutions).",
             "",
             "| configuration | real ex/s | synthetic ex/s | real ÷ synthetic | MFU (real) | peak GiB | "
@@ -431,6 +436,8 @@ def _targets(results: Path, per_image: float | None) -> list[str]:
                 best = mfu if best is None else max(best, mfu)
     lines.append("- ≥ 35 % MFU at batch 128 in bf16: " + _verdict(best, 0.35, _pct(best)))
     for key, label in CONFIGS:
+        if key == "fp16-cl":
+            continue
         real, synthetic = _load(results, key), _load(results, f"{key}-synthetic")
         ok = real and synthetic and real["exit_code"] == synthetic["exit_code"] == 0
         ratio = real["examples_per_sec"] / synthetic["examples_per_sec"] if ok else None

@@ -198,6 +198,7 @@ def test_eval_skips_a_checkpoint_removed_by_retention(shards, tmp_path):
     assert any("step 2:" in line and "removed" in line for line in lines)
 
 
+@pytest.mark.smoke
 def test_cli_once_json_prints_the_record_it_writes_and_the_original_line_apart(checkpoint, shards, capsys):
     run = checkpoint.parent.parent
     argv = ["eval", "--train-dir", str(run), "--data-dir", str(shards), "--once", "--num-workers", "0"]

@@ -36,6 +36,7 @@ def ema_logits(checkpoint, images) -> torch.Tensor:
         return model(images)
 
 
+@pytest.mark.smoke
 def test_onnx_matches_pytorch_with_any_batch_size(checkpoint, images, ema_logits, tmp_path):
     path = export_checkpoint(checkpoint, "onnx", tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -48,6 +49,7 @@ def test_onnx_matches_pytorch_with_any_batch_size(checkpoint, images, ema_logits
     assert metadata["eval_preprocessing"] == "inception"
 
 
+@pytest.mark.smoke
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_pytorch(checkpoint, images, ema_logits, tmp_path):
     path = export_checkpoint(checkpoint, "torchscript", tmp_path / "model.pt")

@@ -78,6 +78,7 @@ def test_original_end_point_names_map_onto_slim_names():
     assert ORIGINAL_END_POINT_NAMES["conv0"] == "Conv2d_1a_3x3"
 
 
+@pytest.mark.smoke
 def test_75x75_input_works_in_training_mode_with_aux_head():
     for model in (tiny(), InceptionV3(num_classes=5, depth_multiplier=0.25)):
         out = model.train()(torch.randn(2, 3, 75, 75))
@@ -247,6 +248,7 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
     assert loss().item() < first.item()
 
 
+@pytest.mark.smoke
 def test_channels_last_and_bf16_autocast_match_fp32():
     torch.manual_seed(0)
     model = tiny().eval()
@@ -269,6 +271,7 @@ def test_compiles_as_one_graph():
         torch.testing.assert_close(compiled(x), model(x))
 
 
+@pytest.mark.smoke
 def test_torch_export_gives_the_same_logits():
     model = tiny().eval()
     x = torch.randn(2, 3, 75, 75)

@@ -29,6 +29,7 @@ from typing import BinaryIO, Protocol, cast
 
 import torch
 
+from inception3.compat import onnx_exporter_quiet
 from inception3.data.preprocess import choose_preprocessing
 from inception3.errors import Inception3Error, interrupts_win
 from inception3.files import atomic_write, check_output, require_directory, what_is_at
@@ -70,16 +71,17 @@ def export_onnx(model: InceptionV3, output: BinaryIO, meta: WeightsMeta) -> None
     import onnx
 
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        model,
-        (_example(model.config.image_size),),
-        input_names=["images"],
-        output_names=["logits"],
-        dynamic_shapes=({0: batch},),
-        opset_version=ONNX_OPSET,
-        dynamo=True,
-        verbose=False,
-    )
+    with onnx_exporter_quiet():
+        program = torch.onnx.export(
+            model,
+            (_example(model.config.image_size),),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            opset_version=ONNX_OPSET,
+            dynamo=True,
+            verbose=False,
+        )
     proto = program.model_proto
     onnx.helper.set_model_props(
         proto,

@@ -20,6 +20,7 @@ from inception3.model import InceptionV3, parameter_groups
 from inception3.train import loop
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.optim import build_optimizer
+from inception3.train.precision import loss_scaler
 from inception3.train.step import train_step
 
 pytestmark = pytest.mark.cuda
@@ -46,9 +47,10 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[InceptionV3, torch.op
     optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
     ema = ExponentialMovingAverage(model, cfg.ema_decay)
     images, labels = fixed_batch(device)
+    scaler = loss_scaler(cfg.precision, device)  # fp16's; None otherwise
 
     def step(i: int) -> torch.Tensor:
-        result = train_step(model, optimizer, images, labels, i, 0, cfg)
+        result = train_step(model, optimizer, images, labels, i, 0, cfg, scaler=scaler)
         ema.update(model, i)
         return result.total
 
@@ -84,6 +86,17 @@ def test_bf16_keeps_fp32_weights_and_the_channels_last_layout() -> None:
             assert p.is_contiguous(memory_format=torch.channels_last), name
     for state in optimizer.state.values():
         assert all(t.dtype == torch.float32 for t in state.values() if isinstance(t, torch.Tensor))
+
+
+def test_fp16_channels_last_step_with_loss_scaling_is_finite_and_learns() -> None:
+    """fp16, what precision=auto picks on a V100 or T4: the first steps overflow at GradScaler's starting
+    scale and are skipped (their forward losses stay finite), then the loss falls as in bf16."""
+    losses = losses_over_fixed_batch(
+        cuda_config(precision="fp16", channels_last=True), torch.device("cuda"), steps=40
+    )
+    assert torch.isfinite(losses).all(), losses
+    first, last = losses[:10].mean().item(), losses[-10:].mean().item()
+    assert last < 0.8 * first, f"mean loss {first:.3f} (steps 0-9) -> {last:.3f} (steps 30-39)"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

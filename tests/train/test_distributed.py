@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from conftest import tiny_config
@@ -96,6 +97,7 @@ def _ddp_gradients(cfg: TrainConfig, tmp_path: Path) -> dict:
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.smoke
 def test_two_ranks_average_gradients_like_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
     cfg = tiny_config(dropout_keep_prob=1.0, batch_size=GLOBAL_BATCH)  # dropout off: masks are per rank
     ddp = _ddp_gradients(cfg, tmp_path)

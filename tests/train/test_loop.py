@@ -64,6 +64,7 @@ def _tensors(state: dict, key: str) -> dict[str, torch.Tensor]:
     return state[key]
 
 
+@pytest.mark.smoke
 def test_resume_after_a_crash_mid_epoch_is_bitwise_exact(shards: Path, tmp_path: Path, monkeypatch) -> None:
     cfg = tiny_config(max_steps=7, checkpoint_every=3)  # 5 steps per epoch: 3 is mid-epoch, 7 in the next
     straight = train(cfg, shards, tmp_path / "straight", out=io.StringIO())
@@ -194,6 +195,7 @@ def test_summaries_hold_losses_learning_rate_and_activations(
     assert events.Tags()["images"] == ["images"]
 
 
+@pytest.mark.smoke
 def test_gpu_options_run_on_the_cpu(shards: Path, tmp_path: Path) -> None:
     cfg = tiny_config(
         max_steps=2, precision="bf16", channels_last=True, compile=True, compile_backend="eager", grad_accum=2

@@ -100,8 +100,8 @@ def test_later_sources_win_and_bad_values_are_refused(tmp_path: Path) -> None:
     toml.write_text("batch_size = 16\nlearning_rate = 0.5\n")
     cfg = resolve_config("flowers", toml, ["learning_rate=0.25"])
     assert (cfg.batch_size, cfg.learning_rate, cfg.fine_tune) == (16, 0.25, True)
-    with pytest.raises(Inception3Error, match="precision must be auto or fp32 or bf16"):
-        resolve_config(overrides=["precision=fp16"])
+    with pytest.raises(Inception3Error, match="precision must be auto or fp32 or bf16 or fp16"):
+        resolve_config(overrides=["precision=fp8"])
     with pytest.raises(Inception3Error, match=r"crop_area_range must be two fractions .* got \(0.5, 0.2\)"):
         resolve_config(overrides=["crop_area_range=0.5,0.2"])
     toml.write_text("batch_size = [\n")

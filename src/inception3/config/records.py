@@ -183,7 +183,9 @@ class AugmentConfig:
 
 # String choices: a value is checked against these by name (check.py).
 Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the CPU
-Precision = Literal["auto", "fp32", "bf16"]  # "bf16": autocast; "auto": bf16 where CUDA has it, else fp32
+# "bf16", "fp16": autocast (fp16 with dynamic loss scaling); "auto": bf16 where the GPU has it, fp16 on
+# other GPUs, fp32 on a CPU (train/precision.py)
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Optimizer = Literal["rmsprop", "sgd", "adamw"]  # RMSProp with TensorFlow's semantics, momentum SGD, AdamW
 Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
 MixMode = Literal["batch", "elem"]  # one mixing draw per batch, or one per image (timm's mode)

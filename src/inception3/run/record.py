@@ -37,6 +37,7 @@ class Checkpoint:
     class_names: tuple[str, ...] | None  # the dataset's, in label order
     eval_preprocessing: str = DEFAULT_EVAL_PREPROCESSING  # how eval and predict prepare images for it
     final: bool = False  # training ended with it (max_steps reached)
+    scaler: dict | None = None  # fp16's loss scaling (train/precision.py); absent in other runs
 
     @property
     def image_size(self) -> int:
@@ -45,6 +46,7 @@ class Checkpoint:
 
     def to_state(self) -> dict:
         """The dict written to disk, its keys in the order checkpoints have always had."""
+        fp16 = {"scaler": self.scaler} if self.scaler is not None else {}  # other runs: no key at all
         return {
             "model_config": asdict(self.model_config),
             "model": self.model,
@@ -56,6 +58,7 @@ class Checkpoint:
             "class_names": list(self.class_names) if self.class_names is not None else None,
             "image_size": self.image_size,
             "eval_preprocessing": self.eval_preprocessing,
+            **fp16,
         } | envelope(self.step, self.final)
 
     @classmethod
@@ -96,6 +99,7 @@ class Checkpoint:
             class_names=tuple(names) if names is not None else None,
             eval_preprocessing=state.get("eval_preprocessing") or DEFAULT_EVAL_PREPROCESSING,
             final=bool(state.get("final", False)),
+            scaler=state.get("scaler"),
         )
 
     def weights(self, use_ema: bool = True) -> tuple[dict[str, torch.Tensor], bool]:

@@ -36,6 +36,7 @@ from inception3.train.finetune import freeze_batch_norm_statistics, init_from, r
 from inception3.train.optim import build_optimizer, learning_rate, param_groups, set_learning_rate
 from inception3.train.parallel import convert_sync_batch_norm, wrap_model
 from inception3.train.plan import RunPlan, prepare
+from inception3.train.precision import loss_scaler
 from inception3.train.step import StepResult, train_step
 from inception3.train.stopping import StopRequest
 from inception3.train.summaries import Summaries
@@ -67,6 +68,7 @@ class StepTotals:
     cross_entropy: float
     aux: float
     skipped_records: int  # so far, whole run: each rank's own plus the split's lost ones counted once
+    skipped_steps: int  # so far, whole run: steps fp16's loss scaling skipped (the same on every rank)
     stop: bool  # some rank was asked to stop (SIGTERM, Ctrl-C)
     diverged: bool  # some rank's loss was not finite at some step since the run (re)started
     weights_diverged: bool  # some rank's weights are not finite now (the last update made them so)
@@ -86,6 +88,7 @@ class StepTotals:
         stop: StopRequest,
         checkpoint_due: bool,
         ctx: dist.Distributed,
+        skipped_steps: torch.Tensor | None = None,
     ) -> StepTotals:
         # One vector, one all-reduce, one read: the device's values, then the host's as floats.
         on_device = {
@@ -95,6 +98,8 @@ class StepTotals:
             "diverged": non_finite.float(),
             "weights_diverged": weights_non_finite.float(),
         }
+        if skipped_steps is not None:
+            on_device["skipped_steps"] = skipped_steps.float()
         on_host = {
             "own_skipped": loader.skipped_records - loader.records.lost_records,
             "stop": stop.requested is not None,
@@ -112,6 +117,7 @@ class StepTotals:
             cross_entropy=mean["cross_entropy"],
             aux=mean["aux"],
             skipped_records=round(mean["own_skipped"] * ctx.world_size) + loader.records.lost_records,
+            skipped_steps=round(mean.get("skipped_steps", 0.0)),
             stop=mean["stop"] > 0,
             diverged=mean["diverged"] > 0,
             weights_diverged=mean["weights_diverged"] > 0,
@@ -219,7 +225,7 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
         augment=cfg.augment,
         balance_classes=cfg.class_balance == "sampler",
     )
-    return resume.Resumable(model, ema, optimizer, loader)
+    return resume.Resumable(model, ema, optimizer, loader, loss_scaler(cfg.precision, ctx.device))
 
 
 def _class_balance(
@@ -273,6 +279,7 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
     plan, ctx, summaries = run.plan, run.ctx, run.summaries
     cfg, state = plan.cfg, run.state
     model, ema, optimizer, loader = state.model, state.ema, state.optimizer, state.loader
+    scaler = state.scaler  # fp16's loss scaling, else None
     model.train()
     freeze_batch_norm_statistics(model)
     net = wrap_model(model, ctx)
@@ -300,9 +307,11 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
                 keep_inputs=summary_step,
                 num_classes=plan.model.num_classes,
                 class_weights=run.class_weights,
+                scaler=scaler,
             )
         ema.update(model, step)
-        non_finite |= ~torch.isfinite(result.total)
+        # fp16: a step the loss scaling skipped is no divergence; a scale that fell below its floor is.
+        non_finite |= ~torch.isfinite(result.total) if scaler is None else scaler.diverged(result.total)
         summaries.count_step()
         if summary_step:  # histograms and images every summary_every steps (they read the device)
             decayed = [
@@ -320,12 +329,15 @@ def _loop(run: _Run, stop: StopRequest, bar: tqdm | None) -> tuple[int, StepTota
         if not (log_step or checkpoint_step or step == cfg.max_steps):
             continue
         by_time = cfg.checkpoint_secs > 0 and time.monotonic() - last_save >= cfg.checkpoint_secs
-        totals = StepTotals.reduce(result, non_finite, _non_finite_weights(model), loader, stop, by_time, ctx)
+        steps_skipped = scaler.skipped if scaler is not None else None
+        weights = _non_finite_weights(model)
+        totals = StepTotals.reduce(result, non_finite, weights, loader, stop, by_time, ctx, steps_skipped)
         if totals.diverged:
             raise _diverged(step, plan.train_dir, cfg.log_every, "loss")
         if log_step:  # the original's log line
             skipped = totals.skipped_records if cfg.skip_corrupt else None
-            summaries.log(step - 1, totals.losses, lr, skipped_records=skipped)
+            steps = totals.skipped_steps if scaler is not None else None
+            summaries.log(step - 1, totals.losses, lr, skipped_records=skipped, skipped_steps=steps)
         if totals.weights_diverged:  # the loss logged was finite; the update after it was not
             raise _diverged(step, plan.train_dir, cfg.log_every, "weights")
         if totals.stop:

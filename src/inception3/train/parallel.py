@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from inception3.compat import ddp_without_buffer_sync
 from inception3.model import BatchNorm
 from inception3.run.distributed import Distributed
 
@@ -16,7 +17,7 @@ def wrap_model(model: nn.Module, ctx: Distributed) -> nn.Module:
         return model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     # Each rank keeps its own batch-norm statistics between steps, as the original's towers did.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+    return ddp_without_buffer_sync(model, ids)
 
 
 class SyncBatchNorm(BatchNorm):

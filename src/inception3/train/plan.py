@@ -23,6 +23,7 @@ from inception3.errors import Inception3Error
 from inception3.run import distributed as dist
 from inception3.run.layout import require_utf8_run_dir
 from inception3.train.finetune import check_trainable
+from inception3.train.precision import resolve_precision
 from inception3.train.resume import Resumed, check_resumable, find_resumed
 
 
@@ -143,9 +144,7 @@ def _global_batch(
 def _speed_settings(cfg: TrainConfig, device: torch.device, say: Callable[[str], None]) -> TrainConfig:
     """`precision` and `channels_last` "auto" made concrete for this device (docs/performance.md)."""
     cuda = device.type == "cuda"
-    precision = cfg.precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    precision = resolve_precision(cfg.precision, device)
     channels_last = cfg.channels_last
     if channels_last is None:
         channels_last = cuda or CPU_CHANNELS_LAST

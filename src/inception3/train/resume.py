@@ -32,6 +32,7 @@ from inception3.run.layout import config_path, retired_config_path
 from inception3.run.record import Checkpoint
 from inception3.train.ema import ExponentialMovingAverage
 from inception3.train.options import config_to_toml, flat_config
+from inception3.train.precision import LossScaler
 
 # Keys whose change would make a resumed run something other than the continuation of the saved one.
 RESUME_KEYS = (
@@ -55,6 +56,7 @@ class Resumable:
     ema: ExponentialMovingAverage
     optimizer: torch.optim.Optimizer
     loader: TrainLoader
+    scaler: LossScaler | None = None  # fp16's loss scaling; None in bf16 and fp32
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,12 @@ def checkpoint(
         class_names=tuple(class_names),
         eval_preprocessing=DEFAULT_EVAL_PREPROCESSING,  # how eval and predict prepare images for it
         final=final,
+        scaler=run.scaler.state_dict() if run.scaler is not None else None,
     )
 
 
 def restore(run: Resumable, resumed: Resumed, *, force: bool) -> None:
-    """Put a checkpoint's weights, averages, optimizer, data position and random states back."""
+    """Put a checkpoint's weights, averages, optimizer, data position, loss scale and random states back."""
     saved = resumed.checkpoint
     run.model.load_state_dict(saved.model)
     run.ema.load_state_dict(saved.ema)
@@ -105,6 +108,8 @@ def restore(run: Resumable, resumed: Resumed, *, force: bool) -> None:
     except Inception3Error:
         if not force:
             raise
+    if run.scaler is not None and saved.scaler is not None:  # else (bf16 or fp32 before): a fresh scale
+        run.scaler.load_state_dict(saved.scaler)
     _set_rng_state(saved.rng)
 
 

@@ -19,6 +19,7 @@ from inception3.config import TrainConfig
 from inception3.data.augment import build_pipeline
 from inception3.data.augment.mix import mix_batch, mixing_on
 from inception3.model import InceptionOutputs
+from inception3.train.precision import LossScaler, autocast
 
 AUGMENT_STREAM, DROPOUT_STREAM, MIX_STREAM = 0, 1, 2
 LOSSES = ("total", "cross_entropy", "aux")  # StepResult's losses, in the order inception_loss returns them
@@ -52,7 +53,7 @@ def inception_loss(
     """Softmax cross entropy with label smoothing on the logits, plus the weighted aux head's.
 
     TF's `label_smoothing` (one-hot · (1 − ε) + ε / K) is PyTorch's; losses are in float32
-    even under bf16 autocast. Returns (total, cross_entropy, aux); aux is 0 without the head.
+    even under autocast. Returns (total, cross_entropy, aux); aux is 0 without the head.
     `labels`: int64 [B] class indices, or float [B, K] probability targets (mixing), smoothed the
     same way: t · (1 − ε) + ε / K. `class_weights` [K] (class_balance=loss): each image's loss is
     weighted by its target's class weight (Σ_k t_k·w_k for soft targets) and the batch's mean taken.
@@ -90,12 +91,15 @@ def train_step(
     keep_inputs: bool = False,
     num_classes: int | None = None,
     class_weights: torch.Tensor | None = None,
+    scaler: LossScaler | None = None,
 ) -> StepResult:
     """Run global step `step` on this rank's uint8 batch (already on the device); returns its losses.
 
     `keep_inputs`: also return the distorted batch (for the input-image summary).
     `num_classes`: the logits' count, which mixing (`mixup_alpha`, `cutmix_alpha`) needs for its
     targets; the whole batch is mixed before it is split. `class_weights`: see `inception_loss`.
+    `scaler`: fp16's loss scaling (train/precision.py), through which the backward passes and the
+    update then go.
     The batch is split into `cfg.grad_accum` micro-batches whose gradients add up (DDP
     synchronises only on the last), each loss scaled so the sum is the batch mean.
     """
@@ -121,14 +125,21 @@ def train_step(
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         weight = yi.shape[0] / labels.shape[0]
         with sync:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with autocast(cfg.precision, device):
                 outputs = model(xi)
             total, main, aux = inception_loss(outputs, yi, cfg, class_weights)
             # Scaling by a weight of 1 changes no bit: one batch skips its two calls.
-            (total * weight if parts > 1 else total).backward()
+            scaled = total * weight if parts > 1 else total
+            if scaler is None:
+                scaled.backward()
+            else:
+                scaler.backward(scaled)
         with torch.no_grad():
             losses = torch.stack([total, main, aux])
             losses = losses * weight if parts > 1 else losses
             sums = losses if sums is None else sums + losses
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
     return StepResult(**dict(zip(LOSSES, sums.unbind(), strict=True)), inputs=x if keep_inputs else None)

@@ -24,6 +24,7 @@ from inception3.model import BASE_END_POINTS
 from inception3.run.events import EventFile
 
 SKIPPED_TAG = "data/skipped_records"
+SKIPPED_STEPS_TAG = "fp16/skipped_steps"  # steps fp16's loss scaling skipped (inf or NaN gradients)
 
 
 def log_line(step: int, loss: float, examples_per_sec: float, sec_per_batch: float, lr: float) -> str:
@@ -55,12 +56,19 @@ class Summaries:
         self._window_steps += 1
 
     def log(
-        self, step: int, losses: dict[str, float], lr: float, *, skipped_records: int | None = None
+        self,
+        step: int,
+        losses: dict[str, float],
+        lr: float,
+        *,
+        skipped_records: int | None = None,
+        skipped_steps: int | None = None,
     ) -> None:
         """Print the progress line and write the scalars of `step`; speed is over the steps since the last.
 
         `skipped_records` (with skip_corrupt): corrupt records left out so far, over all ranks;
-        written as a scalar, and added to the line once there are any.
+        written as a scalar, and added to the line once there are any. `skipped_steps` (fp16): the
+        steps loss scaling skipped so far, the same way.
         """
         elapsed = time.perf_counter() - self._window_start
         sec_per_batch = elapsed / max(1, self._window_steps)
@@ -71,6 +79,8 @@ class Summaries:
         line = log_line(step, losses["total"], examples_per_sec, sec_per_batch, lr)
         if skipped_records:
             line += f", skipped records = {skipped_records}"
+        if skipped_steps:
+            line += f", skipped steps = {skipped_steps}"
         self.write(line)
         for name, value in losses.items():
             self.writer.add_scalar(f"loss/{name}", value, step)
@@ -78,6 +88,8 @@ class Summaries:
         self.writer.add_scalar("examples_per_sec", examples_per_sec, step)
         if skipped_records is not None:
             self.writer.add_scalar(SKIPPED_TAG, skipped_records, step)
+        if skipped_steps is not None:
+            self.writer.add_scalar(SKIPPED_STEPS_TAG, skipped_steps, step)
         self.writer.flush()
 
     def skipped_records(self, step: int, count: int) -> None:
