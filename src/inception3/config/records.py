@@ -130,6 +130,7 @@ class AugmentConfig:
 
 # String choices: a value is checked against these by name (check.py).
 Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the CPU
+Decode = Literal["auto", "cpu", "gpu"]  # where training JPEGs are decoded; "auto": gpu with CUDA, else cpu
 Precision = Literal["auto", "fp32", "bf16"]  # "bf16": autocast; "auto": bf16 where CUDA has it, else fp32
 Optimizer = Literal["rmsprop", "sgd"]  # RMSProp with TensorFlow's semantics, or momentum SGD
 Schedule = Literal["exponential", "cosine", "constant"]  # "exponential": the original's staircase
@@ -278,6 +279,12 @@ class TrainConfig:
     )
     compile: bool = knob(False, "torch.compile the network")
     compile_backend: str = knob("inductor", "a torch.compile backend, written into config.toml")
+    # input placement
+    decode: Decode = knob(
+        "auto",
+        "where training JPEGs are decoded: cpu (loader workers) or gpu (nvJPEG on the CUDA device, "
+        "the workers only read records)",
+    )
     # logging and checkpoints
     log_every: int = knob(LOG_EVERY_STEPS, "steps between log lines" + _INT64, at_least=1, at_most=INT64_MAX)
     summary_every: int = knob(

@@ -21,6 +21,7 @@ import torch
 
 from inception3.config import TrainConfig
 from inception3.data import Batch, TrainLoader, synthetic_batches
+from inception3.data.loader import decode_place
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3, parameter_groups
 from inception3.run import distributed as dist
@@ -204,6 +205,7 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
         num_workers=cfg.num_workers,
         skip_corrupt=cfg.skip_corrupt,
         augment=cfg.augment,
+        decode=decode_place(cfg.decode, ctx.device),
     )
     return resume.Resumable(model, ema, optimizer, loader)
 
