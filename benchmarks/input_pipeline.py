@@ -16,7 +16,10 @@ photos, ~0.2 megapixels, quality 90), in one run:
    RandomResizedCrop(299) + RandomHorizontalFlip + ColorJitter + Normalize, timed pass by pass in turn.
 
 Rates are steady-state: workers started and warmed up before the clock runs. Images/s per core
-divides by the cores available. A last table times each stage alone in one process.
+divides by the cores available. CPU ms/image counts every process of a pipeline (the loader's main
+process and its workers, read from /proc): its ratio to the limit's is the share of the CPU time spent
+decoding, which, unlike images/s, other work on a shared machine barely moves. A last table times
+each stage alone in one process.
 
     python benchmarks/input_pipeline.py [--images 256] [--workers CORES] [--batch 32] [--seconds 6]
 """
@@ -24,6 +27,7 @@ divides by the cores available. A last table times each stage alone in one proce
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -134,26 +138,42 @@ def _load_jpegs(shards: Path) -> None:
     _JPEGS[:] = _shard_jpegs(shards)
 
 
-def _decode_for(seconds: float) -> tuple[int, float]:
-    """Decode the JPEGs round and round for `seconds`: (images decoded, seconds taken)."""
-    done, start = 0, time.perf_counter()
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its live children (the loader's workers)."""
+    total = time.process_time()
+    children = Path(f"/proc/self/task/{os.getpid()}/children")
+    for pid in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(OSError):  # a child that just ended
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _decode_for(seconds: float) -> tuple[int, float, float]:
+    """Decode the JPEGs round and round for `seconds`: (images decoded, seconds taken, CPU seconds)."""
+    done, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         for data in _JPEGS:
             simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True)
         done += len(_JPEGS)
-    return done, time.perf_counter() - start
+    return done, time.perf_counter() - start, time.process_time() - cpu
 
 
-def decode_limit(shards: Path, processes: int, seconds: float) -> float:
-    """Images/s of `processes` processes doing nothing but full-size decodes of the shards' JPEGs."""
+def decode_limit(shards: Path, processes: int, seconds: float) -> tuple[float, float]:
+    """(images/s, CPU ms/image) of `processes` processes doing nothing but full-size decodes of the
+    shards' JPEGs."""
     with ProcessPoolExecutor(processes, initializer=_load_jpegs, initargs=(shards,)) as pool:
         list(pool.map(_decode_for, [0.2] * processes))  # warm-up: started, bytes loaded, code paged in
         results = list(pool.map(_decode_for, [seconds] * processes))
-    return sum(done for done, _ in results) / max(elapsed for _, elapsed in results)
+    done = sum(done for done, _, _ in results)
+    return done / max(elapsed for _, elapsed, _ in results), sum(cpu for _, _, cpu in results) / done * 1e3
 
 
-def loader_rate(shards: Path, batch: int, workers: int, seconds: float, placement: str) -> float:
-    """Images/s of `TrainLoader`'s batches as the training loop takes them on a CPU, after a warm-up.
+def loader_rate(
+    shards: Path, batch: int, workers: int, seconds: float, placement: str
+) -> tuple[float, float]:
+    """(images/s, CPU ms/image of all its processes) of `TrainLoader`'s batches as the training loop
+    takes them on a CPU, after a warm-up.
 
     `placement`: "workers" resize the crops in the workers (the CPU's default); "main" in the main
     process (where a GPU host resizes them, on the device); "hand-over" times only what the workers
@@ -168,17 +188,17 @@ def loader_rate(shards: Path, batch: int, workers: int, seconds: float, placemen
     )
     cpu = torch.device("cpu")
     if placement == "hand-over":
-        batches = (labels for _, labels, _ in loader._worker_batches(cpu))
+        batches = (labels for _, labels, _, _ in loader._worker_batches(cpu))
     else:
         batches = (batch.labels for batch in loader.device_batches(cpu))
     for _ in range(4 * max(workers, 1)):  # workers started and their first batches out of the way
         next(batches)
-    done, start = 0, time.perf_counter()
+    done, start, used = 0, time.perf_counter(), _cpu_seconds()
     while time.perf_counter() - start < seconds:
         done += len(next(batches))
-    rate = done / (time.perf_counter() - start)
+    rate, used = done / (time.perf_counter() - start), _cpu_seconds() - used
     batches.close()
-    return rate
+    return rate, used / done * 1e3
 
 
 def _stage_costs(shards: Path, root: Path) -> list[tuple[str, float]]:
@@ -242,18 +262,20 @@ def main() -> None:
             f"KiB), batch {args.batch}, {args.workers} workers, {cores} cores, torch {torch.__version__}, "
             f"torchvision {torchvision.__version__}, load average {os.getloadavg()[0]:.1f} at the start"
         )
-        limit = decode_limit(shards, args.workers, args.seconds)
+        limit, limit_cpu = decode_limit(shards, args.workers, args.seconds)
         loaders = {
             "TrainLoader, resize in the workers (CPU)": "workers",
             "TrainLoader, resize in the main process": "main",
             "workers' hand-over, resize on the device (GPU)": "hand-over",
         }
         heading = f"input ({args.workers} processes)"
-        print(f"\n{heading:<48} {'images/s':>9} {'per core':>9} {'÷ limit':>8}")
-        print(f"{'decode only (the limit)':<48} {limit:>9.1f} {limit / cores:>9.1f} {1:>8.2f}")
+        print(f"\n{heading:<48} {'images/s':>9} {'per core':>9} {'÷ limit':>8} {'CPU ms':>7} {'÷ limit':>8}")
+        row = f"{'decode only (the limit)':<48} {limit:>9.1f} {limit / cores:>9.1f} {1:>8.2f}"
+        print(f"{row} {limit_cpu:>7.2f} {1:>8.2f}")
         for name, placement in loaders.items():
-            rate = loader_rate(shards, args.batch, args.workers, args.seconds, placement)
-            print(f"{name:<48} {rate:>9.1f} {rate / cores:>9.1f} {rate / limit:>8.2f}")
+            rate, cpu = loader_rate(shards, args.batch, args.workers, args.seconds, placement)
+            row = f"{name:<48} {rate:>9.1f} {rate / cores:>9.1f} {rate / limit:>8.2f}"
+            print(f"{row} {cpu:>7.2f} {limit_cpu / cpu:>8.2f}")
 
         rates = _time_interleaved(
             {

@@ -49,10 +49,6 @@ class Packed:
         none = torch.empty(0, dtype=torch.int64)
         return cls(kind, torch.empty(0, dtype=torch.uint8), none.view(0, 2), none.view(0, 4), none)
 
-    def pin_memory(self) -> Packed:
-        """The buffer in page-locked memory (DataLoader's `pin_memory` calls this), for an async copy."""
-        return Packed(self.kind, self.data.pin_memory(), self.sizes, self.boxes, self.records)
-
     def pieces(self) -> list[torch.Tensor]:
         """Each image's part of `data`, in order (views, no copy)."""
         counts = self.sizes.prod(dim=1) * (3 if self.kind == "crops" else 1)

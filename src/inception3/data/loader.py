@@ -13,8 +13,10 @@ device.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ from inception3.data.device_crop import Packed, decode_crops, resize_crops
 from inception3.data.meta import DatasetInfo
 from inception3.data.preprocess import decode, get_preprocessing, prepare
 from inception3.data.records import CorruptRecordError
+from inception3.data.shared_slots import PREFETCH, SLOTS, SlotRing, check_stamp
 from inception3.errors import Inception3Error
 
 _LOADER_STATE_KEYS = ("position", "seed", "world_size", "records", "skipped_records")
@@ -56,6 +59,11 @@ class _Job:
 
     records: np.ndarray
     epochs: np.ndarray
+
+
+# What a worker returns for a job: images (or a Packed batch), labels, records skipped, an error
+# message, and the stamp of the ring slot the data is in (None when it is in no slot).
+_Handed = tuple[torch.Tensor | Packed, torch.Tensor, int, str | None, int | None]
 
 
 class _BatchDecoder:
@@ -85,14 +93,32 @@ class _BatchDecoder:
         self.seed = seed
         self.skip_corrupt = skip_corrupt
         self.hand_over = "images"  # one of _HAND_OVERS; training only
+        self.ring: SlotRing | None = None  # a training worker's shared buffers, made in the worker
 
-    def __getitem__(self, job: _Job) -> tuple[torch.Tensor | Packed, torch.Tensor, int, str | None]:
+    def _buffer(self, nbytes: int) -> torch.Tensor:
+        """uint8 [nbytes] to fill and hand over: a slot of this worker's ring when training (sealed by
+        `_seal`), else fresh shared memory in a worker, ordinary memory in the training process."""
+        if get_worker_info() is None:
+            return torch.empty(nbytes, dtype=torch.uint8)
+        if not self.train:
+            return torch.empty(nbytes, dtype=torch.uint8).share_memory_()
+        if self.ring is None:
+            self.ring = SlotRing()
+        return self.ring.take(nbytes)
+
+    def _seal(self, buffer: torch.Tensor) -> int | None:
+        """The stamp the training process checks after copying `buffer` out (None: not a ring slot)."""
+        return self.ring.seal(buffer) if self.train and get_worker_info() is not None else None
+
+    def __getitem__(
+        self, job: _Job
+    ) -> tuple[torch.Tensor | Packed, torch.Tensor, int, str | None, int | None]:
         if self.hand_over != "images":
             return self._pack(job)
         size = self.image_size
-        images = torch.empty((len(job.records), 3, size, size), dtype=self.dtype)
-        if get_worker_info() is not None:
-            images.share_memory_()  # written in place and handed over, instead of copied to shared memory
+        count = len(job.records)
+        buffer = self._buffer(count * 3 * size * size * self.dtype.itemsize)
+        images = buffer.view(self.dtype).view(count, 3, size, size)
         labels: list[int] = []
         skipped = 0
         for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
@@ -100,16 +126,17 @@ class _BatchDecoder:
                 image, label = self._decode(record, epoch)
             except CorruptRecordError as error:
                 if not self.skip_corrupt:
-                    return torch.empty(0), torch.empty(0), skipped, str(error)
+                    return torch.empty(0), torch.empty(0), skipped, str(error), self._seal(buffer)
                 skipped += 1
                 continue
             except Inception3Error as error:
-                return torch.empty(0), torch.empty(0), skipped, str(error)
+                return torch.empty(0), torch.empty(0), skipped, str(error), self._seal(buffer)
             images[len(labels)].copy_(image)
             labels.append(label)
-        return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
+        stamp = self._seal(buffer)
+        return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None, stamp
 
-    def _pack(self, job: _Job) -> tuple[Packed, torch.Tensor, int, str | None]:
+    def _pack(self, job: _Job) -> _Handed:
         """The job's crops ("crops") or encoded images and boxes ("jpegs"), in one flat shared buffer."""
         pieces, boxes, sizes, records, labels = [], [], [], [], []
         skipped = 0
@@ -127,11 +154,11 @@ class _BatchDecoder:
                     raise self.records.corrupt(record, f"image does not decode: {error}") from error
             except CorruptRecordError as error:
                 if not self.skip_corrupt:
-                    return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error)
+                    return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error), None
                 skipped += 1
                 continue
             except Inception3Error as error:
-                return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error)
+                return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error), None
             if piece is None:
                 piece = np.frombuffer(parsed.encoded, dtype=np.uint8)
                 sizes.append((len(piece), 1))
@@ -141,9 +168,7 @@ class _BatchDecoder:
             boxes.append(box)
             records.append(record)
             labels.append(label)
-        data = torch.empty(sum(piece.size for piece in pieces), dtype=torch.uint8)
-        if get_worker_info() is not None:
-            data.share_memory_()  # filled in place and handed over, instead of copied to shared memory
+        data = self._buffer(sum(piece.size for piece in pieces))
         flat, offset = data.numpy(), 0
         for piece in pieces:
             flat[offset : offset + piece.size].reshape(piece.shape)[...] = piece
@@ -155,7 +180,7 @@ class _BatchDecoder:
             torch.tensor(boxes, dtype=torch.int64).view(-1, 4),
             torch.tensor(records, dtype=torch.int64),
         )
-        return packed, torch.tensor(labels, dtype=torch.int64), skipped, None
+        return packed, torch.tensor(labels, dtype=torch.int64), skipped, None, self._seal(data)
 
     def _box(self, parsed, record: int, epoch: int) -> tuple[int, int, int, int]:
         """The random crop of `record` in epoch `epoch`: drawn from a generator seeded by (seed, epoch,
@@ -197,18 +222,30 @@ def decode_place(decode: str, device: torch.device) -> str:
     return decode
 
 
+def _copied_out(tensor: torch.Tensor, stamp: int | None, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device` in memory of this process's own: copied out of a worker's ring slot (and
+    the slot's stamp checked after the copy), or moved as it is when it is no slot (stamp None)."""
+    if stamp is None:
+        return tensor.to(device, non_blocking=True)
+    copied = (
+        tensor.clone() if device.type == "cpu" else tensor.to(device)
+    )  # from pageable memory: synchronous
+    check_stamp(tensor, stamp)
+    return copied
+
+
 def _unwrap(item: tuple) -> tuple:
     return item
 
 
-def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int, pin_memory: bool = False) -> DataLoader:
+def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int) -> DataLoader:
     return DataLoader(
         decoder,
         batch_size=None,
         sampler=jobs,
         num_workers=num_workers,
         collate_fn=_unwrap,
-        pin_memory=pin_memory,  # page-locked batches: the device copy can run beside compute
+        prefetch_factor=PREFETCH if num_workers else None,
     )
 
 
@@ -286,9 +323,9 @@ class TrainLoader:
     def device_batches(self, device: torch.device) -> Iterator[Batch]:
         """This rank's batches on `device`, the next one's copy under way while the current one trains.
 
-        On CUDA the batches come from page-locked memory and are copied (and finished: resized, or
-        decoded and resized) on a side stream, so that batch k+1's work overlaps step k; the training
-        stream waits for it only when it needs it. The position still counts only the batches handed
+        On CUDA the batches are copied out of the workers' shared memory and finished (resized, or
+        decoded and resized) on a side stream, so that batch k+1's device work overlaps step k; the
+        training stream waits for it only when it needs it. The position still counts only the batches handed
         out, not the one made ahead.
         """
         copier = torch.cuda.Stream(device) if device.type == "cuda" else None
@@ -317,20 +354,20 @@ class TrainLoader:
         """(batch on `device`, position, skipped records) after each non-empty batch, from the current
         position; the batch is moved and finished on the `copier` stream when there is one."""
         position, skipped_records = self.position, self.skipped_records
-        for item, labels, skipped in self._worker_batches(device):
+        for item, labels, skipped, stamp in self._worker_batches(device):
             position += self.batch_size * self.world_size
             skipped_records += skipped
             with torch.cuda.stream(copier) if copier is not None else contextlib.nullcontext():
-                images, labels, failed = self._finish(item, labels, device)
+                images, labels, failed = self._finish(item, labels, stamp, device)
             skipped_records += failed
             if len(labels):
                 yield Batch(images, labels), position, skipped_records
 
     def _worker_batches(
         self, device: torch.device
-    ) -> Iterator[tuple[torch.Tensor | Packed, torch.Tensor, int]]:
+    ) -> Iterator[tuple[torch.Tensor | Packed, torch.Tensor, int, int | None]]:
         """What the workers hand over for batches on `device`, batch by batch, from the current position:
-        (images or a `Packed` batch, labels, records skipped)."""
+        (images or a `Packed` batch, labels, records skipped, the stamp of its worker's slot)."""
         jobs = (
             _Job(records, epochs)
             for records, epochs in train_batches(
@@ -344,20 +381,26 @@ class TrainLoader:
         )
         decoder = copy.copy(self.decoder)
         decoder.hand_over = self.hand_over(device)
-        pin_memory = device.type == "cuda"
-        for images, labels, skipped, error in _data_loader(decoder, jobs, self.num_workers, pin_memory):
+        # The batches received last, kept so that their slots stay mapped here: a slot that comes
+        # round again is then found in torch's cache of shared memory instead of mapped anew.
+        mapped = collections.deque(maxlen=SLOTS * self.num_workers)
+        for images, labels, skipped, error, stamp in _data_loader(decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
-            yield images, labels, skipped
+            mapped.append(images)
+            yield images, labels, skipped, stamp
 
     def _finish(
-        self, images: torch.Tensor | Packed, labels: torch.Tensor, device: torch.device
+        self, images: torch.Tensor | Packed, labels: torch.Tensor, stamp: int | None, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The workers' batch as uint8 [B, 3, S, S] on `device`, its labels, and how many records of it
         did not decode there (left out with `skip_corrupt`, else an error naming the first)."""
         size = self.decoder.image_size
         if not isinstance(images, Packed):
-            return images.to(device, non_blocking=True), labels.to(device, non_blocking=True), 0
+            return _copied_out(images, stamp, device), labels.to(device, non_blocking=True), 0
+        # JPEGs are copied to the training process's memory: the device decoder reads them from there.
+        data = _copied_out(images.data, stamp, device if images.kind == "crops" else torch.device("cpu"))
+        images = dataclasses.replace(images, data=data)
         if images.kind == "crops":
             return resize_crops(images, size, device), labels.to(device, non_blocking=True), 0
         decoded, failures = decode_crops(images, size, device)
@@ -433,7 +476,7 @@ class EvalLoader:
     def __iter__(self) -> Iterator[Batch]:
         chunks = [self.mine[i : i + self.batch_size] for i in range(0, len(self.mine), self.batch_size)]
         jobs = [_Job(chunk, np.zeros(len(chunk), dtype=np.int64)) for chunk in chunks]
-        for images, labels, _, error in _data_loader(self.decoder, jobs, self.num_workers):
+        for images, labels, _, error, _ in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
             yield Batch(images, labels)
