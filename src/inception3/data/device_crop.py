@@ -127,7 +127,7 @@ def decode_crops(
             except DECODE_ERRORS as error:
                 failures.append((int(packed.records[i]), f"image does not decode: {error}"))
                 continue
-            image = torch.from_numpy(pixels).to(device).permute(2, 0, 1)
+            image = torch.from_numpy(pixels).to(device, non_blocking=True).permute(2, 0, 1)
         images.append(resize(image[:, top : top + height, left : left + width], size))
     if not images:
         return torch.empty((0, 3, size, size), dtype=torch.uint8, device=device), failures
