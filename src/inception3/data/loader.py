@@ -94,6 +94,10 @@ class _BatchDecoder:
         self.skip_corrupt = skip_corrupt
         self.hand_over = "images"  # one of _HAND_OVERS; training only
         self.ring: SlotRing | None = None  # a training worker's shared buffers, made in the worker
+        # Memory reused from image to image and batch to batch: what each decode writes into, and
+        # where a batch's crops or encoded images gather before they go to the ring.
+        self.scratch = np.empty(0, dtype=np.uint8)
+        self.staging = np.empty(0, dtype=np.uint8)
 
     def _buffer(self, nbytes: int) -> torch.Tensor:
         """uint8 [nbytes] to fill and hand over: a slot of this worker's ring when training (sealed by
@@ -138,15 +142,15 @@ class _BatchDecoder:
 
     def _pack(self, job: _Job) -> _Handed:
         """The job's crops ("crops") or encoded images and boxes ("jpegs"), in one flat shared buffer."""
-        pieces, boxes, sizes, records, labels = [], [], [], [], []
-        skipped = 0
+        boxes, sizes, records, labels = [], [], [], []
+        skipped, total = 0, 0
         for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
             try:
                 parsed, label = self.records.read(record)
                 try:
                     box = self._box(parsed, record, epoch)
                     piece = (
-                        decode_crop(parsed.encoded, box, self.image_size)
+                        decode_crop(parsed.encoded, box, self.image_size, self._scratch(parsed.encoded))
                         if self.hand_over == "crops"
                         else None
                     )
@@ -164,15 +168,13 @@ class _BatchDecoder:
                 sizes.append((len(piece), 1))
             else:
                 sizes.append(piece.shape[:2])
-            pieces.append(piece)
+            self._stage(total, piece)
+            total += piece.size
             boxes.append(box)
             records.append(record)
             labels.append(label)
-        data = self._buffer(sum(piece.size for piece in pieces))
-        flat, offset = data.numpy(), 0
-        for piece in pieces:
-            flat[offset : offset + piece.size].reshape(piece.shape)[...] = piece
-            offset += piece.size
+        data = self._buffer(total)
+        data.numpy()[:] = self.staging[:total]
         packed = Packed(
             self.hand_over,
             data,
@@ -181,6 +183,22 @@ class _BatchDecoder:
             torch.tensor(records, dtype=torch.int64),
         )
         return packed, torch.tensor(labels, dtype=torch.int64), skipped, None, self._seal(data)
+
+    def _scratch(self, encoded: bytes) -> np.ndarray:
+        """`scratch`, grown to hold the full-size pixels of `encoded` (a JPEG; other formats ignore it)."""
+        height, width = image_size(encoded)
+        if self.scratch.size < height * width * 3:
+            self.scratch = np.empty(int(1.25 * height * width * 3), dtype=np.uint8)
+        return self.scratch
+
+    def _stage(self, offset: int, piece: np.ndarray) -> None:
+        """Copy `piece` into `staging` at `offset`, growing it (and keeping what is before) if needed."""
+        end = offset + piece.size
+        if self.staging.size < end:
+            grown = np.empty(max(end, int(1.25 * self.staging.size)), dtype=np.uint8)
+            grown[:offset] = self.staging[:offset]
+            self.staging = grown
+        self.staging[offset:end].reshape(piece.shape)[...] = piece
 
     def _box(self, parsed, record: int, epoch: int) -> tuple[int, int, int, int]:
         """The random crop of `record` in epoch `epoch`: drawn from a generator seeded by (seed, epoch,
@@ -202,7 +220,9 @@ class _BatchDecoder:
         try:
             if self.train:
                 box = self._box(parsed, record, epoch)
-                return crop_and_resize(parsed.encoded, box, self.image_size), label
+                return crop_and_resize(
+                    parsed.encoded, box, self.image_size, self._scratch(parsed.encoded)
+                ), label
             image = decode(parsed.encoded, self.preprocessing)
             return prepare(image, self.image_size, self.preprocessing), label
         except DECODE_ERRORS as error:
