@@ -33,14 +33,15 @@ class Packed:
     """One batch as a worker hands it over: a flat uint8 buffer of every image's data, back to back.
 
     `kind` "crops": each image's cropped pixels, [h, w, 3] row-major (`sizes` holds h, w); "jpegs": each
-    image's encoded bytes (`sizes` holds the byte count, 0) and `boxes` the crop (top, left, height,
-    width) in pixels of the full image. `records` are the global record numbers, for error messages.
+    image's encoded bytes (`sizes` holds the byte count, 1), to be cut to `boxes` (top, left, height,
+    width in pixels of the full image) once decoded. `records` are the global record numbers, for
+    error messages.
     """
 
     kind: str
     data: torch.Tensor  # uint8 [total]
     sizes: torch.Tensor  # int64 [B, 2]
-    boxes: torch.Tensor  # int64 [B, 4]; empty for "crops"
+    boxes: torch.Tensor  # int64 [B, 4]
     records: torch.Tensor  # int64 [B]
 
     @classmethod
