@@ -3,13 +3,15 @@
 #
 #   bash benchmarks/gpu.sh
 #
-# TIME BUDGET: 8 minutes on one H100-class GPU, installs included (GPU_SH_BUDGET=480 seconds):
+# TIME BUDGET: 9 minutes on one H100-class GPU, installs included (GPU_SH_BUDGET=540 seconds):
 #   deps        0:15  missing dependencies from benchmarks/wheels, nothing from the network
 #   tests       1:30  python3 -m pytest -m cuda tests/cuda
 #   shards      0:30  2,000 photo-like 500×375 JPEGs in 10 class folders -> `inception3 build`
 #   train       1:50  `inception3 train` of the full network at 299×299, batch 128: fp32 NCHW (121
 #                     steps) and bf16 channels_last (201 steps), each on the shards and on synthetic_data;
 #                     fp16 channels_last with loss scaling (121 steps, on the shards)
+#   decode      1:00  1,000 real photographs (benchmarks/photos.py) -> shards; bf16 channels_last (fp32 on
+#                     GPUs without bf16), 101 steps each: decode=cpu, decode=gpu (nvJPEG), synthetic_data
 #   train_step  0:45  benchmarks/train_step.py: inception3 against timm's and torchvision's
 #                     inception_v3, same batch, interleaved, bf16 + channels_last
 #   compile     3:00  bf16 channels_last compiled, 201 steps plus 1.5-2.5 min of torch.compile, on the
@@ -38,7 +40,7 @@ PY=${PYTHON:-python3}
 DEVICE=${GPU_SH_DEVICE:-cuda}
 WORK=${GPU_SH_WORK:-/tmp/inception3-gpu}
 RES=$WORK/results
-BUDGET=${GPU_SH_BUDGET:-480}
+BUDGET=${GPU_SH_BUDGET:-540}
 export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -76,6 +78,7 @@ if [[ $DEVICE == cpu ]]; then # toy sizes: the tiny network, a few steps, the ea
     COMPILE_SETS=(--set compile_backend=eager)
     STEP_ARGS=(--batch 2 --size 299 --steps 1)
     RUN_TIMEOUT=300 COMPILE_TIMEOUT=300
+    PHOTO_COUNT=48 STEPS_DECODE=7 GPU_DECODE=cpu # no nvJPEG on a CPU: the phase runs, decoding on the CPU
 else
     COUNT=2000 CLASSES=10 WIDTH=500 HEIGHT=375 IMAGE_SIZE=299
     BATCH=128 LOG_EVERY=20 SKIP_LOGS=2 STEPS_FP32=121 STEPS_BF16=201 STEPS_FP16=121 STEPS_COMPILE=201
@@ -83,6 +86,7 @@ else
     COMPILE_SETS=()
     STEP_ARGS=(--batch 128 --size 299 --steps 10)
     RUN_TIMEOUT=150 COMPILE_TIMEOUT=300
+    PHOTO_COUNT=1000 STEPS_DECODE=101 GPU_DECODE=gpu
 fi
 
 # --- deps: the package's dependencies, from benchmarks/wheels where missing ---------------------------
@@ -178,7 +182,7 @@ train_run() { # NAME STEPS TIMEOUT --set ...: one measured run through the CLI, 
     shift 3
     echo -e "\n--- $name: $steps steps (at $((SECONDS - START)) s)"
     if ! timeout -s KILL "$limit" "$PY" benchmarks/gpu_train.py run --name "$name" --results "$RES" \
-        --skip-logs "$SKIP_LOGS" -- train --data-dir "$SHARDS" --train-dir "$WORK/runs/$name" \
+        --skip-logs "$SKIP_LOGS" -- train --data-dir "${DATA:-$SHARDS}" --train-dir "$WORK/runs/$name" \
         --max-steps "$steps" --set device="$DEVICE" --set batch_size="$BATCH" --set log_every="$LOG_EVERY" \
         --set summary_every=1000000 --set checkpoint_every=1000000 --set num_workers="$WORKERS" \
         ${MODEL_SETS[@]+"${MODEL_SETS[@]}"} "$@"; then
@@ -199,6 +203,28 @@ else
 fi
 # fp16 with dynamic loss scaling: what precision=auto picks on a GPU without bf16 (V100, T4)
 train_run fp16-cl "$STEPS_FP16" "$RUN_TIMEOUT" "${FP16_CL[@]}"
+
+# --- decode: real photographs, decoded by the CPU workers and by nvJPEG, against synthetic data ---------
+phase decode
+PHOTOS=$WORK/photos-$PHOTO_COUNT
+PHOTO_SHARDS=$WORK/photo-shards-$PHOTO_COUNT
+if [[ ! -f $PHOTO_SHARDS/dataset.json ]]; then
+    rm -rf "$PHOTOS" "$PHOTO_SHARDS"
+    if ! { "$PY" benchmarks/gpu_train.py images "$PHOTOS" --photos --count "$PHOTO_COUNT" --classes "$CLASSES" &&
+        "$PY" -m inception3 build --train-dir "$PHOTOS" --output-dir "$PHOTO_SHARDS" --train-shards 8 \
+            --workers "$WORKERS"; }; then
+        fail "photograph shards (scikit-image's sample photos: pip install scikit-image, or its wheel in benchmarks/wheels)"
+    fi
+fi
+if [[ -f $PHOTO_SHARDS/dataset.json ]]; then
+    DECODE_SETS=("${FP32[@]}")
+    if ((BF16)); then DECODE_SETS=("${BF16_CL[@]}"); fi
+    DATA=$PHOTO_SHARDS train_run decode-cpu "$STEPS_DECODE" "$RUN_TIMEOUT" "${DECODE_SETS[@]}" --set decode=cpu
+    DATA=$PHOTO_SHARDS train_run decode-gpu "$STEPS_DECODE" "$RUN_TIMEOUT" "${DECODE_SETS[@]}" \
+        --set decode="$GPU_DECODE"
+    DATA=$PHOTO_SHARDS train_run decode-synthetic "$STEPS_DECODE" "$RUN_TIMEOUT" "${DECODE_SETS[@]}" \
+        --set synthetic_data=true
+fi
 
 # --- train_step: the step alone against timm's and torchvision's inception_v3 -----------------------
 phase train_step

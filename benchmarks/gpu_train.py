@@ -363,6 +363,7 @@ def table(results: Path) -> str:
             f"{_pct(mfu)} | {_num(memory, 2)} | {_num(real['final_loss'], 2)} |"
         )
     out += _step_table(results)
+    out += _decode_table(results)
     out += ["", _tests(results), ""] + _targets(results, per_image)
     phases = results / "phases.txt"  # gpu.sh's "name seconds" lines
     if phases.exists():
@@ -452,6 +453,40 @@ def _targets(results: Path, per_image: float | None) -> list[str]:
     return lines
 
 
+def _decode_table(results: Path) -> list[str]:
+    """gpu.sh's decode phase: real photographs decoded by the CPU workers and by nvJPEG, against
+    synthetic data in the same configuration."""
+    runs = [(label, _load(results, key)) for key, label in DECODE_RUNS]
+    if not any(run for _, run in runs):
+        return []
+    synthetic = next((run for _, run in runs if run and run["synthetic_data"] == "true"), None)
+    base = synthetic["examples_per_sec"] if synthetic and synthetic["exit_code"] == 0 else math.nan
+    first = next(run for _, run in runs if run)
+    out = [
+        "",
+        f"Input on real photographs (benchmarks/photos.py: ImageNet-like crops of scikit-image's photos, "
+        f"~0.2 megapixels), {first['precision']}, channels_last {first['channels_last']}, batch "
+        f"{first['batch']}, {first['num_workers']} loader workers: where the JPEGs are decoded.",
+        "",
+        "| input | ex/s | ÷ synthetic |",
+        "|---|---:|---:|",
+    ]
+    for label, run in runs:
+        if run is None:
+            out.append(f"| {label} | not run | |")
+            continue
+        rate = run["examples_per_sec"] if run["exit_code"] == 0 else math.nan
+        out.append(f"| {label} | {_num(rate)} | {_num(rate / base, 2)} |")
+    return out
+
+
+DECODE_RUNS = (
+    ("decode-cpu", "photos, decode=cpu (workers decode and crop; GPU resizes)"),
+    ("decode-gpu", "photos, decode=gpu (workers read; nvJPEG decodes; GPU crops and resizes)"),
+    ("decode-synthetic", "synthetic data (no input pipeline)"),
+)
+
+
 def _step_table(results: Path) -> list[str]:
     step = _load(results, "train_step")
     if not step:
@@ -483,6 +518,9 @@ def main() -> int:
     images.add_argument("--width", type=int, default=500)
     images.add_argument("--height", type=int, default=375)
     images.add_argument("--workers", type=int, default=cpu_count())
+    images.add_argument(
+        "--photos", action="store_true", help="real photographs (benchmarks/photos.py) instead of generated"
+    )
     train = commands.add_parser("run", help="one training run through the CLI, measured")
     train.add_argument("--name", required=True)
     train.add_argument("--results", type=Path, required=True)
@@ -504,7 +542,13 @@ def main() -> int:
 
     if args.command == "images":
         start = time.perf_counter()
-        total = make_images(args.root, args.count, args.classes, args.width, args.height, args.workers)
+        if args.photos:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from photos import make_photos
+
+            total = make_photos(args.root, args.count, args.classes)
+        else:
+            total = make_images(args.root, args.count, args.classes, args.width, args.height, args.workers)
         print(
             f"{args.count} JPEGs, {total / args.count / 1024:.0f} KiB each on average, "
             f"in {time.perf_counter() - start:.1f} s"

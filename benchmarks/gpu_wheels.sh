@@ -5,7 +5,7 @@
 # (tqdm, protobuf) in case it does not. numpy, Pillow, torch, torchvision, tensorboard and
 # safetensors are taken to be there (torch and torchvision bring the first two).
 #
-#   bash benchmarks/gpu_wheels.sh          # -> benchmarks/wheels/ (git-ignored), about 18 MB
+#   bash benchmarks/gpu_wheels.sh          # -> benchmarks/wheels/ (git-ignored), about 18 MB before scikit-image
 #
 # Wheels for CPython 3.12 on x86-64 Linux, the GPU machine's Python; PYTHON_VERSION=3.11 (say) for
 # another. --no-deps keeps numpy and Pillow out; gpu.sh's install resolves against what is installed
@@ -18,6 +18,7 @@ DEST=benchmarks/wheels
 PACKAGES=(
     simplejpeg google-crc32c tqdm protobuf
     matplotlib contourpy cycler fonttools kiwisolver pyparsing python-dateutil six packaging
+    scikit-image # not installed: benchmarks/photos.py reads its sample photographs out of the wheel
 )
 mkdir -p "$DEST"
 "$PY" -m pip download --disable-pip-version-check --no-deps --only-binary=:all: \

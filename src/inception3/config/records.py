@@ -183,6 +183,7 @@ class AugmentConfig:
 
 # String choices: a value is checked against these by name (check.py).
 Device = Literal["auto", "cuda", "cpu"]  # "auto": CUDA when available, else the CPU
+Decode = Literal["auto", "cpu", "gpu"]  # where training JPEGs are decoded; "auto": gpu with CUDA, else cpu
 # "bf16", "fp16": autocast (fp16 with dynamic loss scaling); "auto": bf16 where the GPU has it, fp16 on
 # other GPUs, fp32 on a CPU (train/precision.py)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -377,6 +378,12 @@ class TrainConfig:
     )
     compile: bool = knob(False, "torch.compile the network")
     compile_backend: str = knob("inductor", "a torch.compile backend, written into config.toml")
+    # input placement
+    decode: Decode = knob(
+        "auto",
+        "where training JPEGs are decoded: cpu (loader workers) or gpu (nvJPEG on the CUDA device, "
+        "the workers only read records)",
+    )
     # logging and checkpoints
     log_every: int = knob(LOG_EVERY_STEPS, "steps between log lines" + _INT64, at_least=1, at_most=INT64_MAX)
     summary_every: int = knob(

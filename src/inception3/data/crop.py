@@ -128,13 +128,16 @@ def sample_distorted_box(
     return 0, 0, height, width
 
 
-def crop_and_resize(encoded: bytes, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """Decode, crop `box` (top, left, height, width in pixels) and resize it to uint8 [3, size, size].
+def decode_crop(
+    encoded: bytes, box: tuple[int, int, int, int], size: int, buffer: np.ndarray | None = None
+) -> np.ndarray:
+    """Decode just enough of the image to cut `box` (top, left, height, width in pixels) out of it at
+    `size` pixels a side or more: uint8 [h, w, 3] RGB, a view of the decoded pixels.
 
     libjpeg-turbo (via simplejpeg) decodes with DCT scaling by the largest of its factors (7/8,
     3/4, ... 1/8) that still leaves the crop at least `size` pixels a side: a crop much larger than
-    the output costs a fraction of a full decode. The crop is then snapped to the scaled pixel grid
-    and resized bilinearly with antialiasing (Pillow's filter, PyTorch's fast uint8 kernel).
+    the output costs a fraction of a full decode. The crop is snapped to the scaled pixel grid.
+    `buffer`: see `decode.decode_pixels` (the crop is then a view of it).
     """
     top, left, height, width = box
     full_height, full_width = image_size(encoded)
@@ -142,13 +145,24 @@ def crop_and_resize(encoded: bytes, box: tuple[int, int, int, int], size: int) -
         encoded,
         min_height=math.ceil(full_height * size / height),
         min_width=math.ceil(full_width * size / width),
+        buffer=buffer,
     )
     scale_y, scale_x = pixels.shape[0] / full_height, pixels.shape[1] / full_width
-    region = pixels[
+    return pixels[
         round(top * scale_y) : round((top + height) * scale_y),
         round(left * scale_x) : round((left + width) * scale_x),
     ]
-    batch = torch.from_numpy(region).permute(2, 0, 1)[None]  # channels-last: the fast kernel's layout
+
+
+def crop_and_resize(
+    encoded: bytes, box: tuple[int, int, int, int], size: int, buffer: np.ndarray | None = None
+) -> torch.Tensor:
+    """Decode, crop `box` (top, left, height, width in pixels) and resize it to uint8 [3, size, size].
+
+    `decode_crop`, then a bilinear resize with antialiasing (Pillow's filter, PyTorch's fast uint8
+    kernel). `device_crop.resize` is the same resize, for crops finished on the training device.
+    """
+    batch = torch.from_numpy(decode_crop(encoded, box, size, buffer)).permute(2, 0, 1)[None]  # NHWC
     return F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
 

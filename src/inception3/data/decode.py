@@ -87,17 +87,29 @@ def image_size(encoded: bytes) -> tuple[int, int]:
         return image.height, image.width
 
 
-def decode_pixels(encoded: bytes, min_height: int = 0, min_width: int = 0) -> np.ndarray:
+def decode_pixels(
+    encoded: bytes, min_height: int = 0, min_width: int = 0, buffer: np.ndarray | None = None
+) -> np.ndarray:
     """uint8 RGB [H', W', 3]; a JPEG is DCT-scaled down as far as (min_height, min_width) pixels allow.
 
     Scaling by 7/8, 3/4, ... 1/8 while decoding costs a fraction of a full decode, so a caller that
-    needs only a smaller image says how small it may be.
+    needs only a smaller image says how small it may be. A JPEG is decoded into `buffer` (the result is
+    a view of it) when one of at least height × width × 3 bytes is given: a caller that decodes image
+    after image spares the zero-filled fresh memory each decode would otherwise touch.
     """
-    if _jpeg_size(encoded) is not None:
+    size = _jpeg_size(encoded)
+    if size is not None:
+        if buffer is not None and buffer.size < size[0] * size[1] * 3:
+            buffer = None
         try:
             # fastdct: the integer fast DCT, TensorFlow's decode_jpeg default (dct_method="")
             return simplejpeg.decode_jpeg(
-                encoded, colorspace="RGB", fastdct=True, min_height=min_height, min_width=min_width
+                encoded,
+                colorspace="RGB",
+                fastdct=True,
+                min_height=min_height,
+                min_width=min_width,
+                buffer=buffer,
             )
         except ValueError:
             pass  # CMYK and other JPEGs libjpeg-turbo cannot give as RGB: Pillow converts them

@@ -1,16 +1,22 @@
 """Records -> batches of cropped images: reading, decoding and cropping in CPU worker processes.
 
 Which records form each batch comes from `dataset.py` (`train_batches`, `eval_records`), planned in
-the main process from (seed, epoch) alone; workers only read, decode (`decode.py`) and crop
-(`crop.py`). The random crop of a record is drawn from a generator seeded by (seed, epoch, record
-number), and `torch.utils.data.DataLoader` returns batches in plan order, so the batches are the
-same for any number of workers, and `state_dict()` — the count of records this rank has consumed —
-is all it takes to resume exactly. The batches go on to `augment/`, on the training device.
+the main process from (seed, epoch) alone; workers only read, decode (`decode.py`), crop (`crop.py`)
+and resize. On a CUDA device training's workers stop after the crop, or after reading the record
+with `decode="gpu"`, and the batch is finished there (`device_crop.py`): on a GPU host the workers'
+CPU time should go to decoding alone. The random crop of a record is drawn from a generator seeded by
+(seed, epoch, record number), and `torch.utils.data.DataLoader` returns batches in plan order, so the
+batches are the same for any number of workers, and `state_dict()` — the count of records this rank
+has consumed — is all it takes to resume exactly. The batches go on to `augment/`, on the training
+device.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from inception3.config import DEFAULT_EVAL_PREPROCESSING, AugmentConfig
-from inception3.data.crop import crop_and_resize, sample_distorted_box
+from inception3.data.crop import crop_and_resize, decode_crop, sample_distorted_box
 from inception3.data.dataset import (
     FolderRecords,
     SplitRecords,
@@ -29,14 +35,19 @@ from inception3.data.dataset import (
     train_batches,
 )
 from inception3.data.decode import DECODE_ERRORS, image_size
+from inception3.data.device_crop import Packed, decode_crops, resize_crops
 from inception3.data.meta import DatasetInfo
 from inception3.data.preprocess import decode, get_preprocessing, prepare
 from inception3.data.records import CorruptRecordError
+from inception3.data.shared_slots import PREFETCH, SLOTS, SlotRing, check_stamp
 from inception3.errors import Inception3Error
 
 _LOADER_STATE_KEYS = ("position", "seed", "world_size", "records", "skipped_records")
 _ORDER = "global-batches"  # how "position" counts: records of the stream all ranks consumed
 _ORIGINAL = AugmentConfig()  # the original recipe's random crop
+# What a training worker hands over: resized images, the crops (resized on the device), or the
+# encoded images with their boxes (decoded, cropped and resized on the device).
+_HAND_OVERS = ("images", "crops", "jpegs")
 
 
 @dataclass
@@ -55,6 +66,11 @@ class _Job:
 
     records: np.ndarray
     epochs: np.ndarray
+
+
+# What a worker returns for a job: images (or a Packed batch), labels, records skipped, an error
+# message, and the stamp of the ring slot the data is in (None when it is in no slot).
+_Handed = tuple[torch.Tensor | Packed, torch.Tensor, int, str | None, int | None]
 
 
 class _BatchDecoder:
@@ -83,12 +99,37 @@ class _BatchDecoder:
         self.train = train
         self.seed = seed
         self.skip_corrupt = skip_corrupt
+        self.hand_over = "images"  # one of _HAND_OVERS; training only
+        self.ring: SlotRing | None = None  # a training worker's shared buffers, made in the worker
+        # Memory reused from image to image and batch to batch: what each decode writes into, and
+        # where a batch's crops or encoded images gather before they go to the ring.
+        self.scratch = np.empty(0, dtype=np.uint8)
+        self.staging = np.empty(0, dtype=np.uint8)
 
-    def __getitem__(self, job: _Job) -> tuple[torch.Tensor, torch.Tensor, int, str | None]:
+    def _buffer(self, nbytes: int) -> torch.Tensor:
+        """uint8 [nbytes] to fill and hand over: a slot of this worker's ring when training (sealed by
+        `_seal`), else fresh shared memory in a worker, ordinary memory in the training process."""
+        if get_worker_info() is None:
+            return torch.empty(nbytes, dtype=torch.uint8)
+        if not self.train:
+            return torch.empty(nbytes, dtype=torch.uint8).share_memory_()
+        if self.ring is None:
+            self.ring = SlotRing()
+        return self.ring.take(nbytes)
+
+    def _seal(self, buffer: torch.Tensor) -> int | None:
+        """The stamp the training process checks after copying `buffer` out (None: not a ring slot)."""
+        return self.ring.seal(buffer) if self.train and get_worker_info() is not None else None
+
+    def __getitem__(
+        self, job: _Job
+    ) -> tuple[torch.Tensor | Packed, torch.Tensor, int, str | None, int | None]:
+        if self.hand_over != "images":
+            return self._pack(job)
         size = self.image_size
-        images = torch.empty((len(job.records), 3, size, size), dtype=self.dtype)
-        if get_worker_info() is not None:
-            images.share_memory_()  # written in place and handed over, instead of copied to shared memory
+        count = len(job.records)
+        buffer = self._buffer(count * 3 * size * size * self.dtype.itemsize)
+        images = buffer.view(self.dtype).view(count, 3, size, size)
         labels: list[int] = []
         skipped = 0
         for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
@@ -96,14 +137,88 @@ class _BatchDecoder:
                 image, label = self._decode(record, epoch)
             except CorruptRecordError as error:
                 if not self.skip_corrupt:
-                    return torch.empty(0), torch.empty(0), skipped, str(error)
+                    return torch.empty(0), torch.empty(0), skipped, str(error), self._seal(buffer)
                 skipped += 1
                 continue
             except Inception3Error as error:
-                return torch.empty(0), torch.empty(0), skipped, str(error)
+                return torch.empty(0), torch.empty(0), skipped, str(error), self._seal(buffer)
             images[len(labels)].copy_(image)
             labels.append(label)
-        return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None
+        stamp = self._seal(buffer)
+        return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None, stamp
+
+    def _pack(self, job: _Job) -> _Handed:
+        """The job's crops ("crops") or encoded images and boxes ("jpegs"), in one flat shared buffer."""
+        boxes, sizes, records, labels = [], [], [], []
+        skipped, total = 0, 0
+        for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
+            try:
+                parsed, label = self.records.read(record)
+                try:
+                    box = self._box(parsed, record, epoch)
+                    piece = (
+                        decode_crop(parsed.encoded, box, self.image_size, self._scratch(parsed.encoded))
+                        if self.hand_over == "crops"
+                        else None
+                    )
+                except DECODE_ERRORS as error:
+                    raise self.records.corrupt(record, f"image does not decode: {error}") from error
+            except CorruptRecordError as error:
+                if not self.skip_corrupt:
+                    return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error), None
+                skipped += 1
+                continue
+            except Inception3Error as error:
+                return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error), None
+            if piece is None:
+                piece = np.frombuffer(parsed.encoded, dtype=np.uint8)
+                sizes.append((len(piece), 1))
+            else:
+                sizes.append(piece.shape[:2])
+            self._stage(total, piece)
+            total += piece.size
+            boxes.append(box)
+            records.append(record)
+            labels.append(label)
+        data = self._buffer(total)
+        data.numpy()[:] = self.staging[:total]
+        packed = Packed(
+            self.hand_over,
+            data,
+            torch.tensor(sizes, dtype=torch.int64).view(-1, 2),
+            torch.tensor(boxes, dtype=torch.int64).view(-1, 4),
+            torch.tensor(records, dtype=torch.int64),
+        )
+        return packed, torch.tensor(labels, dtype=torch.int64), skipped, None, self._seal(data)
+
+    def _scratch(self, encoded: bytes) -> np.ndarray:
+        """`scratch`, grown to hold the full-size pixels of `encoded` (a JPEG; other formats ignore it)."""
+        height, width = image_size(encoded)
+        if self.scratch.size < height * width * 3:
+            self.scratch = np.empty(int(1.25 * height * width * 3), dtype=np.uint8)
+        return self.scratch
+
+    def _stage(self, offset: int, piece: np.ndarray) -> None:
+        """Copy `piece` into `staging` at `offset`, growing it (and keeping what is before) if needed."""
+        end = offset + piece.size
+        if self.staging.size < end:
+            grown = np.empty(max(end, int(1.25 * self.staging.size)), dtype=np.uint8)
+            grown[:offset] = self.staging[:offset]
+            self.staging = grown
+        self.staging[offset:end].reshape(piece.shape)[...] = piece
+
+    def _box(self, parsed, record: int, epoch: int) -> tuple[int, int, int, int]:
+        """The random crop of `record` in epoch `epoch`: drawn from a generator seeded by (seed, epoch,
+        record), so the same whatever the worker or the run."""
+        height, width = image_size(parsed.encoded)
+        return sample_distorted_box(
+            height,
+            width,
+            parsed.boxes,
+            np.random.default_rng([self.seed, epoch, record]),
+            min_object_covered=self.augment.crop_min_object_covered,
+            area_range=self.augment.crop_area_range,
+        )
 
     def _decode(self, record: int, epoch: int) -> tuple[torch.Tensor, int]:
         """Record `record` cropped to [3, S, S] and its 0-based label: a random crop seeded by (seed,
@@ -111,35 +226,53 @@ class _BatchDecoder:
         parsed, label = self.records.read(record)
         try:
             if self.train:
-                height, width = image_size(parsed.encoded)
-                rng = np.random.default_rng([self.seed, epoch, record])
-                box = sample_distorted_box(
-                    height,
-                    width,
-                    parsed.boxes,
-                    rng,
-                    min_object_covered=self.augment.crop_min_object_covered,
-                    area_range=self.augment.crop_area_range,
-                )
-                return crop_and_resize(parsed.encoded, box, self.image_size), label
+                box = self._box(parsed, record, epoch)
+                return crop_and_resize(
+                    parsed.encoded, box, self.image_size, self._scratch(parsed.encoded)
+                ), label
             image = decode(parsed.encoded, self.preprocessing)
             return prepare(image, self.image_size, self.preprocessing), label
         except DECODE_ERRORS as error:
             raise self.records.corrupt(record, f"image does not decode: {error}") from error
 
 
+def decode_place(decode: str, device: torch.device) -> str:
+    """The `decode` setting ("auto", "cpu" or "gpu") made concrete for training on `device`: "auto" is
+    "gpu" on CUDA and "cpu" elsewhere; "gpu" without CUDA is refused."""
+    if decode == "auto":
+        return "gpu" if device.type == "cuda" else "cpu"
+    if decode == "gpu" and device.type != "cuda":
+        raise Inception3Error(
+            f"config: decode=gpu needs a CUDA device, and training runs on {device.type}; "
+            "set decode=cpu or auto with --set"
+        )
+    return decode
+
+
+def _copied_out(tensor: torch.Tensor, stamp: int | None, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device` in memory of this process's own: copied out of a worker's ring slot (and
+    the slot's stamp checked after the copy), or moved as it is when it is no slot (stamp None)."""
+    if stamp is None:
+        return tensor.to(device, non_blocking=True)
+    # From pageable memory CUDA stages the copy before returning, so the slot has been read by then;
+    # non_blocking spares the loop a wait for the GPU (tests/cuda: no sync between steps).
+    copied = tensor.clone() if device.type == "cpu" else tensor.to(device, non_blocking=True)
+    check_stamp(tensor, stamp)
+    return copied
+
+
 def _unwrap(item: tuple) -> tuple:
     return item
 
 
-def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int, pin_memory: bool = False) -> DataLoader:
+def _data_loader(decoder: _BatchDecoder, jobs, num_workers: int) -> DataLoader:
     return DataLoader(
         decoder,
         batch_size=None,
         sampler=jobs,
         num_workers=num_workers,
         collate_fn=_unwrap,
-        pin_memory=pin_memory,  # page-locked batches: the device copy can run beside compute
+        prefetch_factor=PREFETCH if num_workers else None,
     )
 
 
@@ -160,6 +293,13 @@ class TrainLoader:
     The random crop follows `augment` (its `crop_*` settings); the device-side ops are the trainer's.
     `balance_classes`: every class drawn equally often in each epoch (`balance.py`); the records'
     labels are read once, here (`labels`).
+
+    Where the work is done: `decode="cpu"` decodes in the workers; they also resize the crops when
+    the batches go to the CPU, and leave the resize to the device otherwise (`resize_in_workers`
+    overrides that choice). `decode="gpu"` has the workers read records only; the batch is decoded
+    (nvJPEG on CUDA; `torchvision.io.decode_jpeg` on any device), cropped and resized on the batches'
+    device. The crops are the same in every case; the pixels agree within the decoders' and resize
+    kernels' rounding (`device_crop.py`).
     """
 
     def __init__(
@@ -176,10 +316,16 @@ class TrainLoader:
         skip_corrupt: bool = False,
         augment: AugmentConfig = _ORIGINAL,
         balance_classes: bool = False,
+        decode: str = "cpu",
+        resize_in_workers: bool | None = None,
     ) -> None:
         _check_rank(rank, world_size, batch_size)
+        if decode not in ("cpu", "gpu"):
+            raise Inception3Error(f"decode must be cpu or gpu, not {decode!r}")
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.num_workers = num_workers
+        self.decode = decode
+        self.resize_in_workers = resize_in_workers
         self.records = open_split(info, split, skip_corrupt=skip_corrupt)
         if len(self.records) < world_size:
             raise Inception3Error(
@@ -203,41 +349,58 @@ class TrainLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         """This rank's batches in host memory; the position counts those handed out."""
-        for batch, position, skipped in self._batches(pin_memory=False):
+        for batch, position, skipped in self._batches(torch.device("cpu")):
             self.position, self.skipped_records = position, skipped
             yield batch
 
     def device_batches(self, device: torch.device) -> Iterator[Batch]:
         """This rank's batches on `device`, the next one's copy under way while the current one trains.
 
-        On CUDA the batches come from page-locked memory and are copied on a side stream, so the
-        copy of batch k+1 overlaps step k; the training stream waits for it only when it needs it.
-        The position still counts only the batches handed out, not the one copied ahead.
+        On CUDA the batches are copied out of the workers' shared memory and finished (resized, or
+        decoded and resized) on a side stream, so that batch k+1's device work overlaps step k; the
+        training stream waits for it only when it needs it. The position still counts only the batches handed
+        out, not the one made ahead.
         """
-        cuda = device.type == "cuda"
-        copier = torch.cuda.Stream(device) if cuda else None
-        source = self._batches(pin_memory=cuda)
-
-        def copy(item: tuple[Batch, int, int]) -> tuple[Batch, int, int]:
-            batch, position, skipped = item
-            with torch.cuda.stream(copier) if copier is not None else contextlib.nullcontext():
-                moved = Batch(*(t.to(device, non_blocking=True) for t in (batch.images, batch.labels)))
-            return moved, position, skipped
-
-        ahead = copy(next(source))
+        copier = torch.cuda.Stream(device) if device.type == "cuda" else None
+        source = self._batches(device, copier)
+        ahead = next(source)
         while True:
             batch, position, skipped = ahead
             if copier is not None:
                 torch.cuda.current_stream(device).wait_stream(copier)
                 for tensor in (batch.images, batch.labels):  # memory of the side stream, used on this one
                     tensor.record_stream(torch.cuda.current_stream(device))
-            ahead = copy(next(source))
+            ahead = next(source)
             self.position, self.skipped_records = position, skipped
             yield batch
 
-    def _batches(self, pin_memory: bool) -> Iterator[tuple[Batch, int, int]]:
-        """(batch, position, skipped records) after each non-empty batch, from the current position."""
+    def hand_over(self, device: torch.device) -> str:
+        """What the workers hand over for batches on `device` (one of `_HAND_OVERS`)."""
+        if self.decode == "gpu":
+            return "jpegs"
+        in_workers = self.resize_in_workers
+        return "images" if (device.type == "cpu" if in_workers is None else in_workers) else "crops"
+
+    def _batches(
+        self, device: torch.device, copier: torch.cuda.Stream | None = None
+    ) -> Iterator[tuple[Batch, int, int]]:
+        """(batch on `device`, position, skipped records) after each non-empty batch, from the current
+        position; the batch is moved and finished on the `copier` stream when there is one."""
         position, skipped_records = self.position, self.skipped_records
+        for item, labels, skipped, stamp in self._worker_batches(device):
+            position += self.batch_size * self.world_size
+            skipped_records += skipped
+            with torch.cuda.stream(copier) if copier is not None else contextlib.nullcontext():
+                images, labels, failed = self._finish(item, labels, stamp, device)
+            skipped_records += failed
+            if len(labels):
+                yield Batch(images, labels), position, skipped_records
+
+    def _worker_batches(
+        self, device: torch.device
+    ) -> Iterator[tuple[torch.Tensor | Packed, torch.Tensor, int, int | None]]:
+        """What the workers hand over for batches on `device`, batch by batch, from the current position:
+        (images or a `Packed` batch, labels, records skipped, the stamp of its worker's slot)."""
         jobs = (
             _Job(records, epochs)
             for records, epochs in train_batches(
@@ -246,17 +409,41 @@ class TrainLoader:
                 self.rank,
                 self.world_size,
                 self.batch_size,
-                position,
+                self.position,
                 labels=self.labels,
             )
         )
-        for images, labels, skipped, error in _data_loader(self.decoder, jobs, self.num_workers, pin_memory):
+        decoder = copy.copy(self.decoder)
+        decoder.hand_over = self.hand_over(device)
+        # The batches received last, kept so that their slots stay mapped here: a slot that comes
+        # round again is then found in torch's cache of shared memory instead of mapped anew.
+        mapped = collections.deque(maxlen=SLOTS * self.num_workers)
+        for images, labels, skipped, error, stamp in _data_loader(decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
-            position += self.batch_size * self.world_size
-            skipped_records += skipped
-            if len(labels):
-                yield Batch(images, labels), position, skipped_records
+            mapped.append(images)
+            yield images, labels, skipped, stamp
+
+    def _finish(
+        self, images: torch.Tensor | Packed, labels: torch.Tensor, stamp: int | None, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The workers' batch as uint8 [B, 3, S, S] on `device`, its labels, and how many records of it
+        did not decode there (left out with `skip_corrupt`, else an error naming the first)."""
+        size = self.decoder.image_size
+        if not isinstance(images, Packed):
+            return _copied_out(images, stamp, device), labels.to(device, non_blocking=True), 0
+        # JPEGs are copied to the training process's memory: the device decoder reads them from there.
+        data = _copied_out(images.data, stamp, device if images.kind == "crops" else torch.device("cpu"))
+        images = dataclasses.replace(images, data=data)
+        if images.kind == "crops":
+            return resize_crops(images, size, device), labels.to(device, non_blocking=True), 0
+        decoded, failures = decode_crops(images, size, device)
+        if failures and not self.decoder.skip_corrupt:
+            record, reason = failures[0]
+            raise Inception3Error(str(self.records.corrupt(record, reason)))
+        failed = {record for record, _ in failures}
+        keep = torch.tensor([int(r) not in failed for r in images.records], dtype=torch.bool)
+        return decoded, labels[keep].to(device, non_blocking=True), len(failures)
 
     def state_dict(self) -> dict:
         """The exact position (plain ints): records consumed by all ranks, and what it depends on."""
@@ -323,7 +510,7 @@ class EvalLoader:
     def __iter__(self) -> Iterator[Batch]:
         chunks = [self.mine[i : i + self.batch_size] for i in range(0, len(self.mine), self.batch_size)]
         jobs = [_Job(chunk, np.zeros(len(chunk), dtype=np.int64)) for chunk in chunks]
-        for images, labels, _, error in _data_loader(self.decoder, jobs, self.num_workers):
+        for images, labels, _, error, _ in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
             yield Batch(images, labels)

@@ -25,6 +25,7 @@ from inception3.config import TrainConfig
 from inception3.data import Batch, TrainLoader, synthetic_batches
 from inception3.data.balance import class_weights
 from inception3.data.dataset import record_labels
+from inception3.data.loader import decode_place
 from inception3.errors import Inception3Error
 from inception3.model import InceptionV3
 from inception3.run import distributed as dist
@@ -224,6 +225,7 @@ def _build(plan: RunPlan, ctx: dist.Distributed, say: Callable[[str], None]) -> 
         skip_corrupt=cfg.skip_corrupt,
         augment=cfg.augment,
         balance_classes=cfg.class_balance == "sampler",
+        decode=decode_place(cfg.decode, ctx.device),
     )
     return resume.Resumable(model, ema, optimizer, loader, loss_scaler(cfg.precision, ctx.device))
 
