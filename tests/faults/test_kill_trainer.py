@@ -264,3 +264,54 @@ def test_torchrun_brings_a_two_rank_run_back_after_a_rank_is_killed(shards: Path
         )
         > 100
     )
+
+
+# Every option of today's recipes at once: both augmentation policies and erasing, mixup/CutMix per
+# image, the class-balanced order, AdamW with layer-wise decay and the cosine floor, fp16's loss scale.
+MODERN = (
+    "--set=augment_ops=flip_left_right,randaugment,trivialaugment,distort_color,random_erasing",
+    "--set=mixup_alpha=0.2",
+    "--set=cutmix_alpha=1.0",
+    "--set=mix_mode=elem",
+    "--set=class_balance=sampler",
+    "--set=optimizer=adamw",
+    "--set=learning_rate=0.001",
+    "--set=layer_decay=0.8",
+    "--set=lr_schedule=cosine",
+    "--set=min_learning_rate=0.0001",
+    "--set=precision=fp16",
+    "--set=num_workers=1",
+)
+
+
+def test_sigkill_mid_epoch_with_every_modern_option_resumes_bitwise(shards: Path, tmp_path: Path) -> None:
+    args = {"max_steps": 12, "checkpoint_every": 3, "extra": MODERN}
+    straight = subprocess.run(
+        inception3(*train_args(shards, tmp_path / "straight", **args)),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert straight.returncode == 0, straight.stderr
+    run, log = tmp_path / "killed", tmp_path / "attempt.log"
+    with open(log, "w") as out:
+        trainer = subprocess.Popen(
+            inception3(*train_args(shards, run, **args)), stdout=out, stderr=subprocess.STDOUT, env=ENV
+        )
+    try:  # 40 training images in batches of 8: step 7 is in the middle of the second epoch
+        assert _instant_reached(Kill("step", 7, 0.05, 0.0), trainer, log, run), log.read_text()
+        trainer.send_signal(signal.SIGKILL)
+        assert trainer.wait() == -signal.SIGKILL
+    finally:
+        _stop(trainer)
+    resumed = subprocess.run(
+        inception3(*train_args(shards, run, **args)), env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resum" in resumed.stdout.lower(), resumed.stdout
+    name = checkpoint_name(12)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / name)
+    b = load_checkpoint(run / "checkpoints" / name)
+    assert assert_same_state(a, b) > 100
+    assert a["scaler"] == b["scaler"]
