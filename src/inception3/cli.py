@@ -33,7 +33,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        sub = commands.add_parser(command.name, help=command.help, description=command.description)
+        sub = commands.add_parser(
+            command.name, help=command.help, description=command.description, epilog=command.epilog or None
+        )
         command.add_options(sub)
         sub.set_defaults(run=_RUN[command.name])
     return parser

@@ -22,6 +22,7 @@ class Command:
     help: str
     description: str
     add_options: Callable[[argparse.ArgumentParser], None]
+    epilog: str = ""
 
 
 def _build_options(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +85,9 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(config.PRESETS),
         help="a named override set: imagenet (the defaults), imagenet-distributed "
-        "(lr 0.045 x 0.94 every 2 epochs), flowers (fine-tune at lr 0.001), tiny "
-        "(75x75, depth 0.25: a CPU-sized trial)",
+        "(lr 0.045 x 0.94 every 2 epochs), flowers (fine-tune at lr 0.001), modern (torchvision's "
+        "current from-scratch recipe), finetune (ConvNeXt's fine-tuning settings), tiny "
+        "(75x75, depth 0.25: a CPU-sized trial); each one's keys are listed below",
     )
     parser.add_argument(
         "--config",
@@ -346,6 +348,7 @@ COMMANDS: tuple[Command, ...] = (
         "Under `torchrun --nproc-per-node N -m inception3 train ...` the global batch is split "
         "across the ranks and gradients are averaged every step.",
         _train_options,
+        config.describe_presets(),
     ),
     Command(
         "report",

@@ -17,7 +17,7 @@ from inception3.config.check import (
     table_rows,
     to_flat,
 )
-from inception3.config.presets import PRESETS, with_preset
+from inception3.config.presets import PRESETS, describe_presets, with_preset
 from inception3.config.recipe import *  # noqa: F403 (every constant of the recipe, by name)
 from inception3.config.records import (
     EVAL_PREPROCESSINGS,
@@ -63,5 +63,6 @@ __all__ = [
     "TrainConfig",
     "WeightsFormat",
     "PRESETS",
+    "describe_presets",
     "with_preset",
 ]

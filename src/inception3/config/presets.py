@@ -74,6 +74,24 @@ PRESETS: dict[str, dict[str, object]] = {
 }
 
 
+def _shown(value: object) -> str:
+    """A preset's value as `--set` takes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_presets() -> str:
+    """Each preset and the keys it sets, as `--set` would write them (for `train --help`)."""
+    described = [
+        f"{name}: " + (" ".join(f"{key}={_shown(value)}" for key, value in keys.items()) or "the defaults")
+        for name, keys in PRESETS.items()
+    ]
+    return "Presets and the keys each sets: " + "; ".join(described) + "."
+
+
 def with_preset(preset: str | None, mine: dict[str, object]) -> dict[str, object]:
     """Flat config keys: the preset's overrides (None: none), then `mine` over them.
 
