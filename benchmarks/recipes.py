@@ -161,7 +161,7 @@ def main() -> None:
         shapes = build(
             make_shapes(
                 root / "shapes-images", train_per_class=SHAPES_TRAIN, validation_per_class=SHAPES_VALIDATION
-            ).out_dir,
+            ).root,
             root / "shapes",
         )
         digits = build(make_digits(root / "digits-images", DIGITS_PER_CLASS), root / "digits")
