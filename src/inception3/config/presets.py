@@ -14,6 +14,7 @@ from inception3.config.recipe import (
     FINETUNE_LEARNING_RATE,
     FINETUNE_WEIGHT_DECAY,
     MIN_IMAGE_SIZE,
+    TORCH_BATCH_NORM_DECAY,
     TORCHVISION_CUTMIX_ALPHA,
     TORCHVISION_MIXUP_ALPHA,
     TV_RECIPE_BATCH_SIZE,
@@ -48,6 +49,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "erasing_prob": TV_RECIPE_ERASING_PROB,
         "mixup_alpha": TORCHVISION_MIXUP_ALPHA,
         "cutmix_alpha": TORCHVISION_CUTMIX_ALPHA,
+        "batch_norm_decay": TORCH_BATCH_NORM_DECAY,
     },
     # [convnext-ft] fine-tuning from a checkpoint (--init-from): fresh logits, AdamW, layer-wise
     # decay, cosine, RandAugment m9 and erasing, no mixing.
@@ -60,6 +62,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "lr_schedule": "cosine",
         "augment_ops": ("flip_left_right", "randaugment", "random_erasing"),
         "erasing_prob": FINETUNE_ERASING_PROB,
+        "batch_norm_decay": TORCH_BATCH_NORM_DECAY,
     },
     "tiny": {  # a CPU-sized network for trying the pipeline end to end in minutes
         "image_size": MIN_IMAGE_SIZE,

@@ -2,13 +2,13 @@
 
 Which records form each batch comes from `dataset.py` (`train_batches`, `eval_records`), planned in
 the main process from (seed, epoch) alone; workers (`worker.py`) only read, decode (`decode.py`),
-crop (`crop.py`) and resize. On a CUDA device training's workers stop after the crop, or after reading the record
-with `decode="gpu"`, and the batch is finished there (`device_crop.py`): on a GPU host the workers'
-CPU time should go to decoding alone. The random crop of a record is drawn from a generator seeded by
-(seed, epoch, record number), and `torch.utils.data.DataLoader` returns batches in plan order, so the
-batches are the same for any number of workers, and `state_dict()` — the count of records this rank
-has consumed — is all it takes to resume exactly. The batches go on to `augment/`, on the training
-device.
+crop (`crop.py`) and resize. On a CUDA device training's workers stop after the crop, or after
+reading the record with `decode="gpu"`, and the batch is finished there (`device_crop.py`): on a GPU
+host the workers' CPU time should go to decoding alone. The random crop of a record is drawn from a
+generator seeded by (seed, epoch, record number), and `torch.utils.data.DataLoader` returns batches
+in plan order, so the batches are the same for any number of workers, and `state_dict()` — the count
+of records this rank has consumed — is all it takes to resume exactly. The batches go on to
+`augment/`, on the training device.
 """
 
 from __future__ import annotations
