@@ -116,20 +116,22 @@ def _stop(*processes: subprocess.Popen | None) -> None:
             process.wait()
 
 
+def _train_to_the_end(shards: Path, run: Path, args: dict) -> str:
+    """The trainer's command run to its end, as a user runs it again; its output."""
+    finished = subprocess.run(
+        inception3(*train_args(shards, run, **args)), env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout
+
+
 def test_sigkill_at_random_instants_loses_nothing(shards: Path, tmp_path: Path) -> None:
     args = {
         "max_steps": MAX_STEPS,
         "checkpoint_every": CHECKPOINT_EVERY,
         "extra": ("--set=keep_checkpoints=3",),
     }
-    straight = subprocess.run(
-        inception3(*train_args(shards, tmp_path / "straight", **args)),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert straight.returncode == 0, straight.stderr
+    _train_to_the_end(shards, tmp_path / "straight", args)
 
     run, kills, torn_writes = tmp_path / "killed", Counter(), 0
     trainer = evaluator = None
@@ -152,14 +154,7 @@ def test_sigkill_at_random_instants_loses_nothing(shards: Path, tmp_path: Path) 
                 kills[kill.kind] += 1
                 torn_writes += _temporary(run, trainer.pid) is not None
             assert trainer.wait() in (0, -signal.SIGKILL), log.read_text()
-        last = subprocess.run(
-            inception3(*train_args(shards, run, **args)),
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-        assert last.returncode == 0, last.stderr
+        _train_to_the_end(shards, run, args)
         assert evaluator is not None and evaluator.wait(timeout=TIMEOUT) == 0, (
             tmp_path / "eval.log"
         ).read_text()
@@ -286,14 +281,7 @@ MODERN = (
 
 def test_sigkill_mid_epoch_with_every_modern_option_resumes_bitwise(shards: Path, tmp_path: Path) -> None:
     args = {"max_steps": 12, "checkpoint_every": 3, "extra": MODERN}
-    straight = subprocess.run(
-        inception3(*train_args(shards, tmp_path / "straight", **args)),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert straight.returncode == 0, straight.stderr
+    _train_to_the_end(shards, tmp_path / "straight", args)
     run, log = tmp_path / "killed", tmp_path / "attempt.log"
     with open(log, "w") as out:
         trainer = subprocess.Popen(
@@ -305,11 +293,8 @@ def test_sigkill_mid_epoch_with_every_modern_option_resumes_bitwise(shards: Path
         assert trainer.wait() == -signal.SIGKILL
     finally:
         _stop(trainer)
-    resumed = subprocess.run(
-        inception3(*train_args(shards, run, **args)), env=ENV, capture_output=True, text=True, timeout=TIMEOUT
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resum" in resumed.stdout.lower(), resumed.stdout
+    resumed = _train_to_the_end(shards, run, args)
+    assert "resum" in resumed.lower(), resumed
     name = checkpoint_name(12)
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / name)
     b = load_checkpoint(run / "checkpoints" / name)
