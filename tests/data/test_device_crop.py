@@ -19,7 +19,7 @@ from imagefolders import write_jpeg
 
 from inception3.config import BuildConfig
 from inception3.data.build import build_dataset
-from inception3.data.device_crop import Packed, decode_crops
+from inception3.data.device_crop import Packed, finish_crops
 from inception3.data.loader import TrainLoader, decode_place
 from inception3.data.meta import load_dataset_info
 from inception3.errors import Inception3Error
@@ -99,11 +99,12 @@ def test_what_the_device_decoder_cannot_read_goes_to_the_cpu_decoders_or_is_repo
     packed = Packed(
         "jpegs",
         data,
-        torch.tensor([[len(e), 1] for e in encoded]),
-        torch.tensor([[10, 20, 40, 50], [0, 0, 10, 10]]),
-        torch.tensor([7, 8]),
+        np.array([[0, len(encoded[0])], [len(encoded[0]), len(encoded[1])]]),
+        np.zeros((2, 2), dtype=np.int64),
+        np.array([[10, 20, 40, 50], [0, 0, 10, 10]]),
+        np.array([7, 8]),
     )
-    images, failures = decode_crops(packed, 40, torch.device("cpu"))
+    images, failures = finish_crops(packed, 40, torch.device("cpu"))
     expected = torch.from_numpy(pixels[10:50, 20:70]).permute(2, 0, 1)[None]
     assert images.shape == (1, 3, 40, 40)
     assert torch.equal(

@@ -128,30 +128,39 @@ def sample_distorted_box(
     return 0, 0, height, width
 
 
+def crop_minimums(height: int, width: int, box: tuple[int, int, int, int], size: int) -> tuple[int, int]:
+    """The smallest (height, width) a height × width image may be decoded at for `box` (top, left,
+    height, width in its pixels) still to span `size` pixels a side or more."""
+    return math.ceil(height * size / box[2]), math.ceil(width * size / box[3])
+
+
+def scale_box(
+    box: tuple[int, int, int, int], full: tuple[int, int], decoded: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """`box` (top, left, height, width) in the pixels of an image of size `full`, snapped to the grid of
+    the same image decoded at size `decoded`."""
+    top, left, height, width = box
+    scale_y, scale_x = decoded[0] / full[0], decoded[1] / full[1]
+    y0, y1 = round(top * scale_y), round((top + height) * scale_y)
+    x0, x1 = round(left * scale_x), round((left + width) * scale_x)
+    return y0, x0, y1 - y0, x1 - x0
+
+
 def decode_crop(
     encoded: bytes, box: tuple[int, int, int, int], size: int, buffer: np.ndarray | None = None
 ) -> np.ndarray:
     """Decode just enough of the image to cut `box` (top, left, height, width in pixels) out of it at
     `size` pixels a side or more: uint8 [h, w, 3] RGB, a view of the decoded pixels.
 
-    libjpeg-turbo (via simplejpeg) decodes with DCT scaling by the largest of its factors (7/8,
-    3/4, ... 1/8) that still leaves the crop at least `size` pixels a side: a crop much larger than
-    the output costs a fraction of a full decode. The crop is snapped to the scaled pixel grid.
+    libjpeg-turbo (via simplejpeg) decodes with DCT scaling by the largest of 1/2, 1/4 and 1/8 that
+    still leaves the crop at least `size` pixels a side (`decode.scaled_size`): a crop much larger
+    than the output costs a fraction of a full decode. The crop is snapped to the scaled pixel grid.
     `buffer`: see `decode.decode_pixels` (the crop is then a view of it).
     """
-    top, left, height, width = box
-    full_height, full_width = image_size(encoded)
-    pixels = decode_pixels(
-        encoded,
-        min_height=math.ceil(full_height * size / height),
-        min_width=math.ceil(full_width * size / width),
-        buffer=buffer,
-    )
-    scale_y, scale_x = pixels.shape[0] / full_height, pixels.shape[1] / full_width
-    return pixels[
-        round(top * scale_y) : round((top + height) * scale_y),
-        round(left * scale_x) : round((left + width) * scale_x),
-    ]
+    full = image_size(encoded)
+    pixels = decode_pixels(encoded, *crop_minimums(*full, box, size), buffer=buffer)
+    top, left, height, width = scale_box(box, full, pixels.shape[:2])
+    return pixels[top : top + height, left : left + width]
 
 
 def crop_and_resize(

@@ -1,8 +1,8 @@
 """Encoded image bytes -> uint8 RGB pixels, in the loader's worker processes.
 
 JPEGs go to libjpeg-turbo (through simplejpeg) with TensorFlow's default integer fast DCT, and can be
-decoded DCT-scaled when only a smaller image is needed; whatever libjpeg-turbo refuses (CMYK JPEGs,
-PNG and the other formats) goes to Pillow. `crop.py` crops what is decoded here.
+decoded DCT-scaled to 1/2, 1/4 or 1/8 when only a smaller image is needed; whatever libjpeg-turbo
+refuses (CMYK JPEGs, PNG and the other formats) goes to Pillow. `crop.py` crops what is decoded here.
 """
 
 from __future__ import annotations
@@ -60,31 +60,64 @@ def open_image(encoded: bytes) -> PIL.Image.Image:
             raise _too_large(size[1] if size else "too many") from None
 
 
+# The DCT scales a decode may use, as divisors of each side. libjpeg-turbo has SIMD inverse DCTs for
+# 1/2, 1/4 and 1/8 only: its 7/8, 3/4 and 5/8 run generic C and cost more than a full decode (on
+# 0.2-megapixel photos, per image: full 0.55 ms, 7/8 0.97, 3/4 0.81, 5/8 0.69, 1/2 0.44, 1/4 0.41,
+# 1/8 0.37; docs/performance.md), so they are never asked for.
+SCALE_DIVISORS = (8, 4, 2)
+
+# JPEG colour spaces libjpeg-turbo gives as RGB (simplejpeg's names); CMYK and YCCK go to Pillow.
+_RGB_DECODABLE = ("YCbCr", "Gray", "RGB")
+
+
 def _is_jpeg(encoded: bytes) -> bool:
     return encoded[:2] == b"\xff\xd8"
 
 
-def _jpeg_size(encoded: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG header libjpeg-turbo reads, checked against the pixel limit; None
-    for bytes that are not such a JPEG (Pillow decides)."""
+def _jpeg_header(encoded: bytes) -> tuple[int, int, str] | None:
+    """(height, width, colour space) from a JPEG header libjpeg-turbo reads, checked against the pixel
+    limit; None for bytes that are not such a JPEG (Pillow decides)."""
     if not _is_jpeg(encoded):
         return None
     try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(encoded)
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(encoded)
     except ValueError:
         return None  # a JPEG libjpeg-turbo's header reader refuses
     _check_pixels(height, width)
+    return height, width, colorspace
+
+
+def scaled_size(height: int, width: int, min_height: int, min_width: int) -> tuple[int, int]:
+    """The smallest size a height × width JPEG decodes to at one of `SCALE_DIVISORS` that is still at
+    least min_height × min_width (libjpeg-turbo rounds each side up); the full size when none is, or
+    when neither minimum is positive (no minimum: no scaling, as simplejpeg)."""
+    if min_height <= 0 and min_width <= 0:
+        return height, width
+    for divisor in SCALE_DIVISORS:
+        scaled = -(-height // divisor), -(-width // divisor)
+        if scaled[0] >= min_height and scaled[1] >= min_width:
+            return scaled
     return height, width
 
 
 def image_size(encoded: bytes) -> tuple[int, int]:
     """(height, width) in pixels from the header alone; one of DECODE_ERRORS when it is unreadable or
     declares more pixels than the limit."""
-    size = _jpeg_size(encoded)
-    if size is not None:
-        return size
+    header = _jpeg_header(encoded)
+    if header is not None:
+        return header[:2]
     with open_image(encoded) as image:
         return image.height, image.width
+
+
+def decoded_size(encoded: bytes, min_height: int = 0, min_width: int = 0) -> tuple[int, int]:
+    """(height, width) of what `decode_pixels` gives for these minimums, from the header alone: one of
+    DECODE_ERRORS when the header is unreadable. Bytes whose pixels turn out damaged may still decode
+    another way (Pillow salvages some JPEGs libjpeg-turbo refuses), at the full size."""
+    header = _jpeg_header(encoded)
+    if header is not None and header[2] in _RGB_DECODABLE:
+        return scaled_size(header[0], header[1], min_height, min_width)
+    return image_size(encoded)
 
 
 def decode_pixels(
@@ -92,14 +125,16 @@ def decode_pixels(
 ) -> np.ndarray:
     """uint8 RGB [H', W', 3]; a JPEG is DCT-scaled down as far as (min_height, min_width) pixels allow.
 
-    Scaling by 7/8, 3/4, ... 1/8 while decoding costs a fraction of a full decode, so a caller that
-    needs only a smaller image says how small it may be. A JPEG is decoded into `buffer` (the result is
-    a view of it) when one of at least height × width × 3 bytes is given: a caller that decodes image
-    after image spares the zero-filled fresh memory each decode would otherwise touch.
+    Scaling by 1/2, 1/4 or 1/8 while decoding costs a fraction of a full decode, so a caller that
+    needs only a smaller image says how small it may be (`scaled_size`). A JPEG is decoded into
+    `buffer` (the result is a view of its start) when one of at least H' × W' × 3 bytes is given: a
+    caller that decodes image after image spares the zero-filled fresh memory each decode would
+    otherwise touch.
     """
-    size = _jpeg_size(encoded)
-    if size is not None:
-        if buffer is not None and buffer.size < size[0] * size[1] * 3:
+    header = _jpeg_header(encoded)
+    if header is not None and header[2] in _RGB_DECODABLE:
+        height, width = scaled_size(header[0], header[1], min_height, min_width)
+        if buffer is not None and buffer.size < height * width * 3:
             buffer = None
         try:
             # fastdct: the integer fast DCT, TensorFlow's decode_jpeg default (dct_method="")
@@ -107,8 +142,8 @@ def decode_pixels(
                 encoded,
                 colorspace="RGB",
                 fastdct=True,
-                min_height=min_height,
-                min_width=min_width,
+                min_height=height,
+                min_width=width,
                 buffer=buffer,
             )
         except ValueError:

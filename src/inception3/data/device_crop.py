@@ -1,19 +1,21 @@
-"""The training crops finished on the training device: resized there, or decoded (nvJPEG) and resized.
+"""The training crops finished on the training device: cropped and resized there, or decoded there first.
 
 At ImageNet's sizes (about 0.2 megapixels) resizing a crop to 299 costs a CPU about half what decoding
 the JPEG does, and DCT scaling rarely applies (a crop seldom spans twice the output). On a GPU host the
-loader's workers therefore stop after the crop (`decode="cpu"`) or after reading the record
-(`decode="gpu"`), and hand over one flat uint8 buffer per batch (`Packed`): the pixels of every crop,
-or the encoded bytes of every image, back to back. Here they become the batch on the device:
+loader's workers therefore stop after the decode (`decode="cpu"`) or after reading the record
+(`decode="gpu"`), and hand over one flat uint8 buffer per batch (`Packed`): the decoded pixels of every
+image, or its encoded bytes, back to back, with each image's crop box. Here they become the batch on the
+device (`finish_crops`):
 
-- `resize_crops`: each crop resized to size × size, bilinear with antialiasing, as the workers do on a
-  CPU (`crop.crop_and_resize`). On the CPU this is the same uint8 kernel, so the result is the workers'
-  to the bit; on CUDA the kernel runs in float and is rounded, within one level of the CPU's.
-- `decode_crops`: JPEGs decoded by `torchvision.io.decode_jpeg` on the device (nvJPEG on CUDA) in one
-  batched call, then cropped and resized as above. Bytes that are not a JPEG, or that the device
-  decoder refuses (CMYK, progressive files some nvJPEG versions reject, damaged data), are decoded on
-  the CPU by `decode.decode_pixels` (libjpeg-turbo, Pillow for other formats); a record that neither
-  decodes is reported by number, for the loader to name or skip.
+- decoded pixels are cropped and resized to size × size, bilinear with antialiasing, as the workers do
+  on a CPU (`crop.crop_and_resize`). On the CPU this is the same uint8 kernel on the same pixels, so the
+  result is the workers' to the bit; on CUDA the kernel runs in float and is rounded, within one level
+  of the CPU's.
+- JPEGs are decoded by `torchvision.io.decode_jpeg` on the device (nvJPEG on CUDA) in one batched call,
+  then cropped and resized as above. Bytes that are not a JPEG, or that the device decoder refuses
+  (CMYK, progressive files some nvJPEG versions reject, damaged data), are decoded on the CPU by
+  `decode.decode_pixels` (libjpeg-turbo, Pillow for other formats); a record that neither decodes is
+  reported by number, for the loader to name or skip.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
@@ -30,30 +33,34 @@ from inception3.data.decode import DECODE_ERRORS, decode_pixels
 
 @dataclass
 class Packed:
-    """One batch as a worker hands it over: a flat uint8 buffer of every image's data, back to back.
+    """One batch as a worker hands it over: every image's data back to back in one flat uint8 buffer.
 
-    `kind` "crops": each image's cropped pixels, [h, w, 3] row-major (`sizes` holds h, w); "jpegs": each
-    image's encoded bytes (`sizes` holds the byte count, 1), to be cut to `boxes` (top, left, height,
-    width in pixels of the full image) once decoded. `records` are the global record numbers, for
-    error messages.
+    `kind` "decoded": each image as the worker decoded it (DCT-scaled where its crop allows), [h, w, 3]
+    row-major, `shapes` holding (h, w); an image the worker could decode only at another size than its
+    header promised (a damaged JPEG that Pillow salvages at full size) comes still encoded, `shapes`
+    (0, 0), for the training process's CPU decoders. "jpegs": every image still encoded, for the
+    device's decoder. `spans`: each image's (offset, length) in `data`; `boxes`: its crop (top, left,
+    height, width) in the pixels it has once decoded; `records`: the global record numbers, for error
+    messages. The small arrays are NumPy's: they travel between processes by value, where each tensor
+    would take a shared-memory segment of its own.
     """
 
     kind: str
     data: torch.Tensor  # uint8 [total]
-    sizes: torch.Tensor  # int64 [B, 2]
-    boxes: torch.Tensor  # int64 [B, 4]
-    records: torch.Tensor  # int64 [B]
+    spans: np.ndarray  # int64 [B, 2]
+    shapes: np.ndarray  # int64 [B, 2]
+    boxes: np.ndarray  # int64 [B, 4]
+    records: np.ndarray  # int64 [B]
 
     @classmethod
     def empty(cls, kind: str) -> Packed:
         """No images: what a worker returns with an error."""
-        none = torch.empty(0, dtype=torch.int64)
-        return cls(kind, torch.empty(0, dtype=torch.uint8), none.view(0, 2), none.view(0, 4), none)
+        none = np.empty((0, 2), dtype=np.int64)
+        return cls(kind, torch.empty(0, dtype=torch.uint8), none, none, none.reshape(0, 4), none[:, 0])
 
     def pieces(self) -> list[torch.Tensor]:
         """Each image's part of `data`, in order (views, no copy)."""
-        counts = self.sizes.prod(dim=1) * (3 if self.kind == "crops" else 1)
-        return list(torch.split(self.data, counts.tolist()))
+        return [self.data[offset : offset + length] for offset, length in self.spans.tolist()]
 
 
 def resize(crop: torch.Tensor, size: int) -> torch.Tensor:
@@ -67,18 +74,6 @@ def resize(crop: torch.Tensor, size: int) -> torch.Tensor:
     if crop.device.type == "cpu":
         return F.interpolate(batch, **options)[0]
     return F.interpolate(batch.float(), **options)[0].round_().clamp_(0, 255).to(torch.uint8)
-
-
-def resize_crops(packed: Packed, size: int, device: torch.device) -> torch.Tensor:
-    """uint8 [B, 3, size, size] on `device` from a "crops" batch (one copy of the buffer to the device)."""
-    flat = packed.data.to(device, non_blocking=True)
-    counts = (packed.sizes.prod(dim=1) * 3).tolist()
-    out = torch.empty((len(counts), 3, size, size), dtype=torch.uint8, device=device)
-    for i, (piece, (height, width)) in enumerate(
-        zip(torch.split(flat, counts), packed.sizes.tolist(), strict=True)
-    ):
-        out[i] = resize(piece.view(height, width, 3).permute(2, 0, 1), size)
-    return out
 
 
 def _is_jpeg(piece: torch.Tensor) -> bool:
@@ -107,24 +102,30 @@ def _device_decode(pieces: list[torch.Tensor], device: torch.device) -> list[tor
             return decoded
 
 
-def decode_crops(
+def finish_crops(
     packed: Packed, size: int, device: torch.device
 ) -> tuple[torch.Tensor, list[tuple[int, str]]]:
-    """A "jpegs" batch decoded, cropped and resized on `device`: (uint8 [B', 3, size, size], failures).
+    """A `Packed` batch, its `data` already on `device` ("decoded") or in host memory ("jpegs"), decoded
+    where it is not yet, cropped and resized there: (uint8 [B', 3, size, size], failures).
 
-    `failures` lists (record, reason) of the images neither decoder could read, left out of the batch.
+    `failures` lists (record, reason) of the images no decoder could read, left out of the batch.
     """
     pieces = packed.pieces()
-    jpegs = [i for i, piece in enumerate(pieces) if _is_jpeg(piece)]
-    decoded: dict[int, torch.Tensor | None] = dict.fromkeys(range(len(pieces)))
-    decoded.update(zip(jpegs, _device_decode([pieces[i] for i in jpegs], device), strict=True))
+    decoded: dict[int, torch.Tensor | None] = {
+        i: piece.view(height, width, 3).permute(2, 0, 1)
+        for i, (piece, (height, width)) in enumerate(zip(pieces, packed.shapes.tolist(), strict=True))
+        if height
+    }
+    if packed.kind == "jpegs":
+        jpegs = [i for i, piece in enumerate(pieces) if _is_jpeg(piece)]
+        decoded.update(zip(jpegs, _device_decode([pieces[i] for i in jpegs], device), strict=True))
     failures: list[tuple[int, str]] = []
     images = []
     for i, (top, left, height, width) in enumerate(packed.boxes.tolist()):
-        image = decoded[i]
+        image = decoded.get(i)
         if image is None:  # not a JPEG, or refused by the device's decoder: the CPU's decoders
             try:
-                pixels = decode_pixels(pieces[i].numpy().tobytes())
+                pixels = decode_pixels(pieces[i].cpu().numpy().tobytes())
             except DECODE_ERRORS as error:
                 failures.append((int(packed.records[i]), f"image does not decode: {error}"))
                 continue

@@ -31,7 +31,7 @@ from inception3.data.dataset import (
     record_labels,
     train_batches,
 )
-from inception3.data.device_crop import Packed, decode_crops, resize_crops
+from inception3.data.device_crop import Packed, finish_crops
 from inception3.data.meta import DatasetInfo
 from inception3.data.shared_slots import PREFETCH, SLOTS, check_stamp
 from inception3.data.worker import BatchDecoder, Job
@@ -195,7 +195,7 @@ class TrainLoader:
         if self.decode == "gpu":
             return "jpegs"
         in_workers = self.resize_in_workers
-        return "images" if (device.type == "cpu" if in_workers is None else in_workers) else "crops"
+        return "images" if (device.type == "cpu" if in_workers is None else in_workers) else "decoded"
 
     def _batches(
         self, device: torch.device, copier: torch.cuda.Stream | None = None
@@ -214,7 +214,7 @@ class TrainLoader:
 
     def _worker_batches(
         self, device: torch.device
-    ) -> Iterator[tuple[torch.Tensor | Packed, torch.Tensor, int, int | None]]:
+    ) -> Iterator[tuple[torch.Tensor | Packed, np.ndarray, int, int | None]]:
         """What the workers hand over for batches on `device`, batch by batch, from the current position:
         (images or a `Packed` batch, labels, records skipped, the stamp of its worker's slot)."""
         jobs = (
@@ -241,25 +241,23 @@ class TrainLoader:
             yield images, labels, skipped, stamp
 
     def _finish(
-        self, images: torch.Tensor | Packed, labels: torch.Tensor, stamp: int | None, device: torch.device
+        self, images: torch.Tensor | Packed, labels: np.ndarray, stamp: int | None, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The workers' batch as uint8 [B, 3, S, S] on `device`, its labels, and how many records of it
-        did not decode there (left out with `skip_corrupt`, else an error naming the first)."""
-        size = self.decoder.image_size
+        did not decode (left out with `skip_corrupt`, else an error naming the first)."""
+        targets = torch.from_numpy(labels)
         if not isinstance(images, Packed):
-            return _copied_out(images, stamp, device), labels.to(device, non_blocking=True), 0
-        # JPEGs are copied to the training process's memory: the device decoder reads them from there.
-        data = _copied_out(images.data, stamp, device if images.kind == "crops" else torch.device("cpu"))
-        images = dataclasses.replace(images, data=data)
-        if images.kind == "crops":
-            return resize_crops(images, size, device), labels.to(device, non_blocking=True), 0
-        decoded, failures = decode_crops(images, size, device)
+            return _copied_out(images, stamp, device), targets.to(device, non_blocking=True), 0
+        # Decoded pixels go to the device; JPEGs stay in host memory, where the device decoder reads them.
+        data = _copied_out(images.data, stamp, device if images.kind == "decoded" else torch.device("cpu"))
+        finished, failures = finish_crops(
+            dataclasses.replace(images, data=data), self.decoder.image_size, device
+        )
         if failures and not self.decoder.skip_corrupt:
             record, reason = failures[0]
             raise Inception3Error(str(self.records.corrupt(record, reason)))
-        failed = {record for record, _ in failures}
-        keep = torch.tensor([int(r) not in failed for r in images.records], dtype=torch.bool)
-        return decoded, labels[keep].to(device, non_blocking=True), len(failures)
+        keep = torch.from_numpy(~np.isin(images.records, [record for record, _ in failures]))
+        return finished, targets[keep].to(device, non_blocking=True), len(failures)
 
     def state_dict(self) -> dict:
         """The exact position (plain ints): records consumed by all ranks, and what it depends on."""
@@ -329,7 +327,7 @@ class EvalLoader:
         for images, labels, _, error, _ in _data_loader(self.decoder, jobs, self.num_workers):
             if error is not None:
                 raise Inception3Error(error)
-            yield Batch(images, labels)
+            yield Batch(images, torch.from_numpy(labels))
 
 
 def synthetic_batches(

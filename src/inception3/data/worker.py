@@ -1,6 +1,6 @@
 """What a loader worker does to one batch: read its records, decode them, crop them at random
 (training) or centrally (evaluation), and resize, into memory it reuses; on a GPU host it stops
-after the crop or after reading, and the training device finishes the batch (`device_crop.py`).
+after the decode or after reading, and the training device finishes the batch (`device_crop.py`).
 `loader.py` plans the batches and runs these in `torch.utils.data` worker processes.
 """
 
@@ -13,10 +13,11 @@ import torch
 from torch.utils.data import get_worker_info
 
 from inception3.config import DEFAULT_EVAL_PREPROCESSING, AugmentConfig
-from inception3.data.crop import crop_and_resize, decode_crop, sample_distorted_box
+from inception3.data.crop import crop_and_resize, crop_minimums, sample_distorted_box, scale_box
 from inception3.data.dataset import FolderRecords, SplitRecords
-from inception3.data.decode import DECODE_ERRORS, image_size
+from inception3.data.decode import DECODE_ERRORS, decode_pixels, decoded_size, image_size
 from inception3.data.device_crop import Packed
+from inception3.data.example import ImageRecord
 from inception3.data.preprocess import decode, get_preprocessing, prepare
 from inception3.data.records import CorruptRecordError
 from inception3.data.shared_slots import SlotRing
@@ -24,9 +25,9 @@ from inception3.errors import Inception3Error
 
 _ORIGINAL = AugmentConfig()  # the original recipe's random crop
 
-# What a training worker hands over: resized images, the crops (resized on the device), or the
-# encoded images with their boxes (decoded, cropped and resized on the device).
-HAND_OVERS = ("images", "crops", "jpegs")
+# What a training worker hands over: resized images, the decoded images with their crop boxes
+# (cropped and resized on the device), or the encoded images with their boxes (decoded there too).
+HAND_OVERS = ("images", "decoded", "jpegs")
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,23 @@ class Job:
     epochs: np.ndarray
 
 
-# What a worker returns for a job: images (or a Packed batch), labels, records skipped, an error
-# message, and the stamp of the ring slot the data is in (None when it is in no slot).
-Handed = tuple[torch.Tensor | Packed, torch.Tensor, int, str | None, int | None]
+# What a worker returns for a job: images (or a Packed batch), labels (NumPy's, which travel between
+# processes by value), records skipped, an error message, and the stamp of the ring slot the data is in
+# (None when it is in no slot).
+Handed = tuple[torch.Tensor | Packed, np.ndarray, int, str | None, int | None]
+_NO_LABELS = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A record read and its crop drawn, before its image is decoded into the batch's buffer."""
+
+    record: int
+    label: int
+    encoded: bytes
+    box: tuple[int, int, int, int]  # in the full image's pixels
+    full: tuple[int, int]  # the image's (height, width)
+    decoded: tuple[int, int]  # what it decodes to for this crop; (0, 0) when it stays encoded
 
 
 class BatchDecoder:
@@ -70,10 +85,8 @@ class BatchDecoder:
         self.skip_corrupt = skip_corrupt
         self.hand_over = "images"  # one of HAND_OVERS; training only
         self.ring: SlotRing | None = None  # a training worker's shared buffers, made in the worker
-        # Memory reused from image to image and batch to batch: what each decode writes into, and
-        # where a batch's crops or encoded images gather before they go to the ring.
+        # What each decode of the "images" hand-over writes into, reused from image to image.
         self.scratch = np.empty(0, dtype=np.uint8)
-        self.staging = np.empty(0, dtype=np.uint8)
 
     def _buffer(self, nbytes: int) -> torch.Tensor:
         """uint8 [nbytes] to fill and hand over: a slot of this worker's ring when training (sealed by
@@ -90,9 +103,7 @@ class BatchDecoder:
         """The stamp the training process checks after copying `buffer` out (None: not a ring slot)."""
         return self.ring.seal(buffer) if self.train and get_worker_info() is not None else None
 
-    def __getitem__(
-        self, job: Job
-    ) -> tuple[torch.Tensor | Packed, torch.Tensor, int, str | None, int | None]:
+    def __getitem__(self, job: Job) -> Handed:
         if self.hand_over != "images":
             return self._pack(job)
         size = self.image_size
@@ -106,59 +117,90 @@ class BatchDecoder:
                 image, label = self._decode(record, epoch)
             except CorruptRecordError as error:
                 if not self.skip_corrupt:
-                    return torch.empty(0), torch.empty(0), skipped, str(error), self._seal(buffer)
+                    return torch.empty(0), _NO_LABELS, skipped, str(error), self._seal(buffer)
                 skipped += 1
                 continue
             except Inception3Error as error:
-                return torch.empty(0), torch.empty(0), skipped, str(error), self._seal(buffer)
+                return torch.empty(0), _NO_LABELS, skipped, str(error), self._seal(buffer)
             images[len(labels)].copy_(image)
             labels.append(label)
         stamp = self._seal(buffer)
-        return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, None, stamp
+        return images[: len(labels)], np.array(labels, dtype=np.int64), skipped, None, stamp
 
     def _pack(self, job: Job) -> Handed:
-        """The job's crops ("crops") or encoded images and boxes ("jpegs"), in one flat shared buffer."""
-        boxes, sizes, records, labels = [], [], [], []
-        skipped, total = 0, 0
+        """The job's images decoded ("decoded") or still encoded ("jpegs"), in one flat buffer (`Packed`).
+
+        Every record is read and its crop drawn first, which fixes from the header alone how large each
+        image decodes; each is then decoded straight into its place in the buffer, so that the pixels
+        are written once and never copied in this process.
+        """
+        planned: list[_Planned] = []
+        skipped = 0
         for record, epoch in zip(job.records.tolist(), job.epochs.tolist(), strict=True):
             try:
-                parsed, label = self.records.read(record)
-                try:
-                    box = self._box(parsed, record, epoch)
-                    piece = (
-                        decode_crop(parsed.encoded, box, self.image_size, self._scratch(parsed.encoded))
-                        if self.hand_over == "crops"
-                        else None
-                    )
-                except DECODE_ERRORS as error:
-                    raise self.records.corrupt(record, f"image does not decode: {error}") from error
+                planned.append(self._plan(record, epoch))
             except CorruptRecordError as error:
                 if not self.skip_corrupt:
-                    return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error), None
+                    return Packed.empty(self.hand_over), _NO_LABELS, skipped, str(error), None
+                skipped += 1
+            except Inception3Error as error:
+                return Packed.empty(self.hand_over), _NO_LABELS, skipped, str(error), None
+        # Each image's place holds its pixels, or its encoded bytes should it have to stay encoded.
+        lengths = [max(p.decoded[0] * p.decoded[1] * 3, len(p.encoded)) for p in planned]
+        data = self._buffer(sum(lengths))
+        flat = data.numpy()
+        kept: list[tuple[_Planned, tuple[int, int, int, int], tuple[int, int], int, int]] = []
+        offset = 0
+        for plan, length in zip(planned, lengths, strict=True):
+            place = flat[offset : offset + length]
+            try:
+                box, shape, used = self._place(plan, place)
+            except DECODE_ERRORS as error:
+                failure = self.records.corrupt(plan.record, f"image does not decode: {error}")
+                if not self.skip_corrupt:
+                    return Packed.empty(self.hand_over), _NO_LABELS, skipped, str(failure), None
                 skipped += 1
                 continue
-            except Inception3Error as error:
-                return Packed.empty(self.hand_over), torch.empty(0), skipped, str(error), None
-            if piece is None:
-                piece = np.frombuffer(parsed.encoded, dtype=np.uint8)
-                sizes.append((len(piece), 1))
-            else:
-                sizes.append(piece.shape[:2])
-            self._stage(total, piece)
-            total += piece.size
-            boxes.append(box)
-            records.append(record)
-            labels.append(label)
-        data = self._buffer(total)
-        data.numpy()[:] = self.staging[:total]
+            kept.append((plan, box, shape, offset, used))
+            offset += length
         packed = Packed(
             self.hand_over,
             data,
-            torch.tensor(sizes, dtype=torch.int64).view(-1, 2),
-            torch.tensor(boxes, dtype=torch.int64).view(-1, 4),
-            torch.tensor(records, dtype=torch.int64),
+            np.array([(start, used) for *_, start, used in kept], dtype=np.int64).reshape(-1, 2),
+            np.array([shape for _, _, shape, _, _ in kept], dtype=np.int64).reshape(-1, 2),
+            np.array([box for _, box, _, _, _ in kept], dtype=np.int64).reshape(-1, 4),
+            np.array([plan.record for plan, *_ in kept], dtype=np.int64),
         )
-        return packed, torch.tensor(labels, dtype=torch.int64), skipped, None, self._seal(data)
+        labels = np.array([plan.label for plan, *_ in kept], dtype=np.int64)
+        return packed, labels, skipped, None, self._seal(data)
+
+    def _plan(self, record: int, epoch: int) -> _Planned:
+        """Read `record`, draw its crop and size its decode; CorruptRecordError when it cannot be read."""
+        parsed, label = self.records.read(record)
+        try:
+            full = image_size(parsed.encoded)
+            box = self._box(parsed, full, record, epoch)
+            decoded = (0, 0)
+            if self.hand_over == "decoded":
+                decoded = decoded_size(parsed.encoded, *crop_minimums(*full, box, self.image_size))
+        except DECODE_ERRORS as error:
+            raise self.records.corrupt(record, f"image does not decode: {error}") from error
+        return _Planned(record, label, parsed.encoded, box, full, decoded)
+
+    def _place(
+        self, plan: _Planned, place: np.ndarray
+    ) -> tuple[tuple[int, int, int, int], tuple[int, int], int]:
+        """Write `plan`'s image into `place`, decoded as planned or else encoded: (its crop box in what
+        it will be once decoded, its decoded (height, width) or (0, 0), the bytes written)."""
+        encoded = np.frombuffer(plan.encoded, dtype=np.uint8)
+        if plan.decoded != (0, 0):
+            pixels = decode_pixels(plan.encoded, *plan.decoded, buffer=place)
+            if pixels.shape[:2] == plan.decoded:
+                if not np.may_share_memory(pixels, place):  # Pillow decodes into memory of its own
+                    place[: pixels.size] = pixels.reshape(-1)
+                return scale_box(plan.box, plan.full, plan.decoded), plan.decoded, pixels.size
+        place[: encoded.size] = encoded
+        return plan.box, (0, 0), encoded.size
 
     def _scratch(self, encoded: bytes) -> np.ndarray:
         """`scratch`, grown to hold the full-size pixels of `encoded` (a JPEG; other formats ignore it)."""
@@ -167,19 +209,12 @@ class BatchDecoder:
             self.scratch = np.empty(int(1.25 * height * width * 3), dtype=np.uint8)
         return self.scratch
 
-    def _stage(self, offset: int, piece: np.ndarray) -> None:
-        """Copy `piece` into `staging` at `offset`, growing it (and keeping what is before) if needed."""
-        end = offset + piece.size
-        if self.staging.size < end:
-            grown = np.empty(max(end, int(1.25 * self.staging.size)), dtype=np.uint8)
-            grown[:offset] = self.staging[:offset]
-            self.staging = grown
-        self.staging[offset:end].reshape(piece.shape)[...] = piece
-
-    def _box(self, parsed, record: int, epoch: int) -> tuple[int, int, int, int]:
-        """The random crop of `record` in epoch `epoch`: drawn from a generator seeded by (seed, epoch,
-        record), so the same whatever the worker or the run."""
-        height, width = image_size(parsed.encoded)
+    def _box(
+        self, parsed: ImageRecord, full: tuple[int, int], record: int, epoch: int
+    ) -> tuple[int, int, int, int]:
+        """The random crop of `record` (its image `full` = (height, width) pixels) in epoch `epoch`: drawn
+        from a generator seeded by (seed, epoch, record), so the same whatever the worker or the run."""
+        height, width = full
         return sample_distorted_box(
             height,
             width,
@@ -195,7 +230,7 @@ class BatchDecoder:
         parsed, label = self.records.read(record)
         try:
             if self.train:
-                box = self._box(parsed, record, epoch)
+                box = self._box(parsed, image_size(parsed.encoded), record, epoch)
                 return crop_and_resize(
                     parsed.encoded, box, self.image_size, self._scratch(parsed.encoded)
                 ), label
