@@ -7,6 +7,8 @@ tests/cuda's), equal to the workers' libjpeg-turbo within the decoders' rounding
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import shutil
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import simplejpeg
 import torch
 from imagefolders import write_jpeg
 
@@ -22,6 +25,7 @@ from inception3.data.build import build_dataset
 from inception3.data.device_crop import Packed, finish_crops
 from inception3.data.loader import TrainLoader, decode_place
 from inception3.data.meta import load_dataset_info
+from inception3.data.worker import Job
 from inception3.errors import Inception3Error
 from inception3.train.options import make_config
 
@@ -136,6 +140,46 @@ def test_a_record_that_decodes_nowhere_stops_training_or_is_skipped(photos, tmp_
         _batches(TrainLoader(info, 10, 75, num_workers=0, decode="gpu"), 1)
     loader = TrainLoader(info, 10, 75, num_workers=0, decode="gpu", skip_corrupt=True)
     assert len(_batches(loader, 1)[0].labels) == 9 and loader.skipped_records == 1
+
+
+def _salvageable(encoded: bytes) -> bytes:
+    """`encoded` with one byte of its entropy data flipped where libjpeg-turbo (strict) refuses the
+    result and Pillow still decodes it, at full size."""
+    for position in range(len(encoded) - 200, len(encoded) - 2):
+        damaged = bytearray(encoded)
+        damaged[position] ^= 0x5A
+        try:
+            simplejpeg.decode_jpeg(bytes(damaged))
+        except ValueError:
+            with contextlib.suppress(OSError):
+                PIL.Image.open(io.BytesIO(bytes(damaged))).convert("RGB")
+                return bytes(damaged)
+    raise AssertionError("no byte to flip")
+
+
+def test_an_image_that_decodes_only_at_full_size_reaches_the_device_undecoded_and_the_same(tmp_path):
+    # A large JPEG with damaged entropy data: its header promises a half-size decode, libjpeg-turbo
+    # refuses the data, Pillow salvages it at full size. The worker hands it over encoded, and the
+    # training process decodes it as the CPU path's workers do: the batches are equal bit for bit.
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        path = tmp_path / "images" / f"c{i % 2}" / f"{i}.jpg"
+        encoded = write_jpeg(path, _photo_like(rng, 320, 400), quality=90)
+        if i == 0:
+            path.write_bytes(_salvageable(encoded))
+    build_dataset(BuildConfig(tmp_path / "images", tmp_path / "shards", train_shards=1, progress=False))
+    info = load_dataset_info(tmp_path / "shards")
+    decoder = copy.copy(TrainLoader(info, 4, 32, seed=3).decoder)
+    decoder.hand_over = "decoded"
+    packed, *_ = decoder[Job(np.arange(4), np.zeros(4, dtype=np.int64))]
+    shapes = packed.shapes.tolist()
+    assert shapes.count([0, 0]) == 1 and all(0 < h < 320 for h, _ in shapes if h), (
+        "one encoded, the rest scaled"
+    )
+    in_workers = _batches(TrainLoader(info, 4, 32, seed=3, num_workers=0), 2)
+    on_device = _batches(TrainLoader(info, 4, 32, seed=3, num_workers=1, resize_in_workers=False), 2)
+    for a, b in zip(in_workers, on_device, strict=True):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
 
 
 def test_decode_auto_is_the_gpu_on_cuda_and_the_cpu_elsewhere():
