@@ -481,7 +481,7 @@ def _decode_table(results: Path) -> list[str]:
 
 
 DECODE_RUNS = (
-    ("decode-cpu", "photos, decode=cpu (workers decode and crop; GPU resizes)"),
+    ("decode-cpu", "photos, decode=cpu (workers decode; GPU crops and resizes)"),
     ("decode-gpu", "photos, decode=gpu (workers read; nvJPEG decodes; GPU crops and resizes)"),
     ("decode-synthetic", "synthetic data (no input pipeline)"),
 )

@@ -8,9 +8,11 @@ photos, ~0.2 megapixels, quality 90), in one run:
 2. **the loader**: `TrainLoader` with that many workers (read, decode, crop, resize, batch), its
    batches as the training loop takes them; its rate over the limit's is the fraction of the
    workers' time spent decoding, the rest is overhead (1.0: nothing but decoding). Three placements
-   of the resize: in the workers (a CPU-only machine's default), in the main process (where a GPU
-   host does it, on the device; on a CPU it shares the same cores), and the workers' hand-over
-   alone, crops not yet resized: what a GPU host's CPUs do;
+   of the crop and resize: in the workers (a CPU-only machine's default), in the main process (where a
+   GPU host does it, on the device; on a CPU it shares the same cores), and the workers' hand-over
+   alone, decoded images not yet cropped: what a GPU host's CPUs do, without and with the training
+   process's copy of each batch out of shared memory (which a copy to the GPU from pageable memory
+   costs the CPU as well);
 3. **the full preprocessing**, inception3's (TrainLoader + distort_batch: flip, colour, scale, in the
    main process, as on a machine without an accelerator) against torchvision's ImageFolder +
    RandomResizedCrop(299) + RandomHorizontalFlip + ColorJitter + Normalize, timed pass by pass in turn.
@@ -51,6 +53,7 @@ from inception3.data.crop import crop_and_resize, sample_distorted_box
 from inception3.data.decode import image_size
 from inception3.data.example import ImageRecord
 from inception3.data.records import iter_records
+from inception3.data.shared_slots import check_stamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos import make_photos  # noqa: E402
@@ -169,15 +172,29 @@ def decode_limit(shards: Path, processes: int, seconds: float) -> tuple[float, f
     return done / max(elapsed for _, elapsed, _ in results), sum(cpu for _, _, cpu in results) / done * 1e3
 
 
+def _copied_labels(loader: TrainLoader):
+    """The labels of the workers' batches, each batch's data copied out of its shared-memory slot into
+    one buffer kept from batch to batch: the CPU's part of a copy to a GPU from pageable memory (CUDA
+    copies it into a pinned staging buffer it reuses, then the GPU reads that)."""
+    staging = torch.empty(0, dtype=torch.uint8)
+    for packed, labels, _, stamp in loader._worker_batches(torch.device("cpu")):
+        if staging.numel() < packed.data.numel():
+            staging = torch.empty(packed.data.numel(), dtype=torch.uint8)
+        staging[: packed.data.numel()].copy_(packed.data)
+        check_stamp(packed.data, stamp)
+        yield labels
+
+
 def loader_rate(
     shards: Path, batch: int, workers: int, seconds: float, placement: str
 ) -> tuple[float, float]:
     """(images/s, CPU ms/image of all its processes) of `TrainLoader`'s batches as the training loop
     takes them on a CPU, after a warm-up.
 
-    `placement`: "workers" resize the crops in the workers (the CPU's default); "main" in the main
-    process (where a GPU host resizes them, on the device); "hand-over" times only what the workers
-    hand over for the device to resize (the CPU's share of a GPU host's work).
+    `placement`: "workers" crop and resize in the workers (the CPU's default); "main" in the main
+    process (where a GPU host does it, on the device); "hand-over" times only what the workers hand
+    over for the device to crop and resize (the CPU's share of a GPU host's work), and "copied" that
+    with each batch copied out of the workers' shared memory, as a copy to a GPU does.
     """
     loader = TrainLoader(
         load_dataset_info(shards),
@@ -189,6 +206,8 @@ def loader_rate(
     cpu = torch.device("cpu")
     if placement == "hand-over":
         batches = (labels for _, labels, _, _ in loader._worker_batches(cpu))
+    elif placement == "copied":
+        batches = _copied_labels(loader)
     else:
         batches = (batch.labels for batch in loader.device_batches(cpu))
     for _ in range(4 * max(workers, 1)):  # workers started and their first batches out of the way
@@ -265,8 +284,9 @@ def main() -> None:
         limit, limit_cpu = decode_limit(shards, args.workers, args.seconds)
         loaders = {
             "TrainLoader, resize in the workers (CPU)": "workers",
-            "TrainLoader, resize in the main process": "main",
-            "workers' hand-over, resize on the device (GPU)": "hand-over",
+            "TrainLoader, crop and resize in the main process": "main",
+            "workers' hand-over, crop on the device (GPU)": "hand-over",
+            "  the same, each batch copied out": "copied",
         }
         heading = f"input ({args.workers} processes)"
         print(f"\n{heading:<48} {'images/s':>9} {'per core':>9} {'÷ limit':>8} {'CPU ms':>7} {'÷ limit':>8}")
