@@ -149,30 +149,22 @@ class BatchDecoder:
         lengths = [max(p.decoded[0] * p.decoded[1] * 3, len(p.encoded)) for p in planned]
         data = self._buffer(sum(lengths))
         flat = data.numpy()
-        kept: list[tuple[_Planned, tuple[int, int, int, int], tuple[int, int], int, int]] = []
+        rows = []  # per image kept: offset, bytes, decoded height and width, box (4), record, label
         offset = 0
         for plan, length in zip(planned, lengths, strict=True):
-            place = flat[offset : offset + length]
             try:
-                box, shape, used = self._place(plan, place)
+                box, shape, used = self._place(plan, flat[offset : offset + length])
             except DECODE_ERRORS as error:
                 failure = self.records.corrupt(plan.record, f"image does not decode: {error}")
                 if not self.skip_corrupt:
                     return Packed.empty(self.hand_over), _NO_LABELS, skipped, str(failure), None
                 skipped += 1
                 continue
-            kept.append((plan, box, shape, offset, used))
+            rows.append((offset, used, *shape, *box, plan.record, plan.label))
             offset += length
-        packed = Packed(
-            self.hand_over,
-            data,
-            np.array([(start, used) for *_, start, used in kept], dtype=np.int64).reshape(-1, 2),
-            np.array([shape for _, _, shape, _, _ in kept], dtype=np.int64).reshape(-1, 2),
-            np.array([box for _, box, _, _, _ in kept], dtype=np.int64).reshape(-1, 4),
-            np.array([plan.record for plan, *_ in kept], dtype=np.int64),
-        )
-        labels = np.array([plan.label for plan, *_ in kept], dtype=np.int64)
-        return packed, labels, skipped, None, self._seal(data)
+        table = np.array(rows, dtype=np.int64).reshape(-1, 10)
+        packed = Packed(self.hand_over, data, table[:, 0:2], table[:, 2:4], table[:, 4:8], table[:, 8])
+        return packed, table[:, 9], skipped, None, self._seal(data)
 
     def _plan(self, record: int, epoch: int) -> _Planned:
         """Read `record`, draw its crop and size its decode; CorruptRecordError when it cannot be read."""
