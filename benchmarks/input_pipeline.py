@@ -21,7 +21,8 @@ Rates are steady-state: workers started and warmed up before the clock runs. Ima
 divides by the cores available. CPU ms/image counts every process of a pipeline (the loader's main
 process and its workers, read from /proc): its ratio to the limit's is the share of the CPU time spent
 decoding, which, unlike images/s, other work on a shared machine barely moves. A last table times
-each stage alone in one process.
+each stage alone in one process, and a full decode against each DCT scale libjpeg-turbo offers (only
+1/2, 1/4 and 1/8 have SIMD inverse DCTs; `decode.SCALE_DIVISORS`).
 
     python benchmarks/input_pipeline.py [--images 256] [--workers CORES] [--batch 32] [--seconds 6]
 """
@@ -256,7 +257,27 @@ def _stage_costs(shards: Path, root: Path) -> list[tuple[str, float]]:
             "torchvision: open, decode, full transform",
             per_image(lambda: [transform(PIL.Image.open(f).convert("RGB")) for f in files]),
         ),
+        *(
+            (
+                f"decode DCT-scaled to {eighths}/8 (libjpeg-turbo)",
+                per_image(lambda e=eighths: _decode_at(jpegs, e)),
+            )
+            for eighths in (7, 6, 5, 4, 2, 1)
+        ),
     ]
+
+
+def _decode_at(jpegs: list[bytes], eighths: int) -> None:
+    """Decode every JPEG DCT-scaled to eighths/8 of each side (libjpeg-turbo's scales)."""
+    for data in jpegs:
+        height, width = image_size(data)
+        simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            fastdct=True,
+            min_height=-(-height * eighths // 8),
+            min_width=-(-width * eighths // 8),
+        )
 
 
 def main() -> None:
