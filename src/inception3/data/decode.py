@@ -62,8 +62,8 @@ def open_image(encoded: bytes) -> PIL.Image.Image:
 
 # The DCT scales a decode may use, as divisors of each side. libjpeg-turbo has SIMD inverse DCTs for
 # 1/2, 1/4 and 1/8 only: its 7/8, 3/4 and 5/8 run generic C and cost more than a full decode (on
-# 0.2-megapixel photos, per image: full 0.55 ms, 7/8 0.97, 3/4 0.81, 5/8 0.69, 1/2 0.44, 1/4 0.41,
-# 1/8 0.37; docs/performance.md), so they are never asked for.
+# 0.2-megapixel photos, per image: full 0.64 ms, 7/8 0.96, 3/4 0.79, 5/8 0.68, 1/2 0.43, 1/4 0.40,
+# 1/8 0.37; benchmarks/input_pipeline.py, docs/performance.md), so they are never asked for.
 SCALE_DIVISORS = (8, 4, 2)
 
 # JPEG colour spaces libjpeg-turbo gives as RGB (simplejpeg's names); CMYK and YCCK go to Pillow.
