@@ -136,6 +136,22 @@ def test_a_changed_config_is_refused_unless_forced(shards: Path, tmp_path: Path)
     assert "batch_size = 4" in (run / "config.toml").read_text()
 
 
+def test_optimizer_settings_changed_between_restarts_are_the_ones_used(shards: Path, tmp_path: Path) -> None:
+    # Not resume keys: a changed weight decay or momentum applies from the restart on, where torch's
+    # load_state_dict would have put the saved values back.
+    run = tmp_path / "run"
+    train(tiny_config(max_steps=1), shards, run, out=io.StringIO())
+    result = train(
+        tiny_config(max_steps=2, weight_decay=1e-3, momentum=0.5, rmsprop_decay=0.8),
+        shards,
+        run,
+        out=io.StringIO(),
+    )
+    groups = load_checkpoint(result.checkpoint)["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [1e-3, 0.0]
+    assert {g["momentum"] for g in groups} == {0.5} and {g["decay"] for g in groups} == {0.8}
+
+
 @pytest.mark.parametrize(("log_every", "checkpoint_every"), [(1, 1), (5, 2)])
 def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     shards: Path, tmp_path: Path, log_every: int, checkpoint_every: int

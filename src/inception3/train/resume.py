@@ -96,6 +96,9 @@ def restore(run: Resumable, resumed: Resumed, *, force: bool) -> None:
     saved = resumed.checkpoint
     run.model.load_state_dict(saved.model)
     run.ema.load_state_dict(saved.ema)
+    # torch's load_state_dict also puts back each group's settings (weight_decay, momentum, betas,
+    # ...): keep this run's, which its config may have changed, and take only the per-parameter state.
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in run.optimizer.param_groups]
     try:
         run.optimizer.load_state_dict(saved.optimizer)
     except ValueError as error:
@@ -103,6 +106,8 @@ def restore(run: Resumable, resumed: Resumed, *, force: bool) -> None:
             f"{resumed.path}: the optimizer state does not fit this run ({error}); "
             "were the trainable scopes changed? use a new --train-dir"
         ) from None
+    for group, kept in zip(run.optimizer.param_groups, settings, strict=True):
+        group.update(kept)
     try:
         run.loader.load_state_dict(saved.data)
     except Inception3Error:
