@@ -404,7 +404,8 @@ COMMANDS: tuple[Command, ...] = (
         "would: build the shards, train a CPU-sized network while the evaluator follows its "
         "checkpoints, predict a few images, export ONNX and plot the report. Prints the "
         "accuracy of every checkpoint and the commands, to repeat each step on your data. "
-        "The defaults take about seven minutes on two CPU cores and reach over 90% top-1.",
+        "The defaults take a few minutes on two CPU cores (the README gives a measured time) and "
+        "reach over 90% top-1.",
         _demo_options,
     ),
 )

@@ -16,7 +16,13 @@ from inception3.config import (
     AugmentConfig,
 )
 from inception3.data.augment import build_pipeline, scale_to_unit
-from inception3.data.augment.policies import op_magnitudes, randaugment, randaugment_fraction, trivialaugment
+from inception3.data.augment.policies import (
+    apply_ops,
+    op_magnitudes,
+    randaugment,
+    randaugment_fraction,
+    trivialaugment,
+)
 
 TORCHVISION_NAMES = {
     "identity": "Identity",
@@ -157,3 +163,29 @@ def test_randaugment_applies_its_number_of_ops_in_a_row():
     out = randaugment(images, {k: torch.full((3,), v, dtype=torch.float64) for k, v in draws.items()}, cfg)
     # level 10: posterize keeps 8 - 4 bits, solarize's threshold is 0 and inverts every pixel
     assert torch.equal(out, ~(images & 0xF0))
+
+
+@pytest.mark.parametrize(("space", "of_side", "policy"), POLICIES)
+def test_every_op_on_the_whole_batch_gives_the_grouped_pixels_and_reads_nothing_on_the_host(
+    space, of_side, policy, monkeypatch
+):
+    """The accelerators' way (no look at the device's op draws) against the CPU's (grouped by op),
+    bit for bit, on uint8 and float pixels: 3 images per op of the table, random magnitudes."""
+    count = 3 * len(space)
+    generator = torch.Generator().manual_seed(7)
+    op = torch.randperm(count, generator=generator) % len(space)
+    fraction = torch.rand(count, generator=generator, dtype=torch.float64)
+    magnitude = op_magnitudes(
+        space, of_side, (75, 75), fraction, torch.rand(count, generator=generator) < 0.5
+    )
+    for images in (_images(count, seed=3), _images(count, seed=4).float() * 0.9):
+        grouped = apply_ops(images, op, magnitude, space, grouped=True)
+        with monkeypatch.context() as patch:
+            for read in ("tolist", "item", "cpu", "numpy", "__bool__", "__int__", "__float__"):
+                patch.setattr(torch.Tensor, read, _no_host_read)
+            whole = apply_ops(images, op, magnitude, space, grouped=False)
+        assert whole.dtype == images.dtype and torch.equal(whole, grouped)
+
+
+def _no_host_read(*args, **kwargs):
+    raise AssertionError("a host read of a device tensor")

@@ -27,7 +27,7 @@ from inception3.run.checkpoint import latest_checkpoint
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's size and training recipe; the defaults reach > 90% top-1 in ~6 minutes on 2 CPU cores."""
+    """The demo's size and training recipe; the defaults reach > 90% top-1 in a few minutes on 2 CPU cores."""
 
     out_dir: Path = Path("demo")
     train_per_class: int = 600  # drawn images per shape for training

@@ -3,9 +3,10 @@
 The op tables are torchvision's v2 (`config/recipe.py`: RANDAUGMENT_SPACE, TRIVIALAUGMENT_SPACE);
 a magnitude is a fraction f in [0, 1] of an op's range: RandAugment's from timm's level m (f = m / 10,
 each op's level ~ N(m, std) clipped to [0, 10], timm's "rand-m9-mstd0.5"), TrivialAugmentWide's a
-uniform bin b of 31 (f = b / 30). Per slot the images are grouped by the op they drew and each group
-goes through its kernel (`kernels.py`) at once; the five geometric ops share one resampling. They
-work on 0-255 pixels and keep the batch's dtype.
+uniform bin b of 31 (f = b / 30). Per slot, on the CPU, the images are grouped by the op they drew
+and each group goes through its kernel (`kernels.py`) at once; on accelerators every kernel runs on
+the whole batch instead, so that the host never reads the device's draws (`apply_ops`). The five
+geometric ops share one resampling. They work on 0-255 pixels and keep the batch's dtype.
 """
 
 from __future__ import annotations
@@ -60,37 +61,75 @@ def op_magnitudes(
     return torch.stack(rows)
 
 
-def apply_ops(images: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, space: Space) -> torch.Tensor:
+def apply_ops(
+    images: torch.Tensor,
+    op: torch.Tensor,
+    magnitude: torch.Tensor,
+    space: Space,
+    *,
+    grouped: bool | None = None,
+) -> torch.Tensor:
     """Image i through op `space[op[i]]` at `magnitude[op[i], i]` (`op_magnitudes`); a new batch.
 
-    One look at the op indices on the host; then a kernel call per op that some image drew.
+    `grouped` (the default on the CPU): one look at the op indices on the host, then a kernel call per
+    op on the images that drew it. Otherwise (the default on accelerators) every op of the table runs
+    on the whole batch and each image keeps its own op's result: more arithmetic, but no read of the
+    device's draws on the host, which would stall the host until the device caught up. Both give
+    the same pixels: every kernel works image by image.
     """
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, k in enumerate(op.tolist()):
-        name = space[k][0]
-        groups["geometric" if name in _GEOMETRIC else name].append(i)
-    groups.pop("identity", None)
-    out = images.clone()
-    device = images.device
-    for name, members in groups.items():
-        index = torch.tensor(members, device=device)
-        part = images.index_select(0, index)
-        mine = magnitude.index_select(1, index)
-        column = {row[0]: mine[k] for k, row in enumerate(space)}
-        if name == "geometric":
-            kinds = op.index_select(0, index)
-            ids = {row[0]: k for k, row in enumerate(space)}
-            result = kernels.affine(part, _matrices(kinds, ids, column, part.shape[-2:]))
-        elif name in _BLENDS:
-            result = _BLENDS[name](part, 1.0 + column[name])
-        elif name == "posterize":
-            result = kernels.posterize(part, column[name].long())
-        elif name == "solarize":
-            result = kernels.solarize(part, 255.0 * column[name])
-        else:
-            result = _PLAIN[name](part)
-        out.index_copy_(0, index, result)
+    if grouped is None:
+        grouped = images.device.type == "cpu"
+    if grouped:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, k in enumerate(op.tolist()):
+            groups[_group(space[k][0])].append(i)
+        groups.pop("identity", None)
+        out = images.clone()
+        for name, members in groups.items():
+            index = torch.tensor(members, device=images.device)
+            part = _apply_group(
+                name,
+                images.index_select(0, index),
+                op.index_select(0, index),
+                magnitude.index_select(1, index),
+                space,
+            )
+            out.index_copy_(0, index, part)
+        return out
+    out = images
+    for name in dict.fromkeys(_group(row[0]) for row in space):
+        if name == "identity":
+            continue
+        drew = torch.zeros_like(op, dtype=torch.bool)
+        for k, row in enumerate(space):
+            if _group(row[0]) == name:
+                drew |= op == k
+        result = _apply_group(name, images, op, magnitude, space)
+        out = torch.where(drew[:, None, None, None], result, out)
     return out
+
+
+def _group(name: str) -> str:
+    """The kernel call an op goes through: the geometric ops share one resampling."""
+    return "geometric" if name in _GEOMETRIC else name
+
+
+def _apply_group(
+    name: str, images: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, space: Space
+) -> torch.Tensor:
+    """`images` through the kernel of group `name`, each at its own magnitude (`op`: each image's op,
+    which the geometric group needs to pick its matrix)."""
+    column = {row[0]: magnitude[k] for k, row in enumerate(space)}
+    if name == "geometric":
+        ids = {row[0]: k for k, row in enumerate(space)}
+        return kernels.affine(images, _matrices(op, ids, column, images.shape[-2:]))
+    if name in _BLENDS:
+        return _BLENDS[name](images, 1.0 + column[name])
+    if name == "posterize":
+        return kernels.posterize(images, column[name].long())
+    if name == "solarize":
+        return kernels.solarize(images, 255.0 * column[name])
+    return _PLAIN[name](images)
 
 
 def _matrices(
