@@ -88,3 +88,19 @@ def test_the_policies_and_erasing_with_a_cuda_generator_repeat_exactly() -> None
     first = pipeline(images, torch.Generator(device="cuda").manual_seed(5))
     assert torch.equal(first, pipeline(images, torch.Generator(device="cuda").manual_seed(5)))
     assert not torch.equal(first, pipeline(images, torch.Generator(device="cuda").manual_seed(6)))
+
+
+def test_the_policies_and_erasing_never_wait_for_the_device() -> None:
+    """RandAugment and TrivialAugment run every kernel on the whole batch on CUDA (no look at the
+    draws on the host), and no kernel stores through a mask: after a warm-up, nothing syncs."""
+    pipeline = build_pipeline(AugmentConfig(augment_ops=("randaugment", "trivialaugment", "random_erasing")))
+    images = _images(n=32).cuda()
+    generator = torch.Generator(device="cuda").manual_seed(8)
+    pipeline(images, generator)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = pipeline(images, generator)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.shape == images.shape and out.dtype == torch.float32

@@ -98,9 +98,8 @@ def autocontrast(images: torch.Tensor) -> torch.Tensor:
     low = x.amin(dim=(-2, -1), keepdim=True)
     high = x.amax(dim=(-2, -1), keepdim=True)
     flat = high == low
-    inv_scale = high.sub_(low).mul_(1.0 / _BOUND)
-    low[flat] = 0.0
-    inv_scale[flat] = 1.0
+    inv_scale = torch.where(flat, 1.0, high.sub_(low).mul_(1.0 / _BOUND))
+    low = torch.where(flat, 0.0, low)  # not low[flat] = 0: a masked store waits for the device
     return x.sub_(low).div_(inv_scale).clamp_(0.0, _BOUND).to(images.dtype)
 
 
