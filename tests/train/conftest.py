@@ -9,7 +9,10 @@ import torch
 from tinyshards import make_shards
 
 from inception3.config import TrainConfig
+from inception3.model import InceptionV3, parameter_groups
+from inception3.train.optim import build_optimizer
 from inception3.train.options import make_config
+from inception3.train.step import StepResult, train_step
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,3 +42,16 @@ def tiny_config(**overrides) -> TrainConfig:
         "device": "cpu",
     }
     return make_config(values | overrides)
+
+
+def one_step(cfg: TrainConfig, step: int, rank: int = 0) -> tuple[StepResult, dict[str, torch.Tensor]]:
+    """Global step `step` of rank `rank` on a fresh tiny network (5 classes, seeded) and a fixed random
+    uint8 batch of 8: its losses and the weights after it."""
+    torch.manual_seed(0)
+    model = InceptionV3(num_classes=5, depth_multiplier=0.25, image_size=75).train()
+    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (8, 3, 75, 75), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 5, (8,), generator=g)
+    result = train_step(model, optimizer, images, labels, step, rank, cfg, num_classes=5)
+    return result, {k: v.clone() for k, v in model.state_dict().items()}

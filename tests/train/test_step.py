@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import tiny_config
+from conftest import one_step, tiny_config
 
 from inception3.data.augment import distort_batch
 from inception3.model import InceptionOutputs, InceptionV3, parameter_groups
@@ -35,16 +35,9 @@ def test_loss_is_smoothed_cross_entropy_plus_weighted_aux() -> None:
 
 
 def _weights_after_step(rank: int, step: int) -> dict[str, torch.Tensor]:
-    cfg = tiny_config()
-    torch.manual_seed(0)
-    model = InceptionV3(num_classes=5, depth_multiplier=0.25, image_size=75).train()
-    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (8, 3, 75, 75), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 5, (8,), generator=g)
-    losses = train_step(model, optimizer, images, labels, step, rank, cfg)
+    losses, weights = one_step(tiny_config(), step, rank)
     assert torch.isfinite(losses.total) and losses.total > losses.cross_entropy > 0
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    return weights
 
 
 def test_a_step_repeats_exactly_and_ranks_and_steps_draw_differently() -> None:

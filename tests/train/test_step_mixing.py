@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import one_step, tiny_config
 
-from inception3.model import InceptionOutputs, InceptionV3, parameter_groups
+from inception3.model import InceptionOutputs
 from inception3.train.loop import train
-from inception3.train.optim import build_optimizer
-from inception3.train.step import inception_loss, train_step
+from inception3.train.step import inception_loss
 
 
 def test_one_hot_targets_give_the_hard_label_loss() -> None:
@@ -57,15 +56,8 @@ def test_class_weights_weigh_each_image_by_its_target() -> None:
 
 
 def _step(seed_step: int, **overrides) -> tuple[float, dict[str, torch.Tensor]]:
-    cfg = tiny_config(**overrides)
-    torch.manual_seed(0)
-    model = InceptionV3(num_classes=5, depth_multiplier=0.25, image_size=75).train()
-    optimizer = build_optimizer(parameter_groups(model, cfg.weight_decay), cfg)
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (8, 3, 75, 75), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 5, (8,), generator=g)
-    result = train_step(model, optimizer, images, labels, seed_step, 0, cfg, num_classes=5)
-    return float(result.total), {k: v.clone() for k, v in model.state_dict().items()}
+    result, weights = one_step(tiny_config(**overrides), seed_step)
+    return float(result.total), weights
 
 
 def test_a_mixing_step_with_accumulation_repeats_exactly() -> None:
