@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -60,6 +61,27 @@ def test_the_build_records_each_class_count_and_the_shards_hold_those_labels(imb
     assert info.class_counts["train"] == (6, 2, 1)
     labels = record_labels(open_split(info, "train"))
     assert np.bincount(labels).tolist() == [6, 2, 1]
+
+
+def test_the_labels_come_from_the_builds_file_without_reading_a_record_or_from_the_records(
+    imbalanced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = load_dataset_info(imbalanced)
+    records = open_split(info, "train")
+    read = np.array([records.read(i)[1] for i in range(len(records))])
+    saved = np.load(imbalanced / "train-record-labels.npy")
+    assert saved.dtype == np.int32 and np.array_equal(saved, read)
+    with monkeypatch.context() as patch:
+        patch.setattr(type(records), "read", lambda *_: pytest.fail("a record was read for its label"))
+        assert np.array_equal(TrainLoader(info, 3, 75, num_workers=0, balance_classes=True).labels, read)
+    # A file that is not the one dataset.json names (the same labels in another order, other labels) is
+    # not used: the labels are read from the records instead.
+    copy = tmp_path / "copy"
+    shutil.copytree(imbalanced, copy)
+    np.save(copy / "train-record-labels.npy", read[::-1].astype(np.int32))
+    assert np.array_equal(record_labels(open_split(load_dataset_info(copy), "train")), read)
+    np.save(copy / "train-record-labels.npy", np.zeros(9, dtype=np.int32))
+    assert open_split(load_dataset_info(copy), "train").saved_labels() is None
 
 
 def test_counts_that_do_not_add_up_are_refused_in_one_line(imbalanced: Path, tmp_path: Path) -> None:

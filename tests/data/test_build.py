@@ -162,7 +162,8 @@ def test_an_interrupted_build_resumes_keeping_complete_shards(tmp_path, monkeypa
         name = f"train-0000{i}-of-00003"
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
     shards = [f"train-0000{i}-of-00003" for i in range(3)]
-    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", *shards], "no temporary files left"
+    expected = ["dataset.json", *shards, "train-record-labels.npy"]
+    assert sorted(p.name for p in out.iterdir()) == expected, "no temporary files left"
     again = build_dataset(BuildConfig(tmp_path / "images", out, **options))
     assert again.reused_shards == 3, "a finished build is kept"
 
@@ -300,7 +301,8 @@ def test_a_second_build_into_a_locked_output_folder_is_refused_in_one_line(tmp_p
     assert killed.returncode == -9
     assert main(argv) == 0
     assert "wrote 3 train records" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "train-00000-of-00001"], "lock removed"
+    built = ["dataset.json", "train-00000-of-00001", "train-record-labels.npy"]
+    assert sorted(p.name for p in out.iterdir()) == built, "lock removed"
 
 
 def test_the_summary_names_the_first_few_converted_files_not_every_one(tmp_path, capsys):

@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from inception3.config import BUILD_SHUFFLE_SEED, BuildConfig
 from inception3.data.boxes import read_bounding_boxes
 from inception3.data.build_folder import STATE_DIR, is_built_already, locked, remove_partial_writes
 from inception3.data.meta import (
     DATASET_JSON,
+    RECORD_LABELS,
     folder_classes,
     read_dataset_json,
     shard_name,
@@ -34,7 +37,7 @@ from inception3.data.meta import (
 )
 from inception3.data.shard_writer import ShardResult, ShardTask, write_shards
 from inception3.errors import Inception3Error
-from inception3.files import printable, require_directory, write_text_atomic
+from inception3.files import atomic_write, printable, require_directory, write_text_atomic
 
 RECORDS_PER_SHARD = 1024  # default shard size when no shard count is given (ImageNet's are ~1,250)
 SHOWN_FILES = 5  # converted or skipped files named in the summary; dataset.json lists every one
@@ -172,7 +175,8 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     with locked(output_dir):  # from here on the folder is this build's alone
         state_dir = output_dir / STATE_DIR
         complete = is_built_already(output_dir, state_dir, fingerprint)
-        remove_partial_writes(output_dir, {DATASET_JSON}.union(*names.values()))
+        written = {DATASET_JSON, *(RECORD_LABELS.format(split=split) for split in splits)}
+        remove_partial_writes(output_dir, written.union(*names.values()))
         if complete:
             shutil.rmtree(state_dir, ignore_errors=True)  # left by a build killed while it cleaned up
             return _completed_report(output_dir, time.monotonic() - start)
@@ -254,6 +258,13 @@ def _record_build(
         }
         converted += [tuple(c) for r in shard_results for c in r.converted]
         skipped += [tuple(s) for r in shard_results for s in r.skipped]
+        # The shards hold the split's files in plan order, less those skipped: so do the labels.
+        labels = np.array(
+            [label - label_offset for file, label, _ in files[split] if file not in left_out], dtype=np.int32
+        )
+        with atomic_write(output_dir / RECORD_LABELS.format(split=split)) as f:
+            np.save(f, labels, allow_pickle=False)
+        meta_splits[split]["record_labels_sha256"] = hashlib.sha256(labels.tobytes()).hexdigest()
     # dataset.json is UTF-8 text: a file name that is not UTF-8 is listed with its bytes as \xNN
     build["converted"] = [{"file": printable(f), "was": what} for f, what in converted]
     build["skipped"] = [{"file": printable(f), "reason": printable(why)} for f, why in skipped]

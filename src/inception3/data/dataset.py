@@ -17,6 +17,7 @@ checkpointed on N ranks continues on M with nothing repeated or skipped. With cl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 from inception3.config import SHUFFLE_BUFFER
 from inception3.data.balance import balanced_order
 from inception3.data.example import ImageRecord, MalformedExampleError
-from inception3.data.meta import DATASET_JSON, DatasetInfo, list_images, split_shards
+from inception3.data.meta import DATASET_JSON, RECORD_LABELS, DatasetInfo, list_images, split_shards
 from inception3.data.records import CorruptRecordError, RecordFile, corrupt_record
 from inception3.errors import Inception3Error
 
@@ -39,6 +40,7 @@ class SplitRecords:
         when the shards came without it)."""
         self.split = split
         self.label_offset, self.num_classes = info.label_offset, info.num_classes
+        self.data_dir, self.record_labels = info.data_dir, info.record_labels.get(split)
         shards = split_shards(info.data_dir, split)
         self.files = [RecordFile(p, stop_at_damage=skip_corrupt) for p in shards]
         expected = info.shard_sizes.get(split, {})
@@ -65,6 +67,24 @@ class SplitRecords:
         """The error for global record `record`, naming its shard and index."""
         file, index = self.locate(record)
         return corrupt_record(file.path, index, what)
+
+    def saved_labels(self) -> np.ndarray | None:
+        """Every record's 0-based label (int64 [N]) as `build` saved them beside the shards; None when
+        there is no such file or it is not the one dataset.json names (by its SHA-256), or records
+        were lost to a damaged shard: the labels must then be read from the records. A record damaged
+        since the build keeps its label here; the loader skips it (or stops) when it reads it."""
+        digest = self.record_labels
+        path = self.data_dir / RECORD_LABELS.format(split=self.split)
+        if digest is None or self.lost_records:
+            return None
+        try:
+            labels = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        fits = labels.dtype == np.int32 and labels.ndim == 1 and len(labels) == len(self)
+        if not fits or hashlib.sha256(labels.tobytes()).hexdigest() != digest:
+            return None
+        return labels.astype(np.int64)
 
     def read(self, record: int) -> tuple[ImageRecord, int]:
         """Global record `record`, checksums checked, and its 0-based label.
@@ -158,11 +178,16 @@ def open_split(info: DatasetInfo, split: str, *, skip_corrupt: bool = False) -> 
 def record_labels(records: SplitRecords | FolderRecords, *, skip_corrupt: bool = False) -> np.ndarray:
     """Each record's 0-based label (int64 [N]), for class balance; -1 for one `skip_corrupt` leaves out.
 
-    An image folder's labels are its class folders'; shards hold theirs inside the records, so this
-    reads every record of the split once (as much as one epoch's reading, without the decoding).
+    An image folder's labels are its class folders'; shards built here come with theirs in a file
+    (`SplitRecords.saved_labels`). Other shards (TensorFlow's, or built before that file) hold them
+    only inside the records, so this reads every record of the split once (as much as one epoch's
+    reading, without the decoding).
     """
     if isinstance(records, FolderRecords):
         return np.array([label for _, label in records.files], dtype=np.int64)
+    saved = records.saved_labels()
+    if saved is not None:
+        return saved
     labels = np.empty(len(records), dtype=np.int64)
     for record in range(len(records)):
         try:

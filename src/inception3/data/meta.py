@@ -25,6 +25,9 @@ from inception3.files import is_utf8, printable, require_directory, what_is_at, 
 
 DATASET_JSON = "dataset.json"
 LABELS_FILE = "labels.txt"  # TensorFlow's build scripts' labels file: one class name per line, in label order
+# Each record's 0-based label in record order, written by `build` beside the shards, so that class
+# balance need not read every record to learn them (NumPy's .npy, int32).
+RECORD_LABELS = "{split}-record-labels.npy"
 SPLITS = ("train", "validation")
 _FORMAT = "inception3-shards/1"
 _SHARD = re.compile(r"(.+)-(\d{5})-of-(\d{5})")
@@ -45,6 +48,8 @@ class DatasetInfo:
     # Records per class of each split, index = 0-based label, as dataset.json records them (builds
     # since class balance came); empty when it is not known.
     class_counts: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The SHA-256 of each split's RECORD_LABELS array as the build wrote it; empty when not known.
+    record_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -287,13 +292,20 @@ def read_dataset_json(data_dir: Path) -> DatasetRecord | None:
             for split, entry in document["splits"].items()
             if "class_counts" in entry
         }
+        digests = {
+            split: str(entry["record_labels_sha256"])
+            for split, entry in document["splits"].items()
+            if "record_labels_sha256" in entry
+        }
         build = dict(document.get("build", {}))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:  # deep nesting
         raise Inception3Error(
             f"{path}: not a valid {DATASET_JSON} ({error}); rebuild with "
             "`inception3 build` or delete it and pass --label-offset"
         ) from error
-    info = DatasetInfo(path.parent, names, offset, sizes, shard_sizes=shards, class_counts=counts)
+    info = DatasetInfo(
+        path.parent, names, offset, sizes, shard_sizes=shards, class_counts=counts, record_labels=digests
+    )
     return DatasetRecord(info, build)
 
 
