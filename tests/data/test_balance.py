@@ -82,6 +82,11 @@ def test_the_labels_come_from_the_builds_file_without_reading_a_record_or_from_t
     assert np.array_equal(record_labels(open_split(load_dataset_info(copy), "train")), read)
     np.save(copy / "train-record-labels.npy", np.zeros(9, dtype=np.int32))
     assert open_split(load_dataset_info(copy), "train").saved_labels() is None
+    # A header declaring 2^40 labels in a file of a few bytes: refused from the header, nothing read.
+    header = {"descr": "<i4", "fortran_order": False, "shape": (2**40,)}
+    with open(copy / "train-record-labels.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+    assert open_split(load_dataset_info(copy), "train").saved_labels() is None
 
 
 def test_counts_that_do_not_add_up_are_refused_in_one_line(imbalanced: Path, tmp_path: Path) -> None:

@@ -172,7 +172,7 @@ def _build_command(images: Path, out: Path) -> list[str]:
 
 
 def _records_by_shard(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("train-*"))}
+    return {p.name: p.read_bytes() for p in sorted(out.glob("train-*-of-*"))}
 
 
 def test_a_build_killed_mid_way_finishes_on_rerun_with_exactly_the_same_records(tmp_path):
@@ -186,8 +186,8 @@ def test_a_build_killed_mid_way_finishes_on_rerun_with_exactly_the_same_records(
         process = subprocess.Popen(
             _build_command(tmp_path / "images", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        complete_before = len(list(out.glob("train-*")))
-        while process.poll() is None and len(list(out.glob("train-*"))) <= complete_before:
+        complete_before = len(list(out.glob("train-*-of-*")))
+        while process.poll() is None and len(list(out.glob("train-*-of-*"))) <= complete_before:
             time.sleep(0.005)
         time.sleep(delay)
         if process.poll() is None:
@@ -195,9 +195,11 @@ def test_a_build_killed_mid_way_finishes_on_rerun_with_exactly_the_same_records(
             kills += 1
         process.wait()
     assert kills >= 1, "the build always finished before it could be killed"
-    assert not (out / "dataset.json").exists() or len(list(out.glob("train-*"))) == 24
+    assert not (out / "dataset.json").exists() or len(list(out.glob("train-*-of-*"))) == 24
 
     result = subprocess.run(_build_command(tmp_path / "images", out), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert _records_by_shard(out) == clean
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("train-")) == ["dataset.json"]
+    labels = "train-record-labels.npy"
+    assert (out / labels).read_bytes() == (tmp_path / "clean" / labels).read_bytes()
+    assert sorted(p.name for p in out.iterdir() if "-of-" not in p.name) == ["dataset.json", labels]

@@ -77,12 +77,8 @@ class SplitRecords:
         path = self.data_dir / RECORD_LABELS.format(split=self.split)
         if digest is None or self.lost_records:
             return None
-        try:
-            labels = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None
-        fits = labels.dtype == np.int32 and labels.ndim == 1 and len(labels) == len(self)
-        if not fits or hashlib.sha256(labels.tobytes()).hexdigest() != digest:
+        labels = _read_int32s(path, len(self))
+        if labels is None or hashlib.sha256(labels.tobytes()).hexdigest() != digest:
             return None
         return labels.astype(np.int64)
 
@@ -173,6 +169,23 @@ def open_split(info: DatasetInfo, split: str, *, skip_corrupt: bool = False) -> 
             raise Inception3Error(f"{info.data_dir}: no '{split}' folder of class folders")
         return FolderRecords(list_images(info.folders[split], info.class_names))
     return SplitRecords(info, split, skip_corrupt=skip_corrupt)
+
+
+def _read_int32s(path: Path, count: int) -> np.ndarray | None:
+    """The int32 [count] array of the .npy file `path`; None when the file is missing, unreadable or
+    holds anything else. The header is checked before any data is read, so a file that declares a
+    huge array costs nothing."""
+    try:
+        with open(path, "rb") as f:
+            if np.lib.format.read_magic(f) != (1, 0):
+                return None
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+            if shape != (count,) or fortran_order or dtype != np.dtype("<i4"):
+                return None
+            labels = np.fromfile(f, dtype="<i4", count=count)
+    except (OSError, ValueError, EOFError):
+        return None
+    return labels if len(labels) == count else None
 
 
 def record_labels(records: SplitRecords | FolderRecords, *, skip_corrupt: bool = False) -> np.ndarray:
