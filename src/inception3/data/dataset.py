@@ -175,6 +175,8 @@ def _read_int32s(path: Path, count: int) -> np.ndarray | None:
     """The int32 [count] array of the .npy file `path`; None when the file is missing, unreadable or
     holds anything else. The header is checked before any data is read, so a file that declares a
     huge array costs nothing."""
+    if not path.is_file():  # a FIFO in its place would block the open
+        return None
     try:
         with open(path, "rb") as f:
             if np.lib.format.read_magic(f) != (1, 0):
